@@ -1,0 +1,48 @@
+# streamlock: `make demo` and `make test` work on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint format system-deps venv clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# The real registry (CNCF distribution), skopeo and wrk come from Debian's packages.
+system-deps:
+	@missing=""; \
+	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "✗ missing:$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: $(STAMP) system-deps
+	PYTHONPATH=. $(BIN)/python -m tests.fixtures.demo
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) system-deps
+	PYTHONPATH=. $(BIN)/python -m benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .demo .bench

@@ -1,0 +1,162 @@
+"""``streamlock.yaml``: the repository's configuration. Every field has a default."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import InputError
+
+CONFIG_FILE = "streamlock.yaml"
+
+_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# The same pattern is in schemas/config.schema.json.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(h|ms|m|s))+$"
+
+
+def parse_duration(text: str) -> float:
+    """Go-style duration (``15m``, ``1h30m``, ``90s``) in seconds."""
+    if not isinstance(text, str) or not _DURATION_RE.match(text):
+        raise InputError(f"invalid duration {text!r}", hint="use Go syntax such as 15m or 1h30m")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryAuth:
+    """Where credentials come from; the secret itself is never in the config."""
+
+    config_file: str | None = None
+    auth_file: str | None = None
+    helper: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    host: str
+    auth: RegistryAuth | None = None
+    mirrors: tuple[str, ...] = ()
+    concurrency: int = 8
+    requests_per_second: float | None = None
+    insecure: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GitConfig:
+    branch: str | None = None  # None: the branch checked out
+    push: str = "direct"  # direct | branch
+    author: str = "streamlock <streamlock@localhost>"
+    grouping: str = "stream"  # tag | stream | pass
+    remote: str = "origin"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    owners: tuple[str, ...] = ()
+    pullers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    default_namespace: str = "default"
+    platform: str = "linux/amd64"
+    import_interval: float = 900.0
+    history_limit: int = 10
+    local_registry: str | None = None
+    allowed_registries: tuple[str, ...] | None = None
+    registries: tuple[RegistryConfig, ...] = ()
+    git: GitConfig = field(default_factory=GitConfig)
+    consumers: tuple[str, ...] = ("deploy/**/*.yaml", "deploy/**/*.yml")
+    access: Mapping[str, AccessRule] = field(default_factory=dict)
+
+    def registry(self, host: str) -> RegistryConfig | None:
+        for registry in self.registries:
+            if registry.host == host:
+                return registry
+        return None
+
+    def registry_allowed(self, host: str) -> bool:
+        if self.allowed_registries is None:
+            return True
+        return any(fnmatch.fnmatchcase(host, pattern) for pattern in self.allowed_registries)
+
+    def may_pull(self, source_namespace: str, consumer_namespace: str) -> bool:
+        """Cross-namespace follow/pin needs a grant, like ``system:image-puller``."""
+        if source_namespace == consumer_namespace:
+            return True
+        rule = self.access.get(source_namespace)
+        return rule is not None and (consumer_namespace in rule.pullers or "*" in rule.pullers)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> Config:
+        """Build from already schema-checked data."""
+        data = data or {}
+        git = data.get("git") or {}
+        registries = []
+        for item in data.get("registries") or []:
+            auth = item.get("auth")
+            env = (auth or {}).get("env") or {}
+            registries.append(
+                RegistryConfig(
+                    host=item["host"],
+                    auth=None
+                    if auth is None
+                    else RegistryAuth(
+                        config_file=auth.get("configFile"),
+                        auth_file=auth.get("authFile"),
+                        helper=auth.get("helper"),
+                        username_env=env.get("username"),
+                        password_env=env.get("password"),
+                    ),
+                    mirrors=tuple(item.get("mirrors") or ()),
+                    concurrency=int(item.get("concurrency", 8)),
+                    requests_per_second=item.get("requestsPerSecond"),
+                    insecure=bool(item.get("insecure", False)),
+                    ca_file=item.get("caFile"),
+                    cert_file=item.get("certFile"),
+                    key_file=item.get("keyFile"),
+                )
+            )
+        access = {
+            ns: AccessRule(
+                owners=tuple((rule or {}).get("owners") or ()),
+                pullers=tuple((rule or {}).get("pullers") or ()),
+            )
+            for ns, rule in (data.get("access") or {}).items()
+        }
+        allowed = data.get("allowedRegistries")
+        defaults = cls()
+        return cls(
+            default_namespace=data.get("defaultNamespace", defaults.default_namespace),
+            platform=data.get("platform", defaults.platform),
+            import_interval=parse_duration(data["importInterval"])
+            if "importInterval" in data
+            else defaults.import_interval,
+            history_limit=int(data.get("historyLimit", defaults.history_limit)),
+            local_registry=data.get("localRegistry"),
+            allowed_registries=None if allowed is None else tuple(allowed),
+            registries=tuple(registries),
+            git=GitConfig(
+                branch=git.get("branch"),
+                push=git.get("push", "direct"),
+                author=git.get("author", GitConfig.author),
+                grouping=git.get("grouping", "stream"),
+                remote=git.get("remote", "origin"),
+            ),
+            consumers=tuple(data.get("consumers") or defaults.consumers),
+            access=access,
+        )
+
+
+def config_path(root: Path) -> Path:
+    return root / CONFIG_FILE
