@@ -1,0 +1,368 @@
+"""The ``streamlock`` command line. Data on stdout, messages on stderr.
+
+Exit codes: 0 success / nothing to change, 1 error, 2 changes (``plan``), 64 usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from reconciler import __version__, status
+from reconciler.config import CONFIG_FILE, Config
+from reconciler.errors import StreamlockError
+from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_USAGE = 64
+
+
+# ---------------------------------------------------------------------------------------------
+# Plumbing
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    """One renderer for our logs and the libraries' (stderr only)."""
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "logfmt"
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    elif fmt == "logfmt":
+        renderer = structlog.processors.LogfmtRenderer(key_order=["ts", "level", "msg"])
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            structlog.processors.EventRenamer("msg"),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+
+
+def find_repo(start: Path) -> Path:
+    """Walk up to the directory holding ``streamlock.yaml`` or ``streams/``, not past Git's top."""
+    current = start.resolve()
+    for candidate in (current, *current.parents):
+        if (candidate / CONFIG_FILE).is_file() or (candidate / "streams").is_dir():
+            return candidate
+        if (candidate / ".git").exists():
+            break
+    return current
+
+
+def repo_option(func: Any) -> Any:
+    return click.option(
+        "--repo",
+        "repo",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="STREAMLOCK_REPO",
+        help="Config repository (default: walk up from the current directory).",
+    )(func)
+
+
+def output_option(func: Any) -> Any:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["table", "json", "yaml"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(func)
+
+
+def resolve_repo(repo: Path | None) -> Path:
+    return repo if repo is not None else find_repo(Path.cwd())
+
+
+def registry_factory(config: Config) -> Resolver:
+    from reconciler.registry import RegistryClient
+
+    return _ClientResolver(RegistryClient, config)
+
+
+class _ClientResolver:
+    """Opens one pooled registry client for the whole pass and closes it afterwards."""
+
+    def __init__(self, client_class: Any, config: Config) -> None:
+        self.client_class = client_class
+        self.config = config
+
+    async def resolve_all(self, requests: Sequence[Any]) -> Any:
+        async with self.client_class(self.config) as client:
+            return await client.resolve_all(requests)
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str], no_header: bool = False) -> str:
+    """Plain padded columns with upper-case headers, as ``flux get`` prints."""
+    lines = [list(headers)] if not no_header else []
+    lines.extend([list(r) for r in rows])
+    if not lines:
+        return ""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
+    )
+
+
+def short(digest: str | None) -> str:
+    if not digest:
+        return "-"
+    return digest.split(":", 1)[-1][:12]
+
+
+def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
+    rows = []
+    for item in sorted(result.plan.statuses, key=lambda s: (s.namespace, s.stream, s.tag)):
+        changed = item.action in (status.ADDED, status.UPDATED, status.REMOVED)
+        if not everything and not changed and item.ready:
+            continue
+        image = short(item.image)
+        if item.action == status.UPDATED and item.previous and item.previous != item.image:
+            image = f"{short(item.previous)} → {short(item.image)}"
+        rows.append(
+            [
+                item.namespace,
+                item.stream,
+                item.tag,
+                item.action,
+                image,
+                "True" if item.ready else "False",
+                item.reason if not item.message else f"{item.reason}: {item.message}",
+            ]
+        )
+    return rows
+
+
+def emit_result(result: PassResult, output: str, everything: bool = False) -> None:
+    if output == "table":
+        for problem in result.problems:
+            click.echo(f"✗ {problem}", err=True)
+        rows = status_rows(result, everything)
+        if rows:
+            headers = ["NAMESPACE", "STREAM", "TAG", "ACTION", "IMAGE", "READY", "MESSAGE"]
+            click.echo(table(rows, headers))
+        return
+    data = {
+        "changed": result.plan.changed,
+        "commits": list(result.commits),
+        "pushed": result.pushed,
+        "problems": [str(p) for p in result.problems],
+        "tags": [
+            {
+                "namespace": s.namespace,
+                "stream": s.stream,
+                "tag": s.tag,
+                "action": s.action,
+                "ready": s.ready,
+                "reason": s.reason,
+                "message": s.message,
+                "image": s.image,
+                "previous": s.previous,
+            }
+            for s in result.plan.statuses
+        ],
+    }
+    if output == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        from ruamel.yaml import YAML
+
+        yaml = YAML(typ="safe")
+        yaml.default_flow_style = False
+        yaml.dump(data, sys.stdout)
+
+
+def summary(result: PassResult, verb: str) -> str:
+    counts: dict[str, int] = {}
+    for item in result.plan.statuses:
+        counts[item.action] = counts.get(item.action, 0) + 1
+    total = sum(counts.values())
+    parts = [
+        f"{counts[a]} {a}" for a in (status.ADDED, status.UPDATED, status.REMOVED) if a in counts
+    ]
+    failed = counts.get(status.FAILED, 0)
+    if failed:
+        parts.append(f"{failed} failed")
+    if result.problems:
+        parts.append(f"{len(result.problems)} invalid")
+    text = f"{total} tags: " + (", ".join(parts) if parts else "nothing to change")
+    if result.commits:
+        text += f"; {len(result.commits)} commit{'s' if len(result.commits) > 1 else ''}"
+        text += " pushed" if result.pushed else f" {verb}"
+    mark = "✓" if result.ok else "✗"
+    return f"{mark} {text}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+class StreamlockGroup(click.Group):
+    """Turns every error into a one-line message and our exit codes, in one place."""
+
+    def main(self, args: Sequence[str] | None = None, *pargs: Any, **kwargs: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or os.environ.get("STREAMLOCK_DEBUG") == "1"
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(argv, *pargs, **kwargs)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(EXIT_USAGE)
+        except click.Abort:
+            click.echo("✗ aborted", err=True)
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        except StreamlockError as exc:
+            if debug:
+                raise
+            click.echo(f"✗ {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@click.group(cls=StreamlockGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="streamlock")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "logfmt", "json"]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, log_format: str, log_level: str) -> None:
+    """streamlock: OpenShift image streams in plain Git."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    configure_logging(log_format, "debug" if debug else log_level)
+
+
+@cli.command()
+@repo_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "github", "gitlab"]),
+    default="text",
+    show_default=True,
+)
+def validate(repo: Path | None, fmt: str) -> None:
+    """Check streamlock.yaml and every stream file (offline; for PR CI)."""
+    from reconciler.imagestream import validate_repo
+
+    root = resolve_repo(repo)
+    problems = validate_repo(root)
+    if fmt == "github":
+        for problem in problems:
+            click.echo(
+                f"::error file={problem.path},line={problem.line},col={problem.column}::"
+                f"{problem.message}"
+            )
+    elif fmt == "gitlab":
+        import hashlib
+
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "description": p.message,
+                        "check_name": "streamlock-validate",
+                        "fingerprint": hashlib.sha256(str(p).encode()).hexdigest(),
+                        "severity": "major",
+                        "location": {"path": p.path, "lines": {"begin": p.line}},
+                    }
+                    for p in problems
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for problem in problems:
+            click.echo(str(problem))
+    if problems:
+        click.echo(f"✗ {len(problems)} problem{'s' if len(problems) > 1 else ''} found", err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo("✓ valid", err=True)
+
+
+@cli.command()
+@repo_option
+@output_option
+@click.option("-A", "--all", "everything", is_flag=True, help="List unchanged tags too.")
+@click.pass_context
+def plan(ctx: click.Context, repo: Path | None, output: str, everything: bool) -> None:
+    """Dry run: show what a pass would change. Exit 0 nothing, 2 changes, 1 errors."""
+    root = resolve_repo(repo)
+    result = asyncio.run(run_pass(root, registry_factory, PassOptions(write=False)))
+    emit_result(result, output, everything)
+    click.echo(summary(result, "planned"), err=True)
+    if not result.ok:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if result.plan.changed else EXIT_OK)
+
+
+@cli.command()
+@repo_option
+@output_option
+@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+@click.option("-A", "--all", "everything", is_flag=True, help="List unchanged tags too.")
+def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -> None:
+    """One pass: resolve due tags, commit changed locks, push."""
+    root = resolve_repo(repo)
+    result = asyncio.run(run_pass(root, registry_factory, PassOptions(push=not no_push)))
+    emit_result(result, output, everything)
+    click.echo(summary(result, "committed"), err=True)
+    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
+
+
+@cli.command("import-image")
+@click.argument("names", nargs=-1, required=True)
+@repo_option
+@output_option
+@click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
+def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push: bool) -> None:
+    """Import NS/STREAM[:TAG] now, even if not scheduled or due (like ``oc import-image``)."""
+    for name in names:
+        if "/" not in name:
+            raise click.UsageError(f"{name!r}: expected NAMESPACE/STREAM[:TAG]")
+    root = resolve_repo(repo)
+    options = PassOptions(push=not no_push, forced=frozenset(names))
+    result = asyncio.run(run_pass(root, registry_factory, options))
+    emit_result(result, output)
+    click.echo(summary(result, "committed"), err=True)
+    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=None if argv is None else list(argv), prog_name="streamlock")

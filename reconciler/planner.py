@@ -1,0 +1,725 @@
+"""The pure heart of streamlock: specs + locks + history + observations -> the next locks.
+
+``plan`` imports nothing that does I/O. The shell (``reconcile.py``) first asks
+``import_requests`` which registry lookups are due, resolves them, then calls ``plan`` and acts
+on the returned ``Plan``: files to write, commits to make, a status per tag.
+
+The revert rule (DESIGN.md §4), per tag, with B = the digest the reconciler last committed for
+this tag and this ``from`` (from its trailers), L = the lock's digest, U = what the source serves::
+
+    U == L             -> nothing
+    L != B and U == B  -> nothing (a person moved away from B: keep their choice)
+    otherwise          -> bump to U
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from reconciler import status
+from reconciler.config import Config
+from reconciler.image import Image, ImportFailure, ImportRequest, Observation
+from reconciler.imagestream import (
+    DOCKER_IMAGE,
+    IMAGE_STREAM_IMAGE,
+    IMAGE_STREAM_TAG,
+    LOCAL,
+    ImageStream,
+    TagSpec,
+)
+from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, dumps, lock_path
+from reconciler.reference import ImageReference
+from reconciler.status import TagStatus
+from reconciler.trailers import TrailerBlock, bump_subject, format_message
+
+StreamKey = tuple[str, str]
+# (tag key "ns/stream:tag", from identity) -> digest the reconciler last committed.
+Bases = Mapping[tuple[str, str], str]
+
+
+def tag_key(namespace: str, stream: str, tag: str) -> str:
+    return f"{namespace}/{stream}:{tag}"
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class TagChange:
+    """One tag whose lock entry changes in this pass."""
+
+    namespace: str
+    stream: str
+    tag: str
+    old: LockEntry | None
+    new: LockEntry | None
+
+    @property
+    def key(self) -> str:
+        return tag_key(self.namespace, self.stream, self.tag)
+
+    @property
+    def action(self) -> str:
+        if self.old is None:
+            return status.ADDED
+        if self.new is None:
+            return status.REMOVED
+        return status.UPDATED
+
+    @property
+    def moved(self) -> bool:
+        """True when the pinned digest changes (not only metadata)."""
+        old = self.old.image if self.old else None
+        new = self.new.image if self.new else None
+        return old != new
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCommit:
+    """A commit to make: its message and the full bytes of every file it touches."""
+
+    subject: str
+    message: str
+    files: Mapping[str, bytes | None]
+    changes: tuple[TagChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything a pass decided; the shell writes it, never re-decides it."""
+
+    locks: Mapping[StreamKey, StreamLock]
+    files: Mapping[str, bytes | None]
+    commits: tuple[PlannedCommit, ...]
+    changes: tuple[TagChange, ...]
+    statuses: tuple[TagStatus, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files)
+
+    @property
+    def failed(self) -> tuple[TagStatus, ...]:
+        return tuple(s for s in self.statuses if not s.ready)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which registry lookups are due
+
+
+def is_due(
+    spec: TagSpec,
+    namespace: str,
+    entry: LockEntry | None,
+    *,
+    key: str,
+    config: Config,
+    now: datetime,
+    last_checked: Mapping[str, datetime],
+    forced: Collection[str],
+) -> bool:
+    """Import on creation, on spec change, when forced, and when a scheduled tag's time comes."""
+    if entry is None:
+        return True
+    if spec.hold is not None:
+        return False
+    if entry.spec_hash != spec.spec_hash(namespace):
+        return True
+    if _forced(key, forced):
+        return True
+    if not spec.scheduled:
+        return False
+    checked = last_checked.get(key)
+    return checked is None or now - checked >= timedelta(seconds=config.import_interval)
+
+
+def _forced(key: str, forced: Collection[str]) -> bool:
+    stream_key = key.rsplit(":", 1)[0]
+    return key in forced or stream_key in forced
+
+
+def _needs_registry(spec: TagSpec) -> bool:
+    return spec.source.kind == DOCKER_IMAGE and not spec.reference
+
+
+def import_requests(
+    streams: Sequence[ImageStream],
+    locks: Mapping[StreamKey, StreamLock],
+    config: Config,
+    now: datetime,
+    *,
+    last_checked: Mapping[str, datetime] | None = None,
+    forced: Collection[str] = (),
+) -> list[ImportRequest]:
+    """The registry lookups this pass needs, one per distinct (reference, mode, platform)."""
+    requests: dict[tuple[str, str, str], ImportRequest] = {}
+    for stream in streams:
+        lock = locks.get(stream.key)
+        for spec in stream.tags:
+            if not _needs_registry(spec):
+                continue
+            entry = lock.tags.get(spec.name) if lock else None
+            key = tag_key(stream.namespace, stream.name, spec.name)
+            if not is_due(
+                spec,
+                stream.namespace,
+                entry,
+                key=key,
+                config=config,
+                now=now,
+                last_checked=last_checked or {},
+                forced=forced,
+            ):
+                continue
+            request = _request(spec, stream.namespace, entry, config)
+            requests.setdefault(request.key, request)
+    return [requests[k] for k in sorted(requests)]
+
+
+def _request(
+    spec: TagSpec, namespace: str, entry: LockEntry | None, config: Config
+) -> ImportRequest:
+    known = None
+    if entry is not None and entry.spec_hash == spec.spec_hash(namespace):
+        known = entry.as_image()
+    return ImportRequest(
+        reference=spec.source.name,
+        import_mode=spec.import_mode,
+        platform=config.platform,
+        insecure=spec.insecure,
+        known=known,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+
+def _status(
+    stream: ImageStream,
+    spec: TagSpec,
+    action: str,
+    reason: str,
+    message: str = "",
+    image: str | None = None,
+    previous: str | None = None,
+) -> TagStatus:
+    return TagStatus(
+        stream.namespace, stream.name, spec.name, action, reason, message, image, previous
+    )
+
+
+@dataclass(slots=True)
+class _Resolved:
+    """A tag's outcome during planning (mutable scratch, never leaves this module)."""
+
+    entry: LockEntry | None
+    source_ref: str | None
+    status: TagStatus
+
+
+@dataclass(slots=True)
+class _Pass:
+    streams: Mapping[StreamKey, ImageStream]
+    locks: Mapping[StreamKey, StreamLock]
+    bases: Bases
+    observations: Mapping[tuple[str, str, str], Observation]
+    config: Config
+    now: datetime
+    last_checked: Mapping[str, datetime]
+    forced: Collection[str]
+    resolved: dict[str, _Resolved] = field(default_factory=dict)
+    visiting: list[str] = field(default_factory=list)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def old_entry(self, namespace: str, stream: str, tag: str) -> LockEntry | None:
+        lock = self.locks.get((namespace, stream))
+        return lock.tags.get(tag) if lock else None
+
+    def docker_image_reference(self, stream: ImageStream, spec: TagSpec, source_ref: str) -> str:
+        if spec.reference_policy == LOCAL and self.config.local_registry:
+            digest = source_ref.rsplit("@", 1)[1]
+            return f"{self.config.local_registry}/{stream.namespace}/{stream.name}@{digest}"
+        return source_ref
+
+    def keep(
+        self,
+        stream: ImageStream,
+        spec: TagSpec,
+        old: LockEntry | None,
+        action: str,
+        reason: str,
+        message: str = "",
+    ) -> _Resolved:
+        """Keep the last good pin (or nothing); only the derived pull spec may be refreshed."""
+        entry, source_ref = old, old.docker_image_reference if old else None
+        if old is not None and action != status.FAILED and reason != status.HELD:
+            source_ref = self.source_ref_of_kept(spec, old)
+            reference = self.docker_image_reference(stream, spec, source_ref)
+            entry = replace(old, docker_image_reference=reference)
+        image = old.image if old else None
+        return _Resolved(entry, source_ref, _status(stream, spec, action, reason, message, image))
+
+    def source_ref_of_kept(self, spec: TagSpec, old: LockEntry) -> str:
+        if spec.source.kind == DOCKER_IMAGE and old.source == spec.source:
+            try:
+                return ImageReference.parse(spec.source.name).with_digest(old.image)
+            except Exception:  # validated earlier; fall back to what the lock says
+                return old.docker_image_reference
+        return old.docker_image_reference
+
+    def new_entry(
+        self,
+        stream: ImageStream,
+        spec: TagSpec,
+        old: LockEntry | None,
+        image: Image,
+        source_ref: str,
+    ) -> LockEntry:
+        """An entry pinned to ``image``; history grows only when the digest changes."""
+        reference = self.docker_image_reference(stream, spec, source_ref)
+        base = dict(
+            source=spec.source,
+            image=image.digest,
+            docker_image_reference=reference,
+            spec_hash=spec.spec_hash(stream.namespace),
+            created=image.created,
+            platform=image.platform,
+            labels=dict(image.labels),
+            platforms=None if image.platforms is None else dict(image.platforms),
+            index_digest=image.index_digest,
+        )
+        if old is not None and old.image == image.digest:
+            return LockEntry(imported_at=old.imported_at, history=old.history, **base)
+        imported_at = rfc3339(self.now)
+        item = HistoryItem(image.digest, reference, image.created, imported_at)
+        history = (item, *(old.history if old else ()))[: self.config.history_limit]
+        return LockEntry(imported_at=imported_at, history=history, **base)
+
+    def decide(
+        self,
+        stream: ImageStream,
+        spec: TagSpec,
+        old: LockEntry | None,
+        image: Image,
+        source_ref: str,
+        *,
+        override: bool = False,
+    ) -> _Resolved:
+        """Apply the revert rule to an observed image U."""
+        ns = stream.namespace
+        spec_changed = (
+            old is None or old.spec_hash != spec.spec_hash(ns) or old.source != spec.source
+        )
+        if old is not None and not spec_changed and old.image == image.digest:
+            entry = self.new_entry(stream, spec, old, image, source_ref)
+            return _Resolved(
+                entry,
+                source_ref,
+                _status(stream, spec, status.UNCHANGED, status.UP_TO_DATE, "", old.image),
+            )
+        if old is not None and not spec_changed and not override:
+            base = self.bases.get((tag_key(ns, stream.name, spec.name), spec.source.identity()))
+            if base is not None and old.image != base and image.digest == base:
+                message = (
+                    f"kept {old.image[:19]}: a person moved the tag away from "
+                    f"{base[:19]}, which the source still serves"
+                )
+                return _Resolved(
+                    old,
+                    old.docker_image_reference,
+                    _status(
+                        stream, spec, status.UNCHANGED, status.REVERT_RESPECTED, message, old.image
+                    ),
+                )
+        entry = self.new_entry(stream, spec, old, image, source_ref)
+        action = status.ADDED if old is None else status.UPDATED
+        if old is not None and old.image == entry.image and old == entry:
+            action = status.UNCHANGED
+        previous = old.image if old else None
+        return _Resolved(
+            entry,
+            source_ref,
+            _status(stream, spec, action, status.IMPORT_SUCCEEDED, "", entry.image, previous),
+        )
+
+    # -- per kind ------------------------------------------------------------------------------
+
+    def resolve(self, stream: ImageStream, spec: TagSpec) -> _Resolved:
+        key = tag_key(stream.namespace, stream.name, spec.name)
+        if key in self.resolved:
+            return self.resolved[key]
+        old = self.old_entry(stream.namespace, stream.name, spec.name)
+        if spec.hold is not None and old is not None:
+            result = self.keep(
+                stream, spec, old, status.UNCHANGED, status.HELD, f"held: {spec.hold}"
+            )
+        elif spec.source.kind == IMAGE_STREAM_TAG:
+            result = self.resolve_follower(stream, spec, old, key)
+        elif spec.source.kind == IMAGE_STREAM_IMAGE:
+            result = self.resolve_stream_image(stream, spec, old)
+        elif spec.reference:
+            result = self.resolve_reference(stream, spec, old)
+        else:
+            result = self.resolve_import(stream, spec, old, key)
+        self.resolved[key] = result
+        return result
+
+    def resolve_import(
+        self, stream: ImageStream, spec: TagSpec, old: LockEntry | None, key: str
+    ) -> _Resolved:
+        if not is_due(
+            spec,
+            stream.namespace,
+            old,
+            key=key,
+            config=self.config,
+            now=self.now,
+            last_checked=self.last_checked,
+            forced=self.forced,
+        ):
+            return self.keep(stream, spec, old, status.UNCHANGED, status.NOT_DUE)
+        request = _request(spec, stream.namespace, old, self.config)
+        observation = self.observations.get(request.key)
+        if observation is None:
+            observation = ImportFailure(status.IMPORT_FAILED, "not resolved in this pass")
+        if isinstance(observation, ImportFailure):
+            kept = f"; kept {old.image[:19]}" if old else ""
+            return self.keep(
+                stream, spec, old, status.FAILED, observation.reason, observation.message + kept
+            )
+        source_ref = ImageReference.parse(spec.source.name).with_digest(observation.digest)
+        return self.decide(
+            stream, spec, old, observation, source_ref, override=_forced(key, self.forced)
+        )
+
+    def resolve_reference(
+        self, stream: ImageStream, spec: TagSpec, old: LockEntry | None
+    ) -> _Resolved:
+        ref = ImageReference.parse(spec.source.name)
+        if ref.digest is None:
+            return self.keep(
+                stream,
+                spec,
+                old,
+                status.FAILED,
+                status.INVALID_SPEC,
+                "reference: true needs a digest reference (name@sha256:…)",
+            )
+        image = old.as_image() if old and old.image == ref.digest else Image(ref.digest)
+        return self.decide(stream, spec, old, image, str(ref))
+
+    def target_stream(
+        self, stream: ImageStream, spec: TagSpec, name: str
+    ) -> tuple[ImageStream | None, str, str | None]:
+        """The stream a follower or pin points into, or an error message."""
+        namespace = spec.source.namespace or stream.namespace
+        if not self.config.may_pull(namespace, stream.namespace):
+            return (
+                None,
+                namespace,
+                (
+                    f"namespace {stream.namespace!r} may not use images of {namespace!r}; "
+                    f"grant it in streamlock.yaml access.{namespace}.pullers"
+                ),
+            )
+        target = self.streams.get((namespace, name))
+        if target is None:
+            return None, namespace, f"image stream {namespace}/{name} does not exist"
+        return target, namespace, None
+
+    def resolve_follower(
+        self, stream: ImageStream, spec: TagSpec, old: LockEntry | None, key: str
+    ) -> _Resolved:
+        target_name, _, target_tag = spec.source.name.rpartition(":")
+        target_name = target_name or stream.name
+        target, namespace, error = self.target_stream(stream, spec, target_name)
+        if error is not None or target is None:
+            reason = status.ACCESS_DENIED if "may not" in (error or "") else status.FOLLOW_FAILED
+            return self.keep(stream, spec, old, status.FAILED, reason, error or "")
+        target_spec = target.tag(target_tag)
+        if target_spec is None:
+            return self.keep(
+                stream,
+                spec,
+                old,
+                status.FAILED,
+                status.FOLLOW_FAILED,
+                f"{namespace}/{target_name}:{target_tag} is not a tag",
+            )
+        target_key = tag_key(namespace, target_name, target_tag)
+        if target_key in self.visiting:
+            cycle = [*self.visiting[self.visiting.index(target_key) :], target_key]
+            message = "follow cycle: " + " → ".join(cycle)
+            for member in self.visiting[self.visiting.index(target_key) :]:
+                self.resolved.setdefault(member, self.cycle_member(member, message))
+            return self.keep(stream, spec, old, status.FAILED, status.FOLLOW_CYCLE, message)
+        self.visiting.append(key)
+        try:
+            upstream = self.resolve(target, target_spec)
+        finally:
+            self.visiting.pop()
+        if key in self.resolved:  # marked as a cycle member while resolving the target
+            return self.resolved[key]
+        if upstream.entry is None or upstream.source_ref is None:
+            return self.keep(
+                stream,
+                spec,
+                old,
+                status.FAILED,
+                status.FOLLOW_FAILED,
+                f"{target_key} has no image yet",
+            )
+        return self.decide(stream, spec, old, upstream.entry.as_image(), upstream.source_ref)
+
+    def cycle_member(self, key: str, message: str) -> _Resolved:
+        namespace, rest = key.split("/", 1)
+        stream_name, tag = rest.rsplit(":", 1)
+        stream = self.streams[(namespace, stream_name)]
+        spec = stream.tag(tag)
+        assert spec is not None
+        old = self.old_entry(namespace, stream_name, tag)
+        return self.keep(stream, spec, old, status.FAILED, status.FOLLOW_CYCLE, message)
+
+    def resolve_stream_image(
+        self, stream: ImageStream, spec: TagSpec, old: LockEntry | None
+    ) -> _Resolved:
+        source_name, _, digest = spec.source.name.partition("@")
+        target, namespace, error = self.target_stream(stream, spec, source_name)
+        if error is not None and "may not" in error:
+            return self.keep(stream, spec, old, status.FAILED, status.ACCESS_DENIED, error)
+        if old is not None and old.image == digest and old.source == spec.source:
+            return self.decide(stream, spec, old, old.as_image(), old.docker_image_reference)
+        found = self.find_image(namespace, source_name, digest, target)
+        if found is None:
+            return self.keep(
+                stream,
+                spec,
+                old,
+                status.FAILED,
+                status.IMAGE_UNKNOWN,
+                f"{namespace}/{source_name}@{digest[:19]}… is not in that stream's lock or history",
+            )
+        image, source_ref = found
+        return self.decide(stream, spec, old, image, source_ref)
+
+    def find_image(
+        self, namespace: str, name: str, digest: str, target: ImageStream | None
+    ) -> tuple[Image, str] | None:
+        """A digest in a stream's current or historical images (old lock and this pass)."""
+        entries: list[LockEntry] = []
+        if target is not None:
+            for spec in target.tags:
+                key = tag_key(namespace, name, spec.name)
+                # Imports have no dependencies; other kinds count once resolved, so pins
+                # and followers never recurse into each other here.
+                if _needs_registry(spec):
+                    resolved: _Resolved | None = self.resolve(target, spec)
+                else:
+                    resolved = self.resolved.get(key)
+                if resolved is not None and resolved.entry is not None:
+                    entries.append(resolved.entry)
+        lock = self.locks.get((namespace, name))
+        if lock is not None:
+            entries.extend(lock.tags[t] for t in sorted(lock.tags))
+        for entry in entries:
+            if entry.image == digest:
+                return entry.as_image(), entry.docker_image_reference
+        for entry in entries:
+            for item in entry.history:
+                if item.image == digest:
+                    return Image(digest, created=item.created), item.docker_image_reference
+        return None
+
+
+def plan(
+    streams: Sequence[ImageStream],
+    locks: Mapping[StreamKey, StreamLock],
+    bases: Bases,
+    observations: Mapping[tuple[str, str, str], Observation],
+    config: Config,
+    now: datetime,
+    *,
+    last_checked: Mapping[str, datetime] | None = None,
+    forced: Collection[str] = (),
+    prune: bool = True,
+) -> Plan:
+    """Compute the next locks and the commits that record them.
+
+    ``prune`` removes locks whose stream no longer exists; the shell turns it off when a stream
+    file failed to load, so a typo never deletes a lock.
+    """
+    by_key = {stream.key: stream for stream in streams}
+    state = _Pass(
+        streams=by_key,
+        locks=locks,
+        bases=bases,
+        observations=observations,
+        config=config,
+        now=now,
+        last_checked=last_checked or {},
+        forced=forced,
+    )
+    new_locks: dict[StreamKey, StreamLock] = {}
+    statuses: list[TagStatus] = []
+    changes: list[TagChange] = []
+    files: dict[str, bytes | None] = {}
+    per_stream: dict[StreamKey, list[TagChange]] = {}
+    for key in sorted(by_key):
+        stream = by_key[key]
+        old_lock = locks.get(key)
+        entries: dict[str, LockEntry] = {}
+        for spec in stream.tags:
+            result = state.resolve(stream, spec)
+            statuses.append(result.status)
+            if result.entry is not None:
+                entries[spec.name] = result.entry
+        new_lock = StreamLock(stream.namespace, stream.name, entries, source_path=stream.path)
+        new_locks[key] = new_lock
+        stream_changes = _diff(stream.namespace, stream.name, old_lock, new_lock)
+        for change in stream_changes:
+            if change.new is None:
+                statuses.append(
+                    TagStatus(
+                        stream.namespace,
+                        stream.name,
+                        change.tag,
+                        status.REMOVED,
+                        status.IMPORT_SUCCEEDED,
+                        "tag removed from the spec",
+                        previous=change.old.image if change.old else None,
+                    )
+                )
+        new_bytes = dumps(new_lock)
+        if (entries or old_lock is not None) and (old_lock is None or dumps(old_lock) != new_bytes):
+            files[new_lock.path] = new_bytes
+            per_stream[key] = stream_changes
+            changes.extend(stream_changes)
+    for key in sorted(locks):
+        if key in by_key:
+            continue
+        if not prune:
+            new_locks[key] = locks[key]
+            continue
+        old_lock = locks[key]
+        files[old_lock.path] = None
+        stream_changes = _diff(key[0], key[1], old_lock, None)
+        per_stream[key] = stream_changes
+        changes.extend(stream_changes)
+    commits = _commits(per_stream, new_locks, locks, config)
+    return Plan(new_locks, files, commits, tuple(changes), tuple(statuses))
+
+
+def _diff(
+    namespace: str, name: str, old: StreamLock | None, new: StreamLock | None
+) -> list[TagChange]:
+    old_tags = old.tags if old else {}
+    new_tags = new.tags if new else {}
+    return [
+        TagChange(namespace, name, tag, old_tags.get(tag), new_tags.get(tag))
+        for tag in sorted(set(old_tags) | set(new_tags))
+        if old_tags.get(tag) != new_tags.get(tag)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Commits
+
+
+def _body_line(change: TagChange) -> str:
+    if change.new is None:
+        return f"{change.tag}: removed from the spec"
+    entry = change.new
+    parts = [f"{change.tag}: {entry.source.kind} {entry.source.name}"]
+    if entry.created:
+        parts.append(f"created {entry.created}")
+    version = entry.labels.get("org.opencontainers.image.version")
+    revision = entry.labels.get("org.opencontainers.image.revision")
+    if version:
+        parts.append(f"version {version}")
+    if revision:
+        parts.append(f"revision {revision}")
+    return ", ".join(parts)
+
+
+def _blocks(changes: Sequence[TagChange]) -> list[TrailerBlock]:
+    return [
+        TrailerBlock(
+            tag=change.key,
+            source=change.new.source.identity(),
+            previous=change.old.image if change.old else None,
+            image=change.new.image,
+        )
+        for change in changes
+        if change.new is not None and change.moved
+    ]
+
+
+def _message(subject: str, changes: Sequence[TagChange]) -> str:
+    body = "\n".join(_body_line(change) for change in changes)
+    return format_message(subject, body, _blocks(changes))
+
+
+def _subject(changes: Sequence[TagChange]) -> str:
+    streams = sorted({(c.namespace, c.stream) for c in changes})
+    if len(streams) == 1:
+        ns, name = streams[0]
+        return bump_subject(
+            ns,
+            name,
+            [
+                (c.tag, c.old.image if c.old else None, c.new.image if c.new else None)
+                for c in changes
+            ],
+        )
+    return f"streamlock: {len(changes)} tags in {len(streams)} image streams"
+
+
+def _commits(
+    per_stream: Mapping[StreamKey, list[TagChange]],
+    new_locks: Mapping[StreamKey, StreamLock],
+    old_locks: Mapping[StreamKey, StreamLock],
+    config: Config,
+) -> tuple[PlannedCommit, ...]:
+    def lock_bytes(key: StreamKey, lock: StreamLock | None) -> bytes | None:
+        if lock is None or (not lock.tags and key not in old_locks):
+            return None
+        return dumps(lock)
+
+    grouping = config.git.grouping
+    commits: list[PlannedCommit] = []
+    if grouping == "pass" and per_stream:
+        changes = [c for key in sorted(per_stream) for c in per_stream[key]]
+        files = {lock_path(*key): lock_bytes(key, new_locks.get(key)) for key in sorted(per_stream)}
+        subject = _subject(changes) if changes else "streamlock: refresh locks"
+        commits.append(PlannedCommit(subject, _message(subject, changes), files, tuple(changes)))
+        return tuple(commits)
+    for key in sorted(per_stream):
+        changes = per_stream[key]
+        path = lock_path(*key)
+        if grouping == "tag" and len(changes) > 1:
+            # Walk the stream's lock from old to new one tag at a time.
+            current = dict(old_locks[key].tags) if key in old_locks else {}
+            final = new_locks.get(key)
+            for change in changes:
+                if change.new is None:
+                    current.pop(change.tag, None)
+                else:
+                    current[change.tag] = change.new
+                step = StreamLock(
+                    key[0], key[1], dict(current), source_path=final.source_path if final else ""
+                )
+                subject = _subject([change])
+                data = None if final is None and not current else dumps(step)
+                commits.append(
+                    PlannedCommit(subject, _message(subject, [change]), {path: data}, (change,))
+                )
+            continue
+        subject = _subject(changes) if changes else f"{key[0]}/{key[1]}: refresh lock"
+        files = {path: lock_bytes(key, new_locks.get(key))}
+        commits.append(PlannedCommit(subject, _message(subject, changes), files, tuple(changes)))
+    return tuple(commits)

@@ -1,0 +1,170 @@
+"""One reconcile pass: read the repo, ask the registry, let the planner decide, commit, push.
+
+The only module that joins the pure planner to the registry and Git shells. Nothing from httpx or
+GitPython escapes it: the shells translate their errors into ``reconciler.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from reconciler import planner
+from reconciler.config import CONFIG_FILE, Config, load_config
+from reconciler.errors import GitError, InputError, Problem, PushRejected
+from reconciler.gitrepo import GitRepo, TrailerIndex
+from reconciler.image import ImportRequest, Observation
+from reconciler.imagestream import load_streams
+from reconciler.lockfile import StreamLock, loads
+
+log = structlog.get_logger("streamlock")
+
+WATCHED_PATHS = ("streams", "locks", CONFIG_FILE)
+PUSH_ATTEMPTS = 5
+
+
+class Resolver(Protocol):
+    """What the pass needs from a registry client (``registry.RegistryClient`` is one)."""
+
+    async def resolve_all(
+        self, requests: Sequence[ImportRequest]
+    ) -> Mapping[tuple[str, str, str], Observation]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PassOptions:
+    write: bool = True  # False: plan only
+    push: bool = True
+    forced: Collection[str] = ()
+    now: datetime | None = None
+    last_checked: Mapping[str, datetime] = field(default_factory=dict)
+    push_attempts: int = PUSH_ATTEMPTS
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    plan: planner.Plan
+    problems: tuple[Problem, ...]
+    commits: tuple[str, ...] = ()
+    pushed: bool = False
+    push_attempts: int = 0
+    revision: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.plan.failed
+
+
+def load_locks(root: Path) -> dict[tuple[str, str], StreamLock]:
+    """Every ``locks/<ns>/<name>.lock.yaml`` in the working tree."""
+    locks: dict[tuple[str, str], StreamLock] = {}
+    base = root / "locks"
+    if not base.is_dir():
+        return locks
+    for path in sorted(base.glob("*/*.lock.yaml")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            raise InputError(f"{relative}: lock files may not be symlinks")
+        lock = loads(path.read_bytes(), relative)
+        locks[lock.key] = lock
+    return locks
+
+
+async def _observe(
+    resolver: Resolver,
+    requests: Sequence[ImportRequest],
+    seen: dict[tuple[str, str, str], Observation],
+) -> dict[tuple[str, str, str], Observation]:
+    """Resolve what this attempt needs; a retry after a push race reuses earlier answers."""
+    missing = [r for r in requests if r.key not in seen]
+    if missing:
+        seen.update(await resolver.resolve_all(missing))
+    return {r.key: seen[r.key] for r in requests if r.key in seen}
+
+
+async def run_pass(
+    root: Path,
+    resolver_factory: Callable[[Config], Resolver],
+    options: PassOptions = PassOptions(),
+) -> PassResult:
+    """Plan (and with ``options.write``, commit and push) one pass over the repo at ``root``."""
+    root = root.resolve()
+    now = options.now or datetime.now(UTC).replace(microsecond=0)
+    config = load_config(root)
+    repo = GitRepo.open(root) if options.write else None
+    if repo is not None and not repo.is_clean(WATCHED_PATHS):
+        raise InputError(
+            "uncommitted changes under streams/, locks/ or streamlock.yaml",
+            hint="commit or stash them first (streamlock plan works on a dirty tree)",
+        )
+    upstream = repo.upstream() if repo is not None and options.push else None
+    if upstream is not None and repo is not None and repo.ahead_of_upstream() > 0:
+        raise GitError(
+            "the branch has unpushed commits",
+            hint="push them first, or run with --no-push",
+        )
+    resolver = resolver_factory(config)
+    seen: dict[tuple[str, str, str], Observation] = {}
+    attempts = 0
+    while True:
+        attempts += 1
+        streamset = load_streams(root, config)
+        locks = load_locks(root)
+        bases = TrailerIndex(repo).bases() if repo is not None else _bases_readonly(root)
+        requests = planner.import_requests(
+            streamset.streams,
+            locks,
+            config,
+            now,
+            last_checked=options.last_checked,
+            forced=options.forced,
+        )
+        observations = await _observe(resolver, requests, seen)
+        plan = planner.plan(
+            streamset.streams,
+            locks,
+            bases,
+            observations,
+            config,
+            now,
+            last_checked=options.last_checked,
+            forced=options.forced,
+            prune=not streamset.problems,
+        )
+        if repo is None:
+            return PassResult(plan, streamset.problems, push_attempts=0)
+        shas = tuple(
+            repo.commit(commit.files, commit.message, config.git.author) for commit in plan.commits
+        )
+        for sha, commit in zip(shas, plan.commits, strict=True):
+            log.info("committed", revision=sha[:12], subject=commit.subject)
+        if upstream is None or not shas:
+            return PassResult(plan, streamset.problems, shas, False, 0, repo.head())
+        remote, branch = upstream
+        if repo.push(remote, branch):
+            log.info("pushed", remote=remote, branch=branch, commits=len(shas))
+            return PassResult(plan, streamset.problems, shas, True, attempts, repo.head())
+        if attempts >= options.push_attempts:
+            raise PushRejected(
+                f"push to {remote}/{branch} rejected {attempts} times",
+                hint="another writer keeps moving the branch; the next pass will try again",
+            )
+        log.warning("push rejected; recomputing on the new tip", attempt=attempts)
+        repo.fetch(remote, branch)
+        repo.reset_hard(f"{remote}/{branch}")
+        await asyncio.sleep(random.uniform(0.05, 0.25) * attempts)
+
+
+def _bases_readonly(root: Path) -> planner.Bases:
+    """Bases for ``plan``: from Git when the repo is one, else none (revert rule off)."""
+    try:
+        return TrailerIndex(GitRepo.open(root)).bases()
+    except GitError:
+        return {}

@@ -1,0 +1,422 @@
+"""The pure planner: import decisions, the revert rule, following, pins, history, commits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from reconciler import status
+from reconciler.config import AccessRule, Config, GitConfig
+from reconciler.image import Image, ImportFailure, ImportRequest
+from reconciler.imagestream import ImageStream, TagReference, TagSpec
+from reconciler.lockfile import StreamLock, loads
+from reconciler.planner import import_requests, plan
+from reconciler.trailers import parse_message
+
+NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+REG = "registry.example.com"
+
+
+def digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+def docker(tag: str, source: str, **kw: object) -> TagSpec:
+    return TagSpec(tag, TagReference("DockerImage", source), **kw)  # type: ignore[arg-type]
+
+
+def follow(tag: str, target: str, namespace: str | None = None, **kw: object) -> TagSpec:
+    return TagSpec(tag, TagReference("ImageStreamTag", target, namespace), **kw)  # type: ignore[arg-type]
+
+
+def pin(tag: str, target: str, namespace: str | None = None) -> TagSpec:
+    return TagSpec(tag, TagReference("ImageStreamImage", target, namespace))
+
+
+def stream(name: str, *tags: TagSpec, ns: str = "shop") -> ImageStream:
+    return ImageStream(ns, name, tuple(tags), path=f"streams/{ns}/{name}.yaml")
+
+
+def obs(source: str, n: int, **kw: object) -> dict:
+    return {ImportRequest(source).key: Image(digest(n), created="2026-11-01T00:00:00Z", **kw)}  # type: ignore[arg-type]
+
+
+def run(streams, locks=None, observations=None, bases=None, config=None, **kw):
+    return plan(
+        streams,
+        locks or {},
+        bases or {},
+        observations or {},
+        config or Config(),
+        kw.pop("now", NOW),
+        **kw,
+    )
+
+
+def reread(result, previous=None) -> dict:
+    locks = dict(previous or {})
+    for path, data in result.files.items():
+        if data is None:
+            locks = {k: v for k, v in locks.items() if v.path != path}
+        else:
+            lock = loads(data)
+            locks[lock.key] = lock
+    return locks
+
+
+def state(result) -> dict[str, str]:
+    return {
+        f"{ns}/{name}:{tag}": entry.image
+        for (ns, name), lock in result.locks.items()
+        for tag, entry in lock.tags.items()
+    }
+
+
+def bases_from(result, previous=None) -> dict:
+    found = dict(previous or {})
+    for commit in result.commits:
+        for block in parse_message(commit.message):
+            found[(block.tag, block.source)] = block.image
+    return found
+
+
+APP = f"{REG}/shop/app:1.0"
+
+
+def test_new_tag_is_imported_with_history_of_one():
+    """A tag seen for the first time is pinned to what the registry serves."""
+    result = run([stream("app", docker("test", APP))], observations=obs(APP, 1))
+    entry = result.locks[("shop", "app")].tags["test"]
+    assert entry.image == digest(1)
+    assert entry.docker_image_reference == f"{REG}/shop/app@{digest(1)}"
+    assert entry.imported_at == "2026-11-29T12:00:00Z"
+    assert [h.image for h in entry.history] == [digest(1)]
+    assert list(result.files) == ["locks/shop/app.lock.yaml"]
+
+
+def test_second_pass_with_same_image_changes_nothing():
+    """Re-planning the planned state with the same registry answer writes no file."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    second = run(
+        streams, reread(first), obs(APP, 1), bases_from(first), now=NOW + timedelta(hours=1)
+    )
+    assert not second.changed and second.commits == ()
+
+
+def test_new_digest_bumps_and_prepends_history():
+    """A scheduled tag whose registry digest changed is bumped; history is newest first."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    later = NOW + timedelta(hours=1)
+    second = run(streams, reread(first), obs(APP, 2), bases_from(first), now=later)
+    entry = second.locks[("shop", "app")].tags["test"]
+    assert entry.image == digest(2)
+    assert [h.image for h in entry.history] == [digest(2), digest(1)]
+    assert entry.imported_at == "2026-11-29T13:00:00Z"
+    [commit] = second.commits
+    [block] = parse_message(commit.message)
+    assert (block.tag, block.previous, block.image) == ("shop/app:test", digest(1), digest(2))
+
+
+def test_revert_is_respected_while_registry_serves_reverted_digest():
+    """L != B and U == B: a person reverted the bump, so the pass keeps their choice."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    bump = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    bases = bases_from(bump, bases_from(first))
+    reverted = reread(first)  # git revert restores the old lock bytes
+    again = run(streams, reverted, obs(APP, 2), bases)
+    assert not again.changed
+    [tag_status] = again.statuses
+    assert tag_status.reason == status.REVERT_RESPECTED
+
+
+def test_revert_is_left_when_registry_serves_a_new_digest():
+    """After a revert, a third image is a new bump."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    bump = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    bases = bases_from(bump, bases_from(first))
+    again = run(streams, reread(first), obs(APP, 3), bases)
+    assert state(again) == {"shop/app:test": digest(3)}
+
+
+def test_forced_import_overrides_a_respected_revert():
+    """import-image is an explicit request: it takes what the registry serves now."""
+    streams = [stream("app", docker("test", APP))]
+    first = run(streams, observations=obs(APP, 1))
+    bump = run(streams, reread(first), obs(APP, 2), bases_from(first), forced={"shop/app"})
+    bases = bases_from(bump, bases_from(first))
+    again = run(streams, reread(first), obs(APP, 2), bases, forced={"shop/app:test"})
+    assert state(again) == {"shop/app:test": digest(2)}
+
+
+def test_hold_annotation_freezes_the_tag():
+    """A held tag keeps its pin and says why."""
+    held = docker("test", APP, scheduled=True, annotations={"streamlock.dev/hold": "CVE triage"})
+    first = run([stream("app", docker("test", APP, scheduled=True))], observations=obs(APP, 1))
+    second = run([stream("app", held)], reread(first), obs(APP, 2))
+    assert not second.changed
+    [tag_status] = second.statuses
+    assert tag_status.reason == status.HELD and "CVE triage" in tag_status.message
+    assert import_requests([stream("app", held)], reread(first), Config(), NOW) == []
+
+
+def test_unscheduled_tag_is_not_reimported():
+    """Without importPolicy.scheduled a tag is imported on creation and spec change only."""
+    streams = [stream("app", docker("test", APP))]
+    first = run(streams, observations=obs(APP, 1))
+    assert import_requests(streams, reread(first), Config(), NOW) == []
+    second = run(streams, reread(first), obs(APP, 2))
+    assert not second.changed
+
+
+def test_scheduled_tag_is_due_after_the_interval_only():
+    """A scheduled tag is due when never checked, or when the interval has passed."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    locks = reread(run(streams, observations=obs(APP, 1)))
+    config = Config(import_interval=600)
+    checked = {"shop/app:test": NOW}
+    assert len(import_requests(streams, locks, config, NOW)) == 1
+    assert (
+        import_requests(streams, locks, config, NOW + timedelta(seconds=599), last_checked=checked)
+        == []
+    )
+    due = import_requests(
+        streams, locks, config, NOW + timedelta(seconds=600), last_checked=checked
+    )
+    assert [r.reference for r in due] == [APP]
+    assert due[0].known is not None and due[0].known.digest == digest(1)
+
+
+def test_spec_change_reimports_even_after_a_revert():
+    """A changed from always re-imports, whatever the revert rule would say."""
+    first = run([stream("app", docker("test", APP))], observations=obs(APP, 1))
+    other = f"{REG}/shop/app:2.0"
+    changed = [stream("app", docker("test", other))]
+    assert [r.reference for r in import_requests(changed, reread(first), Config(), NOW)] == [other]
+    result = run(changed, reread(first), obs(other, 1), bases_from(first))
+    entry = result.locks[("shop", "app")].tags["test"]
+    assert entry.source.name == other and entry.image == digest(1)
+    assert result.changed  # specHash and from changed even though the digest did not
+
+
+def test_identical_references_are_requested_once():
+    """Many streams naming the same image cost one lookup."""
+    streams = [stream(f"s{i}", docker("a", APP), docker("b", APP)) for i in range(3)]
+    assert len(import_requests(streams, {}, Config(), NOW)) == 1
+
+
+def test_registry_failure_keeps_last_good_pin():
+    """A failed lookup keeps the pin and reports the reason."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    failure = {ImportRequest(APP).key: ImportFailure(status.MANIFEST_UNKNOWN, "tag gone")}
+    second = run(streams, reread(first), failure)
+    assert not second.changed
+    [tag_status] = second.statuses
+    assert not tag_status.ready and tag_status.reason == status.MANIFEST_UNKNOWN
+    assert state(second) == {"shop/app:test": digest(1)}
+
+
+def test_failed_tag_does_not_stop_others():
+    """One missing image fails alone; the rest of the stream is pinned."""
+    other = f"{REG}/shop/app:2.0"
+    failure = {ImportRequest(other).key: ImportFailure(status.MANIFEST_UNKNOWN, "no such tag")}
+    result = run(
+        [stream("app", docker("a", APP), docker("b", other))],
+        observations={**obs(APP, 1), **failure},
+    )
+    assert state(result) == {"shop/app:a": digest(1)}
+    assert [s.tag for s in result.failed] == ["b"]
+
+
+def test_alias_follows_same_stream_tag():
+    """ImageStreamTag 'name: test' tracks the test tag of the same stream."""
+    result = run(
+        [stream("app", docker("test", APP), follow("latest", "test"))], observations=obs(APP, 1)
+    )
+    assert state(result) == {"shop/app:test": digest(1), "shop/app:latest": digest(1)}
+    latest = result.locks[("shop", "app")].tags["latest"]
+    assert latest.docker_image_reference == f"{REG}/shop/app@{digest(1)}"
+
+
+def test_follower_chain_across_streams_resolves_in_one_pass():
+    """Chains resolve to a fixpoint whatever the file order."""
+    streams = [
+        stream("a", follow("x", "b:y")),
+        stream("b", follow("y", "c:z")),
+        stream("c", docker("z", APP)),
+    ]
+    result = run(streams, observations=obs(APP, 7))
+    assert set(state(result).values()) == {digest(7)}
+
+
+def test_follow_cycle_fails_only_its_members():
+    """Tags in a cycle are errors; other tags in the same streams still resolve."""
+    streams = [stream("app", follow("a", "b"), follow("b", "a"), docker("c", APP))]
+    result = run(streams, observations=obs(APP, 1))
+    reasons = {s.tag: s.reason for s in result.statuses}
+    assert reasons["a"] == reasons["b"] == status.FOLLOW_CYCLE
+    assert state(result) == {"shop/app:c": digest(1)}
+
+
+def test_follower_of_missing_tag_fails():
+    """Following a tag that does not exist is an error for the follower only."""
+    result = run([stream("app", follow("latest", "nope"))])
+    [tag_status] = result.statuses
+    assert tag_status.reason == status.FOLLOW_FAILED and not result.changed
+
+
+def test_cross_namespace_follow_needs_a_grant():
+    """staging may follow shop's tags only when access.shop.pullers lists it."""
+    streams = [
+        stream("app", docker("test", APP)),
+        stream("app", follow("x", "app:test", "shop"), ns="staging"),
+    ]
+    denied = run(streams, observations=obs(APP, 1))
+    assert {s.reason for s in denied.statuses if s.namespace == "staging"} == {status.ACCESS_DENIED}
+    config = Config(access={"shop": AccessRule(pullers=("staging",))})
+    granted = run(streams, observations=obs(APP, 1), config=config)
+    assert state(granted)["staging/app:x"] == digest(1)
+
+
+def test_stream_image_pins_a_digest_from_history():
+    """ImageStreamImage app@sha256:… pins an image that is in the stream's lock history."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    second = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    promoted = [stream("app", docker("test", APP, scheduled=True), pin("prod", f"app@{digest(1)}"))]
+    third = run(promoted, reread(second, reread(first)), obs(APP, 2))
+    assert state(third)["shop/app:prod"] == digest(1)
+    prod = third.locks[("shop", "app")].tags["prod"]
+    assert prod.docker_image_reference == f"{REG}/shop/app@{digest(1)}"
+
+
+def test_stream_image_unknown_digest_fails():
+    """A pin to a digest the stream never had is an error for that tag."""
+    streams = [stream("app", docker("test", APP), pin("prod", f"app@{digest(9)}"))]
+    result = run(streams, observations=obs(APP, 1))
+    reasons = {s.tag: s.reason for s in result.statuses}
+    assert reasons["prod"] == status.IMAGE_UNKNOWN and reasons["test"] == status.IMPORT_SUCCEEDED
+
+
+def test_promotion_pin_survives_later_bumps_of_the_source():
+    """prod pinned to test's digest stays when test moves on."""
+    first = run([stream("app", docker("test", APP, scheduled=True))], observations=obs(APP, 1))
+    promoted = [stream("app", docker("test", APP, scheduled=True), pin("prod", f"app@{digest(1)}"))]
+    second = run(promoted, reread(first), obs(APP, 1), bases_from(first))
+    third = run(promoted, reread(second, reread(first)), obs(APP, 2), bases_from(second))
+    assert state(third) == {"shop/app:test": digest(2), "shop/app:prod": digest(1)}
+
+
+def test_reference_true_pins_as_given_without_a_lookup():
+    """reference: true records the digest reference and asks no registry."""
+    ref = f"{REG}/shop/app@{digest(5)}"
+    streams = [stream("app", docker("ext", ref, reference=True))]
+    assert import_requests(streams, {}, Config(), NOW) == []
+    result = run(streams)
+    entry = result.locks[("shop", "app")].tags["ext"]
+    assert entry.image == digest(5) and entry.docker_image_reference == ref
+
+
+def test_reference_true_with_mutable_tag_fails():
+    """A mutable tag cannot be recorded as a reference."""
+    result = run([stream("app", docker("ext", APP, reference=True))])
+    [tag_status] = result.statuses
+    assert tag_status.reason == status.INVALID_SPEC and not result.changed
+
+
+def test_reference_policy_local_rewrites_pull_spec():
+    """referencePolicy Local points consumers at the configured local registry."""
+    config = Config(local_registry="registry.internal:5000")
+    spec = docker("test", APP, reference_policy="Local")
+    result = run([stream("app", spec)], observations=obs(APP, 1), config=config)
+    entry = result.locks[("shop", "app")].tags["test"]
+    assert entry.docker_image_reference == f"registry.internal:5000/shop/app@{digest(1)}"
+
+
+def test_reference_policy_change_recomputes_without_reimport():
+    """Switching referencePolicy rewrites the pull spec but is not a re-import."""
+    config = Config(local_registry="registry.internal:5000")
+    first = run([stream("app", docker("test", APP))], observations=obs(APP, 1), config=config)
+    local = [stream("app", docker("test", APP, reference_policy="Local"))]
+    assert import_requests(local, reread(first), config, NOW) == []
+    second = run(local, reread(first), config=config, bases=bases_from(first))
+    entry = second.locks[("shop", "app")].tags["test"]
+    assert entry.docker_image_reference.startswith("registry.internal:5000/shop/app@")
+    assert entry.imported_at == "2026-11-29T12:00:00Z"
+
+
+def test_removed_tag_leaves_the_lock():
+    """A tag removed from the spec is removed from the lock."""
+    first = run([stream("app", docker("a", APP), follow("b", "a"))], observations=obs(APP, 1))
+    second = run([stream("app", docker("a", APP))], reread(first))
+    assert state(second) == {"shop/app:a": digest(1)}
+    assert any(c.action == status.REMOVED for c in second.changes)
+
+
+def test_removed_stream_deletes_its_lock_unless_pruning_is_off():
+    """A deleted stream file deletes its lock, but not while some stream file is broken."""
+    first = run([stream("app", docker("a", APP))], observations=obs(APP, 1))
+    gone = run([], reread(first))
+    assert gone.files == {"locks/shop/app.lock.yaml": None}
+    kept = run([], reread(first), prune=False)
+    assert not kept.changed
+
+
+def test_history_is_capped_at_history_limit():
+    """History keeps historyLimit images, newest first."""
+    config = Config(history_limit=3)
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    locks: dict = {}
+    for n in range(1, 7):
+        result = run(streams, locks, obs(APP, n), config=config)
+        locks = reread(result, locks)
+    history = locks[("shop", "app")].tags["test"].history
+    assert [h.image for h in history] == [digest(6), digest(5), digest(4)]
+
+
+def test_grouping_stream_makes_one_commit_per_stream():
+    """The default grouping commits each changed stream on its own."""
+    streams = [stream("a", docker("x", APP), docker("y", APP)), stream("b", docker("z", APP))]
+    result = run(streams, observations=obs(APP, 1))
+    assert [c.subject.split(":")[0] for c in result.commits] == ["shop/a", "shop/b"]
+    assert len(parse_message(result.commits[0].message)) == 2
+
+
+def test_grouping_pass_and_tag():
+    """grouping: pass makes one commit; grouping: tag one per tag, each with valid lock bytes."""
+    streams = [stream("a", docker("x", APP), docker("y", APP)), stream("b", docker("z", APP))]
+    per_pass = run(streams, observations=obs(APP, 1), config=Config(git=GitConfig(grouping="pass")))
+    assert len(per_pass.commits) == 1 and len(per_pass.commits[0].files) == 2
+    per_tag = run(streams, observations=obs(APP, 1), config=Config(git=GitConfig(grouping="tag")))
+    assert len(per_tag.commits) == 3
+    last_a = [c for c in per_tag.commits if "locks/shop/a.lock.yaml" in c.files][-1]
+    assert last_a.files["locks/shop/a.lock.yaml"] == per_tag.files["locks/shop/a.lock.yaml"]
+    first_a = loads(per_tag.commits[0].files["locks/shop/a.lock.yaml"])
+    assert list(first_a.tags) == ["x"]
+
+
+def test_commit_message_has_subject_body_and_trailers():
+    """Subject names the stream and digests; the body says where the image came from."""
+    result = run(
+        [stream("app", docker("test", APP))],
+        observations=obs(APP, 1, labels={"org.opencontainers.image.version": "1.0.3"}),
+    )
+    [commit] = result.commits
+    assert commit.subject.startswith("shop/app: test")
+    assert "version 1.0.3" in commit.message
+    assert f"Streamlock-From: {APP}" in commit.message
+
+
+def test_lock_file_is_stable_bytes():
+    """The lock written is exactly what dumping the parsed lock gives again."""
+    from reconciler.lockfile import dumps
+
+    result = run(
+        [stream("app", docker("test", APP), follow("latest", "test"))], observations=obs(APP, 1)
+    )
+    data = result.files["locks/shop/app.lock.yaml"]
+    assert dumps(loads(data)) == data
+    assert isinstance(loads(data), StreamLock)
