@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+
 import httpx
 import pytest
 
+from tests.fixtures.fault_proxy import WRONG_DIGEST
 from tests.fixtures.images import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -13,6 +17,7 @@ from tests.fixtures.images import (
     OCI_MANIFEST,
     Seeder,
     build_image,
+    sha256,
 )
 from tests.fixtures.registry_server import RegistryServer
 from tests.fixtures.token_server import TokenServer
@@ -199,3 +204,149 @@ def test_missing_binary_is_an_error(tmp_path):
     server = RegistryServer(tmp_path, binary=str(tmp_path / "no-such-registry"))
     with pytest.raises(RuntimeError, match="apt-get install"):
         server.start()
+
+
+# --- fault proxy -------------------------------------------------------------------------------
+@pytest.fixture
+def proxied(registry: RegistryServer, fault_proxy, seeder: Seeder, repo_name: str):
+    """A fault proxy in front of the plain registry, with one image at tag ``1``."""
+    digest = seeder.push_image(repo_name, "1")
+    proxy = fault_proxy(registry)
+    with httpx.Client(base_url=proxy.url, trust_env=False, timeout=10) as client:
+        yield proxy, client, digest
+
+
+def _head(client: httpx.Client, repo: str, ref: str = "1") -> httpx.Response:
+    return client.head(f"/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT})
+
+
+def test_proxy_forwards_pushes_and_records(registry, fault_proxy, repo_name: str):
+    """Pushing through the proxy works (upload Location points back at it) and is recorded."""
+    proxy = fault_proxy(registry)
+    with Seeder(proxy.url) as via_proxy:
+        digest = via_proxy.push_image(repo_name, "p")
+    assert proxy.count("PUT", r"/blobs/uploads/") == 2
+    assert proxy.count("PUT", r"/manifests/p$") == 1
+    assert all(r.status is not None and r.status < 500 for r in proxy.requests)
+    with Seeder(registry.url) as direct:
+        assert direct.digest(repo_name, "p") == digest
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_proxy_injects_status_then_forwards(proxied, repo_name: str, status: int):
+    """A status fault answers `times` matching requests, then the registry answers."""
+    proxy, client, _ = proxied
+    proxy.fail(status, method="HEAD", path=r"/manifests/", times=2)
+    assert [_head(client, repo_name).status_code for _ in range(3)] == [status, status, 200]
+    assert [r.fault for r in proxy.requests] == ["status", "status", None]
+    assert proxy.pending_faults() == []
+
+
+def test_proxy_retry_after_seconds(proxied, repo_name: str):
+    """rate_limit sends 429 with Retry-After in seconds."""
+    proxy, client, _ = proxied
+    proxy.rate_limit(7)
+    response = _head(client, repo_name)
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "7")
+
+
+def test_proxy_retry_after_http_date(proxied, repo_name: str):
+    """rate_limit with a datetime sends Retry-After as an HTTP date."""
+    proxy, client, _ = proxied
+    when = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    proxy.rate_limit(when)
+    assert _head(client, repo_name).headers["Retry-After"] == "Wed, 02 Jan 2030 03:04:05 GMT"
+
+
+def test_proxy_fault_matches_method_and_path(proxied, repo_name: str):
+    """A fault for GET on blobs leaves a manifest HEAD alone."""
+    proxy, client, _ = proxied
+    proxy.fail(503, method="GET", path=r"/blobs/")
+    assert _head(client, repo_name).status_code == 200
+    assert len(proxy.pending_faults()) == 1
+
+
+def test_proxy_reset_closes_without_response(proxied, repo_name: str):
+    """A reset fault drops the connection; the next request is forwarded."""
+    proxy, client, digest = proxied
+    proxy.reset(path=r"/manifests/")
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        _head(client, repo_name)
+    assert _head(client, repo_name).headers["Docker-Content-Digest"] == digest
+    assert [r.status for r in proxy.requests] == [None, 200]
+
+
+def test_proxy_slow_response_trips_client_timeout(proxied, repo_name: str):
+    """A slow fault delays the response past a short client timeout."""
+    proxy, client, _ = proxied
+    proxy.slow(5.0)
+    with pytest.raises(httpx.ReadTimeout):
+        client.head(
+            f"/v2/{repo_name}/manifests/1",
+            headers={"Accept": MANIFEST_ACCEPT},
+            timeout=0.3,
+        )
+
+
+def test_proxy_slow_response_is_forwarded(proxied, repo_name: str):
+    """A slow fault still forwards the registry's answer."""
+    proxy, client, digest = proxied
+    proxy.slow(0.05)
+    assert _head(client, repo_name).headers["Docker-Content-Digest"] == digest
+    assert proxy.requests[-1].fault == "slow"
+
+
+def test_proxy_rewrites_digest_header(proxied, repo_name: str):
+    """A bad-digest fault swaps Docker-Content-Digest but keeps the body."""
+    proxy, client, digest = proxied
+    proxy.bad_digest(method="GET")
+    response = client.get(f"/v2/{repo_name}/manifests/1", headers={"Accept": MANIFEST_ACCEPT})
+    assert response.headers["Docker-Content-Digest"] == WRONG_DIGEST
+    assert sha256(response.content) == digest
+    assert _head(client, repo_name).headers["Docker-Content-Digest"] == digest
+
+
+async def test_proxy_serves_async_clients_with_keepalive(registry, fault_proxy, seeder, repo_name):
+    """An async client reuses one connection through the proxy across faults and forwards."""
+    digest = seeder.push_image(repo_name, "1")
+    proxy = fault_proxy(registry)
+    proxy.fail(503, times=1)
+    limits = httpx.Limits(max_connections=1)
+    async with httpx.AsyncClient(base_url=proxy.url, trust_env=False, limits=limits) as client:
+        codes = []
+        for _ in range(3):
+            response = await client.head(
+                f"/v2/{repo_name}/manifests/1", headers={"Accept": MANIFEST_ACCEPT}
+            )
+            codes.append(response.status_code)
+    assert codes == [503, 200, 200]
+    assert response.headers["Docker-Content-Digest"] == digest
+
+
+# --- git remote --------------------------------------------------------------------------------
+def test_config_repo_pushes_initial_files(config_repo):
+    """The working clone's files are committed and pushed to the bare remote's main."""
+    repo = config_repo({"streamlock.yaml": "apiVersion: streamlock/v1\n", "a/b.txt": b"x"})
+    assert repo.read_remote("streamlock.yaml") == "apiVersion: streamlock/v1\n"
+    assert repo.read_remote("a/b.txt") == "x"
+    assert repo.read_remote("missing.txt") is None
+    assert repo.remote_head() == repo.head()
+
+
+def test_config_repo_clone_sees_pushed_commits(config_repo, tmp_path):
+    """A second clone sees commits pushed from the first; log reads the remote newest first."""
+    repo = config_repo({"f.txt": "1\n"})
+    repo.commit({"f.txt": "2\n"}, "Second\n\nStreamlock-Tag: shop/app:prod")
+    other = repo.clone(tmp_path / "other")
+    assert (other / "f.txt").read_text() == "2\n"
+    log = repo.log(path="f.txt", n=1)
+    assert log[0]["subject"] == "Second"
+    assert "Streamlock-Tag: shop/app:prod" in log[0]["message"]
+    assert repo.commit_count() == 2
+
+
+def test_git_ignores_machine_config(config_repo):
+    """git runs with the session's own identity and no system config."""
+    repo = config_repo({"f.txt": "1\n"})
+    assert repo.git("config", "--global", "user.email").strip() == "test@streamlock.invalid"
+    assert os.environ["GIT_CONFIG_NOSYSTEM"] == "1"
