@@ -1,0 +1,212 @@
+"""Whole passes against the real registry and a bare Git remote, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.lockfile import loads
+from reconciler.trailers import parse_message
+from tests.fixtures.gitremote import ConfigRepo
+from tests.fixtures.images import Seeder
+
+LOCK = "locks/shop/app.lock.yaml"
+
+
+def stream_file(name: str, tags: str, namespace: str = "shop") -> str:
+    return (
+        "apiVersion: image.openshift.io/v1\n"
+        "kind: ImageStream\n"
+        f"metadata:\n  name: {name}\n  namespace: {namespace}\n"
+        f"spec:\n  tags:\n{tags}"
+    )
+
+
+def docker_tag(tag: str, ref: str, scheduled: bool = True, extra: str = "") -> str:
+    text = f"  - name: {tag!r}\n    from:\n      kind: DockerImage\n      name: {ref}\n"
+    if scheduled:
+        text += "    importPolicy:\n      scheduled: true\n"
+    return text + extra
+
+
+def follow_tag(tag: str, target: str, namespace: str | None = None) -> str:
+    text = f"  - name: {tag!r}\n    from:\n      kind: ImageStreamTag\n      name: {target!r}\n"
+    if namespace:
+        text += f"      namespace: {namespace}\n"
+    return text
+
+
+def streamlock(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def lock_of(repo: ConfigRepo, path: str = LOCK):
+    text = repo.read_remote(path)
+    assert text is not None, f"{path} not on the remote"
+    return loads(text.encode())
+
+
+@pytest.fixture
+def app_repo(config_repo, seeder: Seeder, repo_name: str):
+    """A config repo with shop/app: test (scheduled), latest → test, and the image pushed."""
+    first = seeder.push_image(
+        repo_name, "1.0", salt="one", labels={"org.opencontainers.image.version": "1.0"}
+    )
+    tags = docker_tag("test", seeder.ref(repo_name, "1.0")) + follow_tag("latest", "test")
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", tags)})
+    return repo, first
+
+
+def test_docker_tag_is_pinned_to_the_served_digest_and_pushed(app_repo, seeder, repo_name):
+    """The lock on the remote pins what the registry serves; the alias follows it."""
+    repo, first = app_repo
+    code, out, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    lock = lock_of(repo)
+    assert lock.tags["test"].image == first == seeder.digest(repo_name, "1.0")
+    assert lock.tags["test"].docker_image_reference == seeder.ref(repo_name, digest=first)
+    assert lock.tags["latest"].image == first
+    assert lock.tags["test"].labels["org.opencontainers.image.version"] == "1.0"
+    assert "added" in out and "✓" in err
+
+
+def test_commit_carries_trailers(app_repo, seeder, repo_name):
+    """The bump commit's trailers name tag, source, previous and new image."""
+    repo, first = app_repo
+    streamlock("reconcile", "--repo", str(repo.work))
+    [commit] = repo.log(n=1)
+    blocks = {b.tag: b for b in parse_message(commit["message"])}
+    assert blocks["shop/app:test"].image == first
+    assert blocks["shop/app:test"].source == seeder.ref(repo_name, "1.0")
+    assert blocks["shop/app:test"].previous is None
+    assert commit["subject"].startswith("shop/app: ")
+    check = subprocess.run(
+        ["git", "interpret-trailers", "--parse"], input=commit["message"], text=True,
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert f"Streamlock-Image: {first}" in check.stdout
+
+
+def test_second_pass_is_a_no_op(app_repo):
+    """Nothing new: no commit, no byte changed, exit 0."""
+    repo, _ = app_repo
+    streamlock("reconcile", "--repo", str(repo.work))
+    head, before = repo.remote_head(), repo.read_remote(LOCK)
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    assert repo.remote_head() == head and repo.read_remote(LOCK) == before
+    assert repo.git("status", "--porcelain") == ""
+
+
+def test_plan_exit_codes(app_repo, seeder, repo_name):
+    """plan: 2 when it would change, 0 when nothing would; it never writes."""
+    repo, _ = app_repo
+    head = repo.head()
+    code, out, _ = streamlock("plan", "--repo", str(repo.work))
+    assert code == 2 and "shop" in out
+    assert repo.head() == head and not (repo.work / LOCK).exists()
+    streamlock("reconcile", "--repo", str(repo.work))
+    code, _, _ = streamlock("plan", "--repo", str(repo.work))
+    assert code == 0
+
+
+def test_cross_stream_follower_and_cycle_isolated(config_repo, seeder, repo_name):
+    """A follower in another stream tracks its target; a cycle fails only its own tags."""
+    digest = seeder.push_image(repo_name, "base", salt="base")
+    files = {
+        "streams/shop/base.yaml": stream_file(
+            "base", docker_tag("stable", seeder.ref(repo_name, "base"))
+        ),
+        "streams/shop/app.yaml": stream_file(
+            "app",
+            follow_tag("runtime", "base:stable") + follow_tag("a", "b") + follow_tag("b", "a"),
+        ),
+    }
+    repo = config_repo(files)
+    code, out, _ = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 1  # the cycle is an error ...
+    assert "FollowCycle" in out
+    lock = lock_of(repo)  # ... but the rest committed
+    assert lock.tags["runtime"].image == digest
+    assert set(lock.tags) == {"runtime"}
+
+
+def test_missing_image_fails_alone(config_repo, seeder, repo_name):
+    """A tag whose image does not exist fails; the others still commit; exit 1."""
+    digest = seeder.push_image(repo_name, "1.0", salt="x")
+    tags = docker_tag("good", seeder.ref(repo_name, "1.0")) + docker_tag(
+        "bad", seeder.ref(repo_name, "nope")
+    )
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", tags)})
+    code, out, _ = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 1
+    assert "ManifestUnknown" in out
+    lock = lock_of(repo)
+    assert set(lock.tags) == {"good"} and lock.tags["good"].image == digest
+
+
+def test_revert_story(app_repo, seeder, repo_name):
+    """Bump, git revert, passes keep the revert, a new image bumps again; hold is respected."""
+    repo, first = app_repo
+    streamlock("reconcile", "--repo", str(repo.work))
+    second = seeder.push_image(repo_name, "1.0", salt="two")
+    assert streamlock("reconcile", "--repo", str(repo.work))[0] == 0
+    assert lock_of(repo).tags["test"].image == second
+    bump = repo.head()
+    repo.git("revert", "--no-edit", bump)
+    repo.git("push", "--quiet", "origin", "HEAD:main")
+    for _ in range(2):
+        code, out, _ = streamlock("reconcile", "--repo", str(repo.work), "-A")
+        assert code == 0 and "RevertRespected" in out
+        assert lock_of(repo).tags["test"].image == first
+    third = seeder.push_image(repo_name, "1.0", salt="three")
+    streamlock("reconcile", "--repo", str(repo.work))
+    assert lock_of(repo).tags["test"].image == third
+    assert lock_of(repo).tags["latest"].image == third
+    held = docker_tag(
+        "test",
+        seeder.ref(repo_name, "1.0"),
+        extra="    annotations:\n      streamlock.dev/hold: waiting for QA\n",
+    )
+    repo.commit(
+        {"streams/shop/app.yaml": stream_file("app", held + follow_tag("latest", "test"))},
+        "hold test",
+    )
+    seeder.push_image(repo_name, "1.0", salt="four")
+    code, out, _ = streamlock("reconcile", "--repo", str(repo.work), "-A")
+    assert code == 0 and "waiting for QA" in out
+    assert lock_of(repo).tags["test"].image == third
+
+
+def test_json_output(app_repo):
+    """-o json prints machine-readable results on stdout only."""
+    repo, first = app_repo
+    code, out, _ = streamlock("reconcile", "--repo", str(repo.work), "-o", "json")
+    data = json.loads(out)
+    assert code == 0 and data["pushed"] is True
+    assert {t["tag"]: t["image"] for t in data["tags"]}["test"] == first
+
+
+def test_usage_error_exits_64():
+    """A typo on the command line is exit 64, never mistaken for 'would change'."""
+    code, _, err = streamlock("plan", "--no-such-flag")
+    assert code == 64 and "no such option" in err.lower()
+
+
+def test_installed_script_runs_as_a_process(app_repo):
+    """The console script works as a subprocess, as CI and pre-commit run it."""
+    repo, _ = app_repo
+    script = Path(sys.executable).parent / "streamlock"
+    proc = subprocess.run(
+        [str(script), "plan", "--repo", str(repo.work)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "NAMESPACE" in proc.stdout
