@@ -119,7 +119,7 @@ def _trailers(lines: list[str]) -> list[tuple[str, str]]:
     last_was_trailer = False
     for line in lines:
         if line[:1] in (" ", "\t"):
-            if last_was_trailer and pairs:
+            if last_was_trailer:
                 key, value = pairs[-1]
                 pairs[-1] = (key, f"{value} {line.strip()}".strip())
             continue
@@ -167,9 +167,7 @@ def parse_message(message: str) -> list[TrailerBlock]:
 
 
 def _short(digest: str | None, missing: str) -> str:
-    if digest is None:
-        return missing
-    return digest.partition(":")[2][:7] or digest[:7]
+    return missing if digest is None else digest.rsplit(":", 1)[-1][:7]
 
 
 def bump_subject(
@@ -191,12 +189,12 @@ def bump_subject(
             raise ValueError(f"change of tag {tag!r} has neither an old nor a new digest")
         parts.append(f"{tag} {_short(old, 'new')} {ARROW} {_short(new, 'removed')}")
     head = f"{namespace}/{stream}: "
-    for shown in range(len(parts), 0, -1):
-        more = len(parts) - shown
-        text = head + ", ".join(parts[:shown]) + (f" (+{more} more)" if more else "")
-        if len(text) <= limit or shown == 1:
-            return text
-    raise AssertionError("unreachable")  # pragma: no cover
+    text = head + ", ".join(parts)
+    for shown in range(len(parts) - 1, 0, -1):
+        if len(text) <= limit:
+            break
+        text = head + ", ".join(parts[:shown]) + f" (+{len(parts) - shown} more)"
+    return text
 
 
 @dataclass(frozen=True, slots=True)

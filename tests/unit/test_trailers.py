@@ -97,6 +97,7 @@ def test_parse_is_case_insensitive_and_folds() -> None:
     """Keys match in any case, as in git, and continuation lines fold into the value."""
     message = (
         "s\n\nstreamlock-tag : shop/app:prod\nSTREAMLOCK-FROM: reg/x:1\n"
+        "(cherry picked from commit 0123456)\n  not folded\n"
         f"streamlock-image:\n  {NEW}\n"
     )
     assert parse_message(message) == [TrailerBlock("shop/app:prod", "reg/x:1", None, NEW)]
@@ -108,9 +109,10 @@ def test_parse_reads_only_final_paragraph() -> None:
     assert parse_message(message) == []
 
 
-def test_parse_ignores_subject_only_message() -> None:
-    """The subject is never a trailer paragraph, as in git."""
-    assert parse_message("\n".join(PROD.lines()) + "\n") == []
+@pytest.mark.parametrize("prefix", ["", "\n\n"])
+def test_parse_ignores_subject_only_message(prefix: str) -> None:
+    """The first paragraph is the title and never a trailer paragraph, as in git."""
+    assert parse_message(prefix + "\n".join(PROD.lines()) + "\n") == []
 
 
 def test_parse_revert_message() -> None:

@@ -1,0 +1,569 @@
+"""The Git shell: a working tree, its commits, pushes, and the index of reconciler trailers.
+
+Thin on purpose: every method is one or a few ``git`` processes (GitPython only discovers the
+repository). Library and process errors become ``GitError`` here, with credentials in URLs
+redacted. Commits are built with plumbing (``commit-tree`` and a compare-and-swap
+``update-ref``), so exactly the given files change, other staged work is left alone and no
+client hook rewrites bot output. Nothing here ever force-pushes the watched branch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import git
+
+from reconciler import trailers
+from reconciler.errors import GitError, InputError
+
+REVIEW_PREFIX = "streamlock/"
+LOCAL_TIMEOUT = 120.0
+NETWORK_TIMEOUT = 600.0
+_ZERO = "0" * 40
+_AUTHOR_RE = re.compile(r"^\s*([^<>\n]+?)\s*<([^<>\s]+)>\s*$")
+_CREDENTIALS_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_REJECTED_RE = re.compile(r"^!\t[^\t]*\t\[rejected\] \((non-fast-forward|fetch first|stale info)\)")
+
+
+def redact(text: str) -> str:
+    """Drop ``user:password@`` from any URL in a message before it is shown or logged."""
+    return _CREDENTIALS_RE.sub(r"\1***@", text)
+
+
+def review_branch(namespace: str, stream: str) -> str:
+    """The bot-owned branch a stream's bump goes to in ``push: branch`` mode."""
+    return f"{REVIEW_PREFIX}{namespace}-{stream}"
+
+
+def parse_author(author: str) -> tuple[str, str]:
+    """``"Name <email>"`` → ``(name, email)``."""
+    match = _AUTHOR_RE.match(author)
+    if not match:
+        raise InputError(f"invalid git author {author!r}", hint="write it as 'Name <email>'")
+    return match.group(1), match.group(2)
+
+
+def _repo_path(path: str) -> str:
+    """A normalised path relative to the repository root, or an InputError."""
+    pure = PurePosixPath(path)
+    if (
+        not path
+        or "\\" in path
+        or "\x00" in path
+        or pure.is_absolute()
+        or str(pure) != path
+        or any(part in ("..", ".") for part in pure.parts)
+        or pure.parts[0].lower() == ".git"
+    ):
+        raise InputError(
+            f"refusing path {path!r}: not a plain path inside the repository",
+            hint="use a relative path without '..' outside .git",
+        )
+    return path
+
+
+def _env(network: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env["LC_ALL"] = "C"
+    if network:
+        env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def _run(
+    args: Sequence[str],
+    *,
+    cwd: Path | None,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    network: bool = False,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git args``; a failure becomes GitError naming the subcommand, never the URL."""
+    full_env = _env(network)
+    if env:
+        full_env.update(env)
+    timeout = NETWORK_TIMEOUT if network else LOCAL_TIMEOUT
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=input,
+            env=full_env,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {args[0]} did not finish within {timeout:.0f}s") from exc
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc.strerror}", hint="install git") from exc
+    if check and result.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {_stderr(result)}")
+    return result
+
+
+def _stderr(result: subprocess.CompletedProcess[bytes]) -> str:
+    text = result.stderr.decode("utf-8", "replace").strip() or f"exit {result.returncode}"
+    return redact(" ".join(text.splitlines()[-3:]))
+
+
+class GitRepo:
+    """A working tree the reconciler reads and commits to."""
+
+    def __init__(self, root: Path, git_dir: Path) -> None:
+        self.root = root
+        self.git_dir = git_dir
+
+    def __repr__(self) -> str:
+        return f"GitRepo({str(self.root)!r})"
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> GitRepo:
+        """The repository whose working tree holds ``path``."""
+        try:
+            repo = git.Repo(path, search_parent_directories=True)
+        except git.NoSuchPathError as exc:
+            raise GitError(f"{os.fspath(path)}: no such directory") from exc
+        except git.InvalidGitRepositoryError as exc:
+            raise GitError(
+                f"{os.fspath(path)} is not inside a git repository",
+                hint="run 'git init' or 'git clone' first, or pass the repository path",
+            ) from exc
+        try:
+            if repo.bare or repo.working_tree_dir is None:
+                raise GitError(
+                    f"{os.fspath(path)} is a bare repository",
+                    hint="streamlock needs a working tree; clone it first",
+                )
+            return cls(Path(repo.working_tree_dir).resolve(), Path(repo.git_dir).resolve())
+        finally:
+            repo.close()
+
+    @classmethod
+    def clone(cls, url: str, dest: str | os.PathLike[str], branch: str) -> GitRepo:
+        """Clone ``url`` at ``branch`` into ``dest``, or reuse a clone of the same URL there."""
+        target = Path(dest)
+        if (target / ".git").exists():
+            repo = cls.open(target)
+            current = repo._git("remote", "get-url", "origin", check=False)
+            if current.returncode != 0 or current.stdout.decode().strip() != url:
+                raise GitError(
+                    f"{target} holds a clone of another repository",
+                    hint="remove the directory or choose another one",
+                )
+            return repo
+        if target.exists() and any(target.iterdir()):
+            raise GitError(f"{target} exists and is not a git clone", hint="use an empty directory")
+        _run(
+            ["clone", "--quiet", "--no-tags", "--branch", branch, "--", url, str(target)],
+            cwd=None,
+            network=True,
+        )
+        return cls.open(target)
+
+    def _git(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        network: bool = False,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return _run(args, cwd=self.root, input=input, env=env, network=network, check=check)
+
+    def _out(self, *args: str) -> str:
+        return self._git(*args).stdout.decode("utf-8", "replace").strip()
+
+    # --- state -------------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """The commit checked out, or None on an unborn branch."""
+        result = self._git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
+        return result.stdout.decode().strip() if result.returncode == 0 else None
+
+    def branch(self) -> str:
+        """The branch checked out (which may be unborn)."""
+        result = self._git("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        if result.returncode != 0:
+            raise GitError("HEAD is detached", hint="check out the branch to reconcile")
+        return result.stdout.decode().strip()
+
+    def upstream(self) -> tuple[str, str] | None:
+        """``(remote, branch)`` the current branch tracks, or None."""
+        ref = f"refs/heads/{self.branch()}"
+        text = self._out(
+            "for-each-ref", "--format=%(upstream:remotename)%00%(upstream:remoteref)", ref
+        )
+        remote, _, merge = text.partition("\x00")
+        if not remote or not merge.startswith("refs/heads/"):
+            return None
+        return remote, merge.removeprefix("refs/heads/")
+
+    def is_clean(self, paths: Sequence[str] = ()) -> bool:
+        """No staged, unstaged or untracked change under ``paths`` (the whole tree if empty)."""
+        specs = [_repo_path(p.rstrip("/")) for p in paths]
+        result = self._git(
+            "--literal-pathspecs",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            *specs,
+        )
+        return not result.stdout
+
+    def ahead_of(self, rev: str) -> int:
+        """How many commits HEAD has that ``rev`` does not."""
+        return int(self._out("rev-list", "--count", f"{rev}..HEAD"))
+
+    def ahead_of_upstream(self) -> int:
+        """Commits not yet pushed to the upstream's last fetched state."""
+        upstream = self.upstream()
+        if upstream is None:
+            raise GitError(
+                f"branch {self.branch()!r} has no upstream",
+                hint="set one with 'git branch --set-upstream-to=origin/<branch>'",
+            )
+        remote, branch = upstream
+        return self.ahead_of(f"refs/remotes/{remote}/{branch}")
+
+    def read(self, path: str, rev: str = "HEAD") -> bytes | None:
+        """A file's bytes at ``rev``; None when the file (or an unborn HEAD) has none."""
+        path = _repo_path(path)
+        result = self._git("cat-file", "--batch", input=f"{rev}:{path}\n".encode())
+        header, _, rest = result.stdout.partition(b"\n")
+        fields = header.split()
+        if fields[-1:] == [b"missing"]:
+            known = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+            if known.returncode != 0 and rev != "HEAD":
+                raise GitError(f"unknown revision {rev!r}")
+            return None
+        if len(fields) != 3 or fields[1] != b"blob":
+            raise GitError(f"cannot read {path} at {rev}: not a file")
+        return rest[: int(fields[2])]
+
+    def is_ancestor(self, ancestor: str, rev: str) -> bool:
+        """True when ``ancestor`` is reachable from ``rev`` (False for an unknown commit)."""
+        result = self._git("merge-base", "--is-ancestor", ancestor, rev, check=False)
+        return result.returncode == 0
+
+    def messages(self, revisions: str, grep: str | None = None) -> list[tuple[str, str]]:
+        """``(sha, message)`` of the commits in ``revisions``, newest first, in one process.
+
+        ``grep`` keeps only messages containing that text (any case). Order is
+        ``--topo-order``, so a merged branch's commits come before the commits it was merged on.
+        """
+        out = self._git(
+            "log",
+            "--topo-order",
+            "--no-show-signature",
+            "--encoding=UTF-8",
+            *(["--fixed-strings", "--regexp-ignore-case", f"--grep={grep}"] if grep else []),
+            "--format=%H%x00%B%x00",
+            revisions,
+            "--",
+        ).stdout.decode("utf-8", "replace")
+        fields = out.split("\x00")
+        return [(fields[i].strip(), fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+
+    # --- commits -----------------------------------------------------------------------------
+
+    def create_commit(
+        self,
+        files: Mapping[str, bytes | None],
+        message: str,
+        author: str,
+        parent: str | None,
+    ) -> str:
+        """A commit object: ``parent``'s tree with ``files`` written (None deletes). No ref moves.
+
+        Used directly for review branches, which are built on the watched branch's tip without
+        touching the working tree.
+        """
+        paths = sorted(_repo_path(p) for p in files)
+        name, email = parse_author(author)
+        with tempfile.TemporaryDirectory(prefix="streamlock-index-") as tmp:
+            index_env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if parent is None:
+                self._git("read-tree", "--empty", env=index_env)
+            else:
+                self._git("read-tree", f"{parent}^{{tree}}", env=index_env)
+            modes = self._check_tree(parent, files)
+            entries = []
+            for path in paths:
+                content = files[path]
+                if content is None:
+                    entries.append(f"0 {_ZERO}\t{path}")
+                    continue
+                blob = self._git(
+                    "hash-object", "-w", "--stdin", "--path", path, input=content
+                ).stdout
+                entries.append(f"{modes.get(path, '100644')} {blob.decode().strip()}\t{path}")
+            self._git(
+                "update-index",
+                "-z",
+                "--index-info",
+                input="".join(f"{e}\x00" for e in entries).encode(),
+                env=index_env,
+            )
+            tree = self._git("write-tree", env=index_env).stdout.decode().strip()
+        if parent is not None and tree == self._out("rev-parse", f"{parent}^{{tree}}"):
+            raise GitError("nothing to commit: the files already hold these contents")
+        identity = {
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email,
+        }
+        args = ["commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-"]
+        text = message if message.endswith("\n") else message + "\n"
+        return self._git(*args, input=text.encode(), env=identity).stdout.decode().strip()
+
+    def _check_tree(self, rev: str | None, files: Mapping[str, bytes | None]) -> dict[str, str]:
+        """Modes of the files that exist at ``rev`` (an executable stays executable).
+
+        Refuses what ``update-index`` would silently turn around: writing over a directory,
+        a symlink or a submodule, or below something that is not a directory.
+        """
+        written = {p for p, content in files.items() if content is not None}
+        dirs = {str(d) for p in written for d in PurePosixPath(p).parents if str(d) != "."}
+        for path in sorted(written & dirs):
+            raise InputError(f"refusing to write {path}: it is also a directory in this commit")
+        if rev is None:
+            return {}
+        out = self._git(
+            "--literal-pathspecs", "ls-tree", "-z", "--full-tree", rev, "--", *files, *dirs
+        ).stdout
+        modes = {}
+        for record in out.split(b"\x00"):
+            if not record:
+                continue
+            meta, _, raw = record.partition(b"\t")
+            path, mode = raw.decode("utf-8", "replace"), meta.split()[0].decode()
+            if path in dirs and mode != "040000":
+                raise InputError(f"refusing to write below {path}: it is not a directory")
+            if path in written and mode not in ("100644", "100755"):
+                raise InputError(f"refusing to write {path}: it is not a regular file")
+            modes[path] = mode
+        return modes
+
+    def _check_worktree(self, path: str) -> Path:
+        """The file's location in the working tree; refuses symlinks on the way."""
+        target = self.root
+        parts = PurePosixPath(path).parts
+        for depth, part in enumerate(parts, start=1):
+            target = target / part
+            if target.is_symlink():
+                raise InputError(
+                    f"refusing to write {path}: {target.relative_to(self.root)} is a symlink"
+                )
+            if depth < len(parts) and target.exists() and not target.is_dir():
+                raise InputError(f"refusing to write {path}: {'/'.join(parts[:depth])} is a file")
+        if target.is_dir():
+            raise InputError(f"refusing to write {path}: it is a directory")
+        return target
+
+    def commit(self, files: Mapping[str, bytes | None], message: str, author: str) -> str:
+        """Commit exactly ``files`` (None deletes) on the current branch; returns the sha.
+
+        Author and committer are both ``author``. Files are written to the working tree and the
+        index too, so the checkout matches the new commit for those paths.
+        """
+        targets = {_repo_path(p): self._check_worktree(_repo_path(p)) for p in files}
+        old = self.head()
+        sha = self.create_commit(files, message, author, old)
+        subject = message.strip().split("\n", 1)[0]
+        self._git("update-ref", "-m", f"commit: {subject}", "HEAD", sha, old or _ZERO)
+        try:
+            for path, target in targets.items():
+                content = files[path]
+                if content is None:
+                    target.unlink(missing_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.streamlock-tmp")
+                tmp.write_bytes(content)
+                tmp.replace(target)
+        except OSError as exc:
+            raise GitError(
+                f"committed {sha[:12]} but could not update the working tree: {exc}",
+                hint="run 'git reset --hard' to check out the commit",
+            ) from exc
+        self._git("update-index", "--add", "--remove", "-z", "--stdin", input=_z(targets))
+        return sha
+
+    def reset_hard(self, rev: str) -> None:
+        """Move the branch and the working tree to ``rev``; callers use it on their own clone."""
+        self._git("reset", "--quiet", "--hard", rev)
+
+    # --- remotes -----------------------------------------------------------------------------
+
+    def fetch(self, remote: str, branch: str) -> str:
+        """Fetch ``branch`` into ``refs/remotes/<remote>/<branch>``; returns its sha."""
+        tracking = f"refs/remotes/{remote}/{branch}"
+        self._git(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            remote,
+            f"+refs/heads/{branch}:{tracking}",
+            network=True,
+        )
+        return self._out("rev-parse", "--verify", tracking)
+
+    def remote_sha(self, remote: str, branch: str) -> str | None:
+        """Where ``branch`` is on the remote now (for a lease), or None if it does not exist."""
+        out = self._out("ls-remote", "--refs", remote, f"refs/heads/{branch}")
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref == f"refs/heads/{branch}":
+                return sha
+        return None
+
+    def push(self, remote: str, branch: str, refspec: str | None = None) -> bool:
+        """Push HEAD (or ``refspec``) to ``branch``; False if the remote moved on. Never forces."""
+        spec = refspec or f"HEAD:refs/heads/{branch}"
+        if spec.startswith("+"):
+            raise InputError(f"refusing to force-push {spec!r}")
+        return self._push(remote, spec)
+
+    def push_branch(
+        self,
+        remote: str,
+        local_sha: str,
+        branch_name: str,
+        force_with_lease_expected: str | None,
+    ) -> bool:
+        """Set a bot-owned review branch to ``local_sha`` if it is still where we last saw it.
+
+        ``force_with_lease_expected`` None means the branch must not exist yet. Returns False when
+        the lease does not hold. Only ``streamlock/`` branches may be rewritten this way.
+        """
+        if not branch_name.startswith(REVIEW_PREFIX):
+            raise InputError(
+                f"refusing to rewrite branch {branch_name!r}",
+                hint=f"only {REVIEW_PREFIX}* review branches are bot-owned",
+            )
+        ref = f"refs/heads/{branch_name}"
+        lease = f"--force-with-lease={ref}:{force_with_lease_expected or ''}"
+        return self._push(remote, f"{local_sha}:{ref}", lease)
+
+    def _push(self, remote: str, spec: str, *options: str) -> bool:
+        result = self._git("push", "--porcelain", *options, remote, spec, network=True, check=False)
+        if result.returncode == 0:
+            return True
+        out = result.stdout.decode("utf-8", "replace").splitlines()
+        if any(_REJECTED_RE.match(line) for line in out):
+            return False
+        refs = [line.split("\t")[-1] for line in out if line.startswith("!\t")]
+        detail = "; ".join(refs) or _stderr(result)
+        raise GitError(f"git push to {redact(remote)} failed: {redact(detail)}")
+
+
+def _z(paths: Mapping[str, object]) -> bytes:
+    return "".join(f"{p}\x00" for p in paths).encode()
+
+
+# --- the trailer index ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What the last refresh did: full or incremental, and how many bot commits it read."""
+
+    head: str | None
+    full: bool
+    commits: int
+
+
+class TrailerIndex:
+    """Bases of the revert rule from ``git log``, cached in ``.git/streamlock/``.
+
+    One ``git log`` process reads every reconciler commit message (``--grep`` keeps the others
+    out). The cache holds the summary at some head; when that head is an ancestor of HEAD only
+    the newer commits are read and laid over it, otherwise (rewritten history, another branch)
+    everything is read again. Order is ``--topo-order``: a merged review branch's commits count
+    as newer than the commits they were merged onto.
+    """
+
+    CACHE = Path("streamlock") / "trailer-index.json"
+    VERSION = 1
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        self.path = repo.git_dir / self.CACHE
+        self._head: str | None = None
+        self._summary = trailers.TrailerSummary()
+        self.last_scan: Scan | None = None
+
+    def bases(self) -> dict[tuple[str, str], str]:
+        """``(tag, source) -> digest`` of the newest reconciler commit for that pair, at HEAD."""
+        return dict(self.refresh().bases)
+
+    def last_commits(self) -> dict[str, tuple[str, str]]:
+        """``tag -> (sha, digest)`` of the newest reconciler commit for each tag, at HEAD."""
+        return dict(self.refresh().last)
+
+    def refresh(self) -> trailers.TrailerSummary:
+        """Bring the summary up to HEAD, reading as few commits as the cache allows."""
+        head = self.repo.head()
+        if head is None:
+            self._head, self._summary = None, trailers.TrailerSummary()
+            self.last_scan = Scan(head=None, full=True, commits=0)
+            return self._summary
+        if head == self._head:
+            return self._summary
+        cached_head, cached = self._load()
+        if cached_head == head:
+            self._head, self._summary = head, cached
+            self.last_scan = Scan(head=head, full=False, commits=0)
+            return cached
+        if cached_head is not None and self.repo.is_ancestor(cached_head, head):
+            commits = self.repo.messages(f"{cached_head}..{head}", grep=f"{trailers.TAG_KEY}:")
+            summary = trailers.summarize(commits).over(cached)
+            full = False
+        else:
+            commits = self.repo.messages(head, grep=f"{trailers.TAG_KEY}:")
+            summary = trailers.summarize(commits)
+            full = True
+        self._head, self._summary = head, summary
+        self.last_scan = Scan(head=head, full=full, commits=len(commits))
+        self._store(head, summary)
+        return summary
+
+    def _load(self) -> tuple[str | None, trailers.TrailerSummary]:
+        """The cached head and summary; anything unreadable counts as no cache."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("version") != self.VERSION or not isinstance(data.get("head"), str):
+                return None, trailers.TrailerSummary()
+            bases = {(str(t), str(s)): str(i) for t, s, i in data["bases"]}
+            last = {str(t): (str(sha), str(i)) for t, sha, i in data["last"]}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None, trailers.TrailerSummary()
+        return data["head"], trailers.TrailerSummary(bases=bases, last=last)
+
+    def _store(self, head: str, summary: trailers.TrailerSummary) -> None:
+        """Write the cache atomically; a cache that cannot be written is only a slower start."""
+        data = {
+            "version": self.VERSION,
+            "head": head,
+            "bases": sorted([t, s, i] for (t, s), i in summary.bases.items()),
+            "last": sorted([t, sha, i] for t, (sha, i) in summary.last.items()),
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=0, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError:
+            return

@@ -1,0 +1,449 @@
+"""The Git shell against real repositories: commits, pushes, review branches, the trailer index."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import GitError, InputError
+from reconciler.gitrepo import GitRepo, TrailerIndex, review_branch
+from reconciler.trailers import TrailerBlock, format_message
+from tests.fixtures.gitremote import BRANCH, ConfigRepo, git
+
+BOT = "streamlock <bot@streamlock.invalid>"
+LOCK = "locks/shop/app.lock.yaml"
+SOURCE = "registry.example.com/shop/app:1.4"
+MakeRepo = Callable[..., ConfigRepo]
+
+
+def digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+@pytest.fixture
+def origin(config_repo: MakeRepo) -> ConfigRepo:
+    return config_repo({"streams/shop/app.yaml": "kind: ImageStream\n", "README": "hi\n"})
+
+
+@pytest.fixture
+def repo(origin: ConfigRepo) -> GitRepo:
+    return GitRepo.open(origin.work)
+
+
+def bump(repo: GitRepo, tag: str, image: str, previous: str | None, source: str = SOURCE) -> str:
+    """A reconciler-style commit of one tag's new image."""
+    block = TrailerBlock(f"shop/app:{tag}", source, previous, image)
+    message = format_message(f"shop/app: {tag}", "from: x", [block])
+    return repo.commit({LOCK: f"{tag}: {image}\n".encode()}, message, BOT)
+
+
+def changed_paths(origin: ConfigRepo, sha: str) -> list[str]:
+    out = origin.git("diff-tree", "--no-commit-id", "--name-status", "-r", "--root", sha)
+    return sorted(out.splitlines())
+
+
+# --- opening -----------------------------------------------------------------------------------
+
+
+def test_open_refuses_a_directory_outside_git(tmp_path: Path) -> None:
+    """Opening a plain directory fails with a hint to init or clone."""
+    with pytest.raises(GitError, match="not inside a git repository") as caught:
+        GitRepo.open(tmp_path)
+    assert "git init" in str(caught.value)
+
+
+def test_open_refuses_a_bare_repository(origin: ConfigRepo) -> None:
+    """A bare repository has no working tree to reconcile."""
+    with pytest.raises(GitError, match="bare"):
+        GitRepo.open(origin.remote)
+
+
+def test_open_finds_the_root_from_a_subdirectory(origin: ConfigRepo) -> None:
+    """A path inside the working tree opens the repository at its top."""
+    assert GitRepo.open(origin.work / "streams" / "shop").root == origin.work.resolve()
+
+
+def test_head_is_none_on_an_unborn_branch(tmp_path: Path) -> None:
+    """A fresh repository has no head and reads no files."""
+    git(tmp_path, "init", "--quiet", "repo")
+    repo = GitRepo.open(tmp_path / "repo")
+    assert (repo.head(), repo.read("a")) == (None, None)
+
+
+def test_upstream_of_a_tracking_branch(repo: GitRepo) -> None:
+    """The clone's main tracks origin/main."""
+    assert (repo.branch(), repo.upstream()) == (BRANCH, ("origin", BRANCH))
+
+
+def test_no_upstream_for_a_local_branch(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A branch without tracking configuration has no upstream."""
+    origin.git("checkout", "--quiet", "-b", "local")
+    assert repo.upstream() is None
+
+
+# --- state and reading -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["untracked", "unstaged", "staged"])
+def test_is_clean_sees_changes_under_paths(origin: ConfigRepo, repo: GitRepo, change: str) -> None:
+    """Untracked, unstaged and staged changes under a path all make it dirty."""
+    target = origin.work / (
+        "streams/shop/new.yaml" if change == "untracked" else "streams/shop/app.yaml"
+    )
+    target.write_text("changed\n")
+    if change == "staged":
+        origin.git("add", str(target))
+    assert not repo.is_clean(["streams"])
+
+
+def test_is_clean_ignores_other_paths(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A change outside the given paths leaves them clean."""
+    (origin.work / "README").write_text("edited\n")
+    assert repo.is_clean(["streams", "locks"]) and not repo.is_clean()
+
+
+def test_read_at_revisions(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Files read back at HEAD and at an older commit; a missing file is None."""
+    first = repo.head()
+    origin.commit({"README": "two\n"}, "edit", push=False)
+    assert repo.read("README") == b"two\n"
+    assert repo.read("README", first) == b"hi\n"
+    assert repo.read("missing.yaml") is None
+
+
+def test_read_unknown_revision(repo: GitRepo) -> None:
+    """An unknown revision is an error, not an absent file."""
+    with pytest.raises(GitError, match="unknown revision"):
+        repo.read("README", "no-such-branch")
+
+
+# --- commits -----------------------------------------------------------------------------------
+
+
+def test_commit_writes_and_deletes_exactly_the_files(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A commit adds, changes and deletes exactly the given paths, and the tree matches it."""
+    (origin.work / "untracked.txt").write_text("keep out\n")
+    sha = repo.commit(
+        {LOCK: b"new\n", "README": None, "streams/shop/app.yaml": b"kind: X\n"}, "m\n", BOT
+    )
+    assert changed_paths(origin, sha) == [
+        f"A\t{LOCK}",
+        "D\tREADME",
+        "M\tstreams/shop/app.yaml",
+    ]
+    assert (origin.work / LOCK).read_bytes() == b"new\n"
+    assert not (origin.work / "README").exists()
+    assert repo.is_clean(["locks", "streams", "README"])
+
+
+def test_commit_identity_and_message(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Author and committer are the configured bot; the message is kept byte for byte."""
+    message = format_message(
+        "shop/app: prod", "body", [TrailerBlock("shop/app:prod", SOURCE, None, digest(1))]
+    )
+    sha = repo.commit({LOCK: b"x\n"}, message, BOT)
+    shown = origin.git("show", "-s", "--format=%an <%ae>%x00%cn <%ce>%x00%B", sha)
+    assert shown == f"{BOT}\x00{BOT}\x00{message}\n"
+
+
+def test_commit_leaves_other_staged_work_alone(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Someone's staged change is neither committed nor unstaged."""
+    (origin.work / "README").write_text("staged\n")
+    origin.git("add", "README")
+    sha = repo.commit({LOCK: b"x\n"}, "m", BOT)
+    assert changed_paths(origin, sha) == [f"A\t{LOCK}"]
+    assert origin.git("diff", "--cached", "--name-only").split() == ["README"]
+
+
+def test_commit_on_an_unborn_branch(tmp_path: Path) -> None:
+    """The first commit of a repository has no parent."""
+    git(tmp_path, "init", "--quiet", "repo")
+    repo = GitRepo.open(tmp_path / "repo")
+    sha = repo.commit({"a.txt": b"a\n"}, "first", BOT)
+    assert git(tmp_path / "repo", "rev-list", "--parents", "-n1", sha).split() == [sha]
+
+
+def test_commit_without_changes_is_refused(repo: GitRepo) -> None:
+    """Writing the bytes a file already holds makes no empty commit."""
+    head = repo.head()
+    with pytest.raises(GitError, match="nothing to commit"):
+        repo.commit({"README": b"hi\n"}, "m", BOT)
+    assert repo.head() == head
+
+
+@pytest.mark.parametrize(
+    "path", ["../outside", "/etc/passwd", "locks/../../x", ".git/config", "./README", "a//b", ""]
+)
+def test_commit_refuses_paths_outside_the_repo(repo: GitRepo, path: str) -> None:
+    """Paths that escape the working tree or reach into .git are refused before any write."""
+    head = repo.head()
+    with pytest.raises(InputError, match="refusing path"):
+        repo.commit({path: b"x"}, "m", BOT)
+    assert repo.head() == head
+
+
+def test_commit_refuses_writing_through_a_symlink(
+    origin: ConfigRepo, repo: GitRepo, tmp_path: Path
+) -> None:
+    """A symlinked directory in the working tree is not followed out of the repo."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (origin.work / "locks").symlink_to(outside)
+    with pytest.raises(InputError, match="symlink"):
+        repo.commit({LOCK: b"x"}, "m", BOT)
+    assert list(outside.iterdir()) == []
+
+
+def test_commit_refuses_a_file_in_place_of_a_directory(repo: GitRepo) -> None:
+    """Writing below a tracked file would silently replace it; it is refused."""
+    with pytest.raises(InputError, match="README is a file"):
+        repo.commit({"README/x": b"x"}, "m", BOT)
+
+
+def test_commit_refuses_an_invalid_author(repo: GitRepo) -> None:
+    """The author must read ``Name <email>``."""
+    with pytest.raises(InputError, match="invalid git author"):
+        repo.commit({LOCK: b"x"}, "m", "streamlock")
+
+
+def test_create_commit_leaves_head_and_tree_alone(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A review-branch commit is built on a parent without moving HEAD or writing files."""
+    head = repo.head()
+    sha = repo.create_commit({LOCK: b"x\n"}, "m", BOT, head)
+    assert repo.head() == head and not (origin.work / LOCK).exists()
+    assert repo.read(LOCK, sha) == b"x\n"
+
+
+# --- remotes -----------------------------------------------------------------------------------
+
+
+def test_push_reaches_the_remote(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A pushed commit is the remote's main and nothing is left unpushed."""
+    sha = repo.commit({LOCK: b"x\n"}, "m", BOT)
+    assert repo.ahead_of_upstream() == 1
+    assert repo.push("origin", BRANCH) is True
+    assert (origin.remote_head(), repo.ahead_of_upstream()) == (sha, 0)
+
+
+def test_push_after_a_concurrent_push_is_rejected(
+    origin: ConfigRepo, repo: GitRepo, tmp_path: Path
+) -> None:
+    """When another clone pushed first, push returns False and the remote keeps their commit."""
+    other = ConfigRepo(origin.clone(tmp_path / "other"), origin.remote)
+    theirs = other.commit({"README": "theirs\n"}, "theirs")
+    repo.commit({LOCK: b"x\n"}, "m", BOT)
+    assert repo.push("origin", BRANCH) is False
+    assert origin.remote_head() == theirs
+
+
+def test_fetch_and_reset_move_to_the_remote_tip(
+    origin: ConfigRepo, repo: GitRepo, tmp_path: Path
+) -> None:
+    """After a rejection the caller fetches and resets its own clone to the new tip."""
+    other = ConfigRepo(origin.clone(tmp_path / "other"), origin.remote)
+    theirs = other.commit({"README": "theirs\n"}, "theirs")
+    assert repo.fetch("origin", BRANCH) == theirs
+    repo.reset_hard(f"origin/{BRANCH}")
+    assert (repo.head(), repo.read("README")) == (theirs, b"theirs\n")
+
+
+def test_push_refuses_a_forced_refspec(repo: GitRepo) -> None:
+    """The watched branch is never force-pushed."""
+    with pytest.raises(InputError, match="force"):
+        repo.push("origin", BRANCH, f"+HEAD:refs/heads/{BRANCH}")
+
+
+def test_push_failure_hides_credentials(repo: GitRepo) -> None:
+    """A push that cannot reach the remote raises GitError without the URL's password."""
+    url = "http://bot:s3cret-token@127.0.0.1:9/shop.git"
+    with pytest.raises(GitError) as caught:
+        repo.push(url, BRANCH)
+    assert "s3cret-token" not in str(caught.value)
+
+
+def test_review_branch_is_created_and_updated_with_a_lease(
+    origin: ConfigRepo, repo: GitRepo
+) -> None:
+    """A review branch is created, then rewritten only while the lease holds."""
+    branch = review_branch("shop", "app")
+    base = repo.head()
+    first = repo.create_commit({LOCK: b"1\n"}, "m", BOT, base)
+    second = repo.create_commit({LOCK: b"2\n"}, "m", BOT, base)
+    assert repo.push_branch("origin", first, branch, None) is True
+    assert repo.push_branch("origin", second, branch, None) is False
+    assert repo.remote_sha("origin", branch) == first
+    assert repo.push_branch("origin", second, branch, first) is True
+    assert git(origin.remote, "rev-parse", f"refs/heads/{branch}").strip() == second
+    assert origin.remote_head() == base
+
+
+def test_push_branch_refuses_the_watched_branch(repo: GitRepo) -> None:
+    """Only streamlock/ review branches may be rewritten."""
+    with pytest.raises(InputError, match="refusing to rewrite"):
+        repo.push_branch("origin", repo.head() or "", BRANCH, repo.head())
+
+
+def test_clone_and_reuse(origin: ConfigRepo, tmp_path: Path) -> None:
+    """The daemon clones once and reuses the clone afterwards."""
+    dest = tmp_path / "daemon"
+    first = GitRepo.clone(str(origin.remote), dest, BRANCH)
+    marker = dest / ".git" / "streamlock-marker"
+    marker.write_text("x")
+    again = GitRepo.clone(str(origin.remote), dest, BRANCH)
+    assert (first.root, again.root, again.head()) == (dest.resolve(),) * 2 + (origin.remote_head(),)
+    assert marker.exists()
+
+
+def test_clone_refuses_a_clone_of_another_repository(origin: ConfigRepo, tmp_path: Path) -> None:
+    """A directory holding another repository's clone is not silently reused."""
+    dest = tmp_path / "daemon"
+    GitRepo.clone(str(origin.remote), dest, BRANCH)
+    with pytest.raises(GitError, match="another repository"):
+        GitRepo.clone(str(tmp_path / "elsewhere.git"), dest, BRANCH)
+
+
+# --- trailers and the index --------------------------------------------------------------------
+
+
+def test_git_interpret_trailers_agrees(origin: ConfigRepo) -> None:
+    """``git interpret-trailers --parse`` reads the same trailers format_message writes."""
+    blocks = [
+        TrailerBlock("shop/app:prod", SOURCE, digest(1), digest(2)),
+        TrailerBlock("shop/app:test", "ImageStreamTag:shop/app:latest", None, digest(3)),
+    ]
+    message = format_message("shop/app: prod", "from: x\n---\nnot a patch", blocks)
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"],
+        input=message,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=origin.work,
+    ).stdout
+    assert parsed.splitlines() == [line for block in blocks for line in block.lines()]
+
+
+def test_index_newest_commit_wins(repo: GitRepo) -> None:
+    """The base of a tag and source is the image of the newest reconciler commit for them."""
+    bump(repo, "prod", digest(1), None)
+    bump(repo, "test", digest(5), None)
+    last = bump(repo, "prod", digest(2), digest(1))
+    index = TrailerIndex(repo)
+    assert index.bases() == {
+        ("shop/app:prod", SOURCE): digest(2),
+        ("shop/app:test", SOURCE): digest(5),
+    }
+    assert index.last_commits()["shop/app:prod"] == (last, digest(2))
+
+
+def test_index_keeps_the_base_across_a_revert(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A ``git revert`` of a bump carries no trailers, so the reverted bump stays the base."""
+    bump(repo, "prod", digest(1), None)
+    bumped = bump(repo, "prod", digest(2), digest(1))
+    origin.git("revert", "--no-edit", bumped)
+    assert (origin.work / LOCK).read_text() == f"prod: {digest(1)}\n"
+    assert TrailerIndex(repo).bases() == {("shop/app:prod", SOURCE): digest(2)}
+
+
+def test_index_update_reads_only_new_commits(origin: ConfigRepo, repo: GitRepo) -> None:
+    """With a cache at an ancestor, a fresh index reads only the commits after it."""
+    bump(repo, "prod", digest(1), None)
+    bump(repo, "test", digest(5), None)
+    TrailerIndex(repo).bases()
+    origin.commit({"README": "human\n"}, "a human edit", push=False)
+    bump(repo, "prod", digest(2), digest(1))
+    index = TrailerIndex(repo)
+    assert index.bases()[("shop/app:prod", SOURCE)] == digest(2)
+    assert index.last_scan is not None
+    assert (index.last_scan.full, index.last_scan.commits) == (False, 1)
+    assert json.loads(index.path.read_text())["head"] == repo.head()
+
+
+def test_index_cache_lives_in_the_git_dir(origin: ConfigRepo, repo: GitRepo) -> None:
+    """The cache is written under .git/streamlock and never into the working tree."""
+    bump(repo, "prod", digest(1), None)
+    index = TrailerIndex(repo)
+    index.bases()
+    assert index.path == origin.work.resolve() / ".git" / "streamlock" / "trailer-index.json"
+    assert index.path.exists() and repo.is_clean()
+
+
+def test_index_rescans_rewritten_history(origin: ConfigRepo, repo: GitRepo) -> None:
+    """When the cached head is no longer an ancestor, everything is read again."""
+    first = bump(repo, "prod", digest(1), None)
+    bump(repo, "prod", digest(2), digest(1))
+    TrailerIndex(repo).bases()
+    repo.reset_hard(first)
+    bump(repo, "prod", digest(3), digest(1))
+    index = TrailerIndex(repo)
+    assert index.bases() == {("shop/app:prod", SOURCE): digest(3)}
+    assert index.last_scan is not None
+    assert (index.last_scan.full, index.last_scan.commits) == (True, 2)
+
+
+def test_index_rebuilds_a_corrupt_cache(repo: GitRepo) -> None:
+    """An unreadable cache is ignored and replaced."""
+    bump(repo, "prod", digest(1), None)
+    index = TrailerIndex(repo)
+    index.path.parent.mkdir(parents=True, exist_ok=True)
+    index.path.write_text('{"version": 1, "head": "x", "bases": [1]}')
+    assert index.bases() == {("shop/app:prod", SOURCE): digest(1)}
+    assert index.last_scan is not None and index.last_scan.full
+    assert json.loads(index.path.read_text())["head"] == repo.head()
+
+
+def test_index_keys_by_source(repo: GitRepo) -> None:
+    """A changed ``from`` starts a new base and keeps the old source's base apart."""
+    bump(repo, "prod", digest(1), None)
+    bump(repo, "prod", digest(2), digest(1), source="registry.example.com/shop/app:1.5")
+    assert TrailerIndex(repo).bases() == {
+        ("shop/app:prod", SOURCE): digest(1),
+        ("shop/app:prod", "registry.example.com/shop/app:1.5"): digest(2),
+    }
+
+
+def _fast_import(work: Path, count: int) -> None:
+    """``count`` commits on main in one fast-import; every tenth is a reconciler bump of prod."""
+    chunks = []
+    for n in range(1, count + 1):
+        if n % 10 == 0:
+            block = TrailerBlock(
+                "shop/app:prod", SOURCE, digest(n - 10) if n > 10 else None, digest(n)
+            )
+            message = format_message(f"shop/app: prod {n}", "", [block])
+        else:
+            message = f"human edit {n}\n"
+        data = message.encode()
+        content = f"{n}\n".encode()
+        chunks.append(
+            b"commit refs/heads/main\n"
+            + f"committer Bot <bot@x> {1_700_000_000 + n} +0000\n".encode()
+            + f"data {len(data)}\n".encode()
+            + data
+            + f"M 100644 inline file.txt\ndata {len(content)}\n".encode()
+            + content
+            + b"\n"
+        )
+    subprocess.run(
+        ["git", "fast-import", "--quiet", "--force"],
+        input=b"".join(chunks),
+        cwd=work,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_index_over_thousands_of_commits(tmp_path: Path) -> None:
+    """A 2,500-commit history is read in one scan and the newest of 250 bumps is the base."""
+    git(tmp_path, "init", "--quiet", "big")
+    work = tmp_path / "big"
+    _fast_import(work, 2500)
+    git(work, "reset", "--quiet", "--hard", "main")
+    index = TrailerIndex(GitRepo.open(work))
+    assert index.bases() == {("shop/app:prod", SOURCE): digest(2500)}
+    assert index.last_scan is not None
+    assert (index.last_scan.full, index.last_scan.commits) == (True, 250)
