@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 
 import httpx
 import pytest
 
+from tests.fixtures.demo import (
+    BUMP_IMAGE,
+    EXAMPLE_DIR,
+    EXAMPLE_IMAGES,
+    PINNED_IMAGE,
+    expected_digest,
+    prepare_example_repo,
+    seed_example,
+)
 from tests.fixtures.fault_proxy import WRONG_DIGEST
 from tests.fixtures.images import (
     DOCKER_LIST,
@@ -350,3 +360,47 @@ def test_git_ignores_machine_config(config_repo):
     repo = config_repo({"f.txt": "1\n"})
     assert repo.git("config", "--global", "user.email").strip() == "test@streamlock.invalid"
     assert os.environ["GIT_CONFIG_NOSYSTEM"] == "1"
+
+
+# --- the example repository --------------------------------------------------------------------
+def test_example_pins_the_digest_seeding_produces():
+    """streams/shop/app.yaml pins prod to the digest the demo's seeding gives shop/app:1.0."""
+    text = (EXAMPLE_DIR / "streams/shop/app.yaml").read_text()
+    assert f"name: app@{expected_digest(PINNED_IMAGE)}" in text
+
+
+def test_seed_example_serves_expected_digests(registry: RegistryServer, seeder: Seeder):
+    """Seeding the example pushes every image, the pinned one at its precomputed digest."""
+    digests = seed_example(seeder)
+    assert set(digests) == {f"{i.repo}:{i.tag}" for i in EXAMPLE_IMAGES}
+    pinned = f"{PINNED_IMAGE.repo}:{PINNED_IMAGE.tag}"
+    assert digests[pinned] == expected_digest(PINNED_IMAGE)
+    assert seeder.digest("shop/web", "2.4") == digests["shop/web:2.4"]
+
+
+def test_bump_image_changes_the_tag():
+    """The demo's second image for shop/app:1.1 has a different digest than the first."""
+    first = next(i for i in EXAMPLE_IMAGES if (i.repo, i.tag) == (BUMP_IMAGE.repo, BUMP_IMAGE.tag))
+    assert expected_digest(BUMP_IMAGE) != expected_digest(first)
+
+
+def test_prepare_example_repo_points_at_registry(tmp_path):
+    """The prepared repo holds every example file with localhost:5000 replaced, and no locks/."""
+    repo = prepare_example_repo(tmp_path / "config", "127.0.0.1:40999")
+    names = repo.git("ls-files").split()
+    assert "streamlock.yaml" in names
+    assert "streams/shop/app.yaml" in names
+    assert not any(name.startswith("locks/") for name in names)
+    for name in names:
+        text = repo.read_remote(name)
+        assert text is not None
+        assert "localhost:5000" not in text
+    assert "127.0.0.1:40999/shop/app:1.0" in (repo.read_remote("streams/shop/app.yaml") or "")
+
+
+def test_example_mentions_only_the_local_registry():
+    """Every registry host in the example is localhost:5000, which the demo rewrites."""
+    hosts = set()
+    for path in EXAMPLE_DIR.rglob("*.yaml"):
+        hosts |= set(re.findall(r"\b([a-z0-9.-]+:\d+)/", path.read_text()))
+    assert hosts == {"localhost:5000"}
