@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -29,7 +33,7 @@ from tests.fixtures.images import (
     build_image,
     sha256,
 )
-from tests.fixtures.registry_server import RegistryServer
+from tests.fixtures.registry_server import RegistryServer, notification_endpoint
 from tests.fixtures.token_server import TokenServer
 
 
@@ -404,3 +408,63 @@ def test_example_mentions_only_the_local_registry():
     for path in EXAMPLE_DIR.rglob("*.yaml"):
         hosts |= set(re.findall(r"\b([a-z0-9.-]+:\d+)/", path.read_text()))
     assert hosts == {"localhost:5000"}
+
+
+# --- notifications -----------------------------------------------------------------------------
+class _Receiver(ThreadingHTTPServer):
+    """Collects notification envelopes POSTed by the registry."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[tuple[dict[str, str], dict]] = []
+        self.lock = threading.Lock()
+
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.envelopes.append((dict(self.headers), json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_registry_sends_push_notifications(tmp_path, repo_name: str):
+    """A notifications endpoint receives the push event with the bearer token configured."""
+    receiver = _Receiver()
+    thread = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hooks/registry"
+    endpoint = notification_endpoint(url, token="hook-token")
+    try:
+        with RegistryServer(tmp_path, notifications=[endpoint]) as server, Seeder(server.url) as s:
+            digest = s.push_image(repo_name, "n1")
+            events = []
+            for _ in range(500):  # up to ~10 s
+                with receiver.lock:
+                    events = [
+                        (headers, event)
+                        for headers, envelope in receiver.envelopes
+                        for event in envelope["events"]
+                        if event["action"] == "push" and event["target"].get("tag") == "n1"
+                    ]
+                if events:
+                    break
+                time.sleep(0.02)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+        thread.join(timeout=5)
+    assert events, "no push event arrived"
+    headers, event = events[0]
+    assert headers["Authorization"] == "Bearer hook-token"
+    assert event["target"]["repository"] == repo_name
+    assert event["target"]["digest"] == digest
