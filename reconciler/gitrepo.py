@@ -405,6 +405,10 @@ class GitRepo:
         """Move the branch and the working tree to ``rev``; callers use it on their own clone."""
         self._git("reset", "--quiet", "--hard", rev)
 
+    def reset_keep(self, rev: str) -> None:
+        """Move the branch to ``rev`` keeping unrelated local edits; fails rather than lose any."""
+        self._git("reset", "--quiet", "--keep", rev)
+
     # --- remotes -----------------------------------------------------------------------------
 
     def fetch(self, remote: str, branch: str) -> str:

@@ -85,6 +85,14 @@ def test_no_upstream_for_a_local_branch(origin: ConfigRepo, repo: GitRepo) -> No
     assert repo.upstream() is None
 
 
+def test_ahead_of_upstream_needs_an_upstream(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Counting unpushed commits without an upstream is an error with a hint."""
+    origin.git("checkout", "--quiet", "-b", "local")
+    with pytest.raises(GitError, match="no upstream") as caught:
+        repo.ahead_of_upstream()
+    assert "--set-upstream-to" in str(caught.value)
+
+
 # --- state and reading -------------------------------------------------------------------------
 
 
@@ -249,6 +257,32 @@ def test_fetch_and_reset_move_to_the_remote_tip(
     assert repo.fetch("origin", BRANCH) == theirs
     repo.reset_hard(f"origin/{BRANCH}")
     assert (repo.head(), repo.read("README")) == (theirs, b"theirs\n")
+
+
+def test_reset_keep_preserves_unrelated_edits(
+    origin: ConfigRepo, repo: GitRepo, tmp_path: Path
+) -> None:
+    """Moving to the remote tip with reset_keep keeps a person's edit of another file."""
+    other = ConfigRepo(origin.clone(tmp_path / "other"), origin.remote)
+    theirs = other.commit({"streams/shop/app.yaml": "theirs\n"}, "theirs")
+    (origin.work / "README").write_text("mine\n")
+    repo.fetch("origin", BRANCH)
+    repo.reset_keep(f"origin/{BRANCH}")
+    assert (repo.head(), (origin.work / "README").read_text()) == (theirs, "mine\n")
+
+
+def test_reset_keep_refuses_to_lose_edits(
+    origin: ConfigRepo, repo: GitRepo, tmp_path: Path
+) -> None:
+    """reset_keep fails rather than overwrite a local edit of a file the new tip changes."""
+    other = ConfigRepo(origin.clone(tmp_path / "other"), origin.remote)
+    other.commit({"README": "theirs\n"}, "theirs")
+    (origin.work / "README").write_text("mine\n")
+    head = repo.head()
+    repo.fetch("origin", BRANCH)
+    with pytest.raises(GitError, match="reset failed"):
+        repo.reset_keep(f"origin/{BRANCH}")
+    assert (repo.head(), (origin.work / "README").read_text()) == (head, "mine\n")
 
 
 def test_push_refuses_a_forced_refspec(repo: GitRepo) -> None:
