@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import InputError
+from reconciler import schema
+from reconciler.errors import InputError, Problem, ValidationError
 
 CONFIG_FILE = "streamlock.yaml"
 
@@ -149,7 +150,7 @@ class Config:
             git=GitConfig(
                 branch=git.get("branch"),
                 push=git.get("push", "direct"),
-                author=git.get("author", GitConfig.author),
+                author=git.get("author", GitConfig().author),
                 grouping=git.get("grouping", "stream"),
                 remote=git.get("remote", "origin"),
             ),
@@ -160,3 +161,65 @@ class Config:
 
 def config_path(root: Path) -> Path:
     return root / CONFIG_FILE
+
+
+# --- loading streamlock.yaml -------------------------------------------------------------------
+
+
+def _config_problems(doc: schema.Document) -> list[Problem]:
+    """Checks the schema cannot express: one entry per registry host, a positive interval."""
+    problems = [problem for _, problem in schema.check(doc, schema.CONFIG_SCHEMA)]
+    if problems or not isinstance(doc.data, dict):
+        return problems
+    first: dict[str, int] = {}
+    for index, registry in enumerate(doc.data.get("registries") or ()):
+        where = ("registries", index, "host")
+        line = doc.position(where)[0]
+        if registry["host"] in first:
+            problems.append(
+                doc.problem(
+                    where,
+                    f"registry {registry['host']} is already configured on line "
+                    f"{first[registry['host']]}",
+                )
+            )
+        first.setdefault(registry["host"], line)
+    interval = doc.data.get("importInterval")
+    if interval is not None and parse_duration(interval) <= 0:
+        problems.append(doc.problem(("importInterval",), "must be longer than 0s"))
+    return problems
+
+
+def parse_config(data: bytes, path: str = CONFIG_FILE) -> Config:
+    """``streamlock.yaml`` bytes → Config (pure); ValidationError lists every located problem."""
+    documents = schema.parse_documents(data, path)
+    if len(documents) > 1:
+        raise ValidationError(
+            [documents[1].problem((), "streamlock.yaml holds one document, found more")]
+        )
+    if not documents:
+        return Config()
+    problems = _config_problems(documents[0])
+    if problems:
+        raise ValidationError(problems)
+    return Config.from_mapping(documents[0].data)
+
+
+def load_config(root: Path, path: Path | None = None) -> Config:
+    """The repository's config; a missing ``streamlock.yaml`` means every default.
+
+    ``path`` (an operator's ``--config``) may lie outside the repository, but must exist.
+    """
+    if path is None:
+        if not config_path(root).exists() and not config_path(root).is_symlink():
+            return Config()
+        return parse_config(schema.read_repo_file(root, CONFIG_FILE), CONFIG_FILE)
+    shown = schema.repo_relative(root, path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(schema.MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InputError(
+            f"{shown}: cannot read the config: {exc.strerror}", hint="check --config"
+        ) from exc
+    return parse_config(data, shown)

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
+from reconciler import schema
+from reconciler.config import Config, load_config
+from reconciler.errors import InputError, Problem, ValidationError
 from reconciler.image import LEGACY
+from reconciler.reference import DIGEST_RE, ImageReference
+from reconciler.schema import JsonPath
 
 DOCKER_IMAGE = "DockerImage"
 IMAGE_STREAM_TAG = "ImageStreamTag"
@@ -102,3 +109,275 @@ class ImageStream:
             if tag.name == name:
                 return tag
         return None
+
+
+# --- loading stream files ----------------------------------------------------------------------
+# Below the model: reading ``streams/**`` with per-file (and per-stream) isolation. A problem in
+# one stream skips that stream only; a file that cannot be parsed skips that file only.
+
+STREAMS_DIR = "streams"
+STREAM_SUFFIXES = (".yaml", ".yml", ".json")
+_LIST_KINDS = ("List", "ImageStreamList")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSet:
+    """What ``streams/`` declares: the valid streams, and every problem found on the way."""
+
+    streams: tuple[ImageStream, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    files: tuple[str, ...] = ()  # repository-relative paths read, sorted
+
+
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Stream, namespace and tag name patterns, taken from the schema so they never drift."""
+    return (
+        schema.definition_pattern(schema.IMAGESTREAM_SCHEMA, "streamName"),
+        schema.definition_pattern(schema.IMAGESTREAM_SCHEMA, "namespaceName"),
+        schema.definition_pattern(schema.IMAGESTREAM_SCHEMA, "tagName"),
+    )
+
+
+def _source_problem(
+    doc: schema.Document, where: JsonPath, source: TagReference, reference: bool
+) -> Problem | None:
+    """Checks of ``from.name`` the schema cannot express, by kind."""
+    stream_re, _, tag_re = _patterns()
+    name = source.name
+    at = (*where, "from", "name")
+    if source.kind == DOCKER_IMAGE:
+        try:
+            pull_spec = ImageReference.parse(name)
+        except InputError as exc:
+            return doc.problem(at, exc.message)
+        if reference and pull_spec.digest is None:
+            return doc.problem(
+                at, f"reference: true needs a digest pull spec (name@sha256:...), got {name!r}"
+            )
+    elif source.kind == IMAGE_STREAM_TAG:
+        stream, _, tag = name.rpartition(":")
+        if not tag_re.search(tag) or (stream and not stream_re.search(stream)) or name[0] == ":":
+            return doc.problem(
+                at, f"{name!r} is not a valid ImageStreamTag name (use <tag> or <stream>:<tag>)"
+            )
+    else:
+        stream, _, digest = name.partition("@")
+        if not stream_re.search(stream) or not DIGEST_RE.fullmatch(digest):
+            return doc.problem(
+                at,
+                f"{name!r} is not a valid ImageStreamImage name "
+                "(use <stream>@sha256:<64 hex digits>)",
+            )
+    return None
+
+
+def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Problem]]:
+    tags: list[TagSpec] = []
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for index, item in enumerate(((doc.get(base).get("spec") or {}).get("tags")) or ()):
+        where = (*base, "spec", "tags", index)
+        line = doc.position(where)[0]
+        name = item["name"]
+        if name in first:
+            problems.append(
+                doc.problem(
+                    (*where, "name"),
+                    f"duplicate tag {name!r} (first defined on line {first[name]})",
+                )
+            )
+            continue
+        first[name] = line
+        source = TagReference(
+            item["from"]["kind"], item["from"]["name"], item["from"].get("namespace")
+        )
+        problem = _source_problem(doc, where, source, bool(item.get("reference")))
+        if problem is not None:
+            problems.append(problem)
+            continue
+        policy = item.get("importPolicy") or {}
+        tags.append(
+            TagSpec(
+                name=name,
+                source=source,
+                reference=bool(item.get("reference", False)),
+                scheduled=bool(policy.get("scheduled", False)),
+                insecure=bool(policy.get("insecure", False)),
+                import_mode=policy.get("importMode") or LEGACY,
+                reference_policy=(item.get("referencePolicy") or {}).get("type") or SOURCE,
+                annotations=dict(item.get("annotations") or {}),
+                line=line,
+            )
+        )
+    return tags, problems
+
+
+def _stream(
+    doc: schema.Document, base: JsonPath, folder: str | None, config: Config
+) -> tuple[ImageStream | None, list[Problem]]:
+    """One schema-valid ImageStream object → the model, or the problems that reject it."""
+    obj = doc.get(base)
+    meta = obj["metadata"]
+    namespace = meta.get("namespace")
+    problems: list[Problem] = []
+    if namespace is None and folder is not None:
+        namespace = folder
+        if not _patterns()[1].search(folder):
+            problems.append(
+                doc.problem(
+                    (*base, "metadata"),
+                    f"folder {folder!r} is not a valid namespace name; "
+                    "rename it or set metadata.namespace",
+                )
+            )
+    tags, tag_problems = _tags(doc, base)
+    problems += tag_problems
+    if problems:
+        return None, problems
+    stream = ImageStream(
+        namespace=namespace or config.default_namespace,
+        name=meta["name"],
+        tags=tuple(tags),
+        lookup_local=bool(((obj.get("spec") or {}).get("lookupPolicy") or {}).get("local", False)),
+        annotations=dict(meta.get("annotations") or {}),
+        path=doc.path,
+        line=doc.position(base)[0],
+    )
+    return stream, []
+
+
+def _objects(doc: schema.Document) -> list[JsonPath]:
+    """Paths of the ImageStream objects in a schema-valid document."""
+    if doc.data.get("kind") in _LIST_KINDS:
+        return [("items", index) for index in range(len(doc.data.get("items") or ()))]
+    return [()]
+
+
+def _parse_file(
+    data: bytes, path: str, config: Config
+) -> tuple[list[tuple[ImageStream, schema.Document, JsonPath]], list[Problem]]:
+    """The valid streams of one file (with where each is), and the problems of the rest."""
+    try:
+        documents = schema.parse_documents(data, path)
+    except ValidationError as exc:
+        return [], list(exc.problems)
+    parts = PurePosixPath(path).parts
+    folder = parts[1] if len(parts) > 2 and parts[0] == STREAMS_DIR else None
+    found: list[tuple[ImageStream, schema.Document, JsonPath]] = []
+    problems: list[Problem] = []
+    for doc in documents:
+        errors = schema.check(doc, schema.IMAGESTREAM_SCHEMA)
+        objects = _objects(doc) if isinstance(doc.data, dict) else []
+        outside = [p for where, p in errors if not any(where[: len(o)] == o for o in objects)]
+        if outside or not objects:
+            problems += [p for _, p in errors]
+            continue
+        for base in objects:
+            mine = [p for where, p in errors if where[: len(base)] == base]
+            if mine:
+                problems += mine
+                continue
+            stream, rejected = _stream(doc, base, folder, config)
+            problems += rejected
+            if stream is not None:
+                found.append((stream, doc, base))
+    return found, problems
+
+
+def parse_streams(files: Mapping[str, bytes], config: Config) -> StreamSet:
+    """Streams of several files (pure: path → bytes in); a stream defined twice keeps the first."""
+    streams: dict[tuple[str, str], ImageStream] = {}
+    problems: list[Problem] = []
+    for path in sorted(files):
+        found, file_problems = _parse_file(files[path], path, config)
+        problems += file_problems
+        for stream, doc, base in found:
+            earlier = streams.setdefault(stream.key, stream)
+            if earlier is not stream:
+                problems.append(
+                    doc.problem(
+                        (*base, "metadata", "name"),
+                        f"stream {stream.namespace}/{stream.name} is already defined at "
+                        f"{earlier.path}:{earlier.line}",
+                    )
+                )
+    return StreamSet(
+        streams=tuple(streams[key] for key in sorted(streams)),
+        problems=tuple(sorted(problems)),
+        files=tuple(sorted(files)),
+    )
+
+
+def load_streams(root: Path, config: Config) -> StreamSet:
+    """Read and check every ``streams/**/*.yaml|yml|json`` file under ``root``."""
+    paths, problems = schema.repo_files(root, STREAMS_DIR, STREAM_SUFFIXES)
+    files: dict[str, bytes] = {}
+    for path in paths:
+        try:
+            files[path] = schema.read_repo_file(root, path)
+        except ValidationError as exc:
+            problems += exc.problems
+    result = parse_streams(files, config)
+    return StreamSet(
+        streams=result.streams,
+        problems=tuple(sorted([*problems, *result.problems])),
+        files=tuple(paths),
+    )
+
+
+# --- validating a repository -------------------------------------------------------------------
+
+LOCKS_DIR = "locks"
+LOCK_SUFFIX = ".lock.yaml"
+
+
+def parse_lock_problems(data: bytes, path: str) -> list[Problem]:
+    """Schema problems of one lock file, and a ``metadata`` that disagrees with its path."""
+    try:
+        documents = schema.parse_documents(data, path)
+    except ValidationError as exc:
+        return list(exc.problems)
+    if len(documents) != 1:
+        return [Problem(path, 1, 1, "a lock file holds exactly one document")]
+    doc = documents[0]
+    problems = [problem for _, problem in schema.check(doc, schema.LOCK_SCHEMA)]
+    parts = PurePosixPath(path).parts
+    if not problems and len(parts) == 3:
+        expected = (parts[1], parts[2].removesuffix(LOCK_SUFFIX))
+        meta = doc.data["metadata"]
+        if (meta["namespace"], meta["name"]) != expected:
+            problems.append(
+                doc.problem(
+                    ("metadata",),
+                    f"describes {meta['namespace']}/{meta['name']} but the file is for "
+                    f"{expected[0]}/{expected[1]}",
+                )
+            )
+    elif not problems:
+        problems.append(
+            Problem(path, 1, 1, f"lock files live at {LOCKS_DIR}/<namespace>/<name>{LOCK_SUFFIX}")
+        )
+    return problems
+
+
+def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
+    """Every located problem of ``streamlock.yaml``, ``streams/**`` and ``locks/**``, sorted.
+
+    Offline: nothing here talks to a registry. A broken config is reported and the streams are
+    still checked against the defaults, so one run shows everything.
+    """
+    problems: list[Problem] = []
+    try:
+        config = load_config(root, config_file)
+    except ValidationError as exc:
+        problems += exc.problems
+        config = Config()
+    problems += load_streams(root, config).problems
+    paths, walk_problems = schema.repo_files(root, LOCKS_DIR, (LOCK_SUFFIX,))
+    problems += walk_problems
+    for path in paths:
+        try:
+            problems += parse_lock_problems(schema.read_repo_file(root, path), path)
+        except ValidationError as exc:
+            problems += exc.problems
+    return sorted(problems)

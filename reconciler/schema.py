@@ -1,0 +1,498 @@
+"""Reading what people write: safe YAML/JSON loading, the JSON Schemas, located problems.
+
+Every person-written file (stream files, ``streamlock.yaml``, locks) is read here, so the limits
+(size, nesting, aliases, tags, symlinks) and the ``path:line:col: where: message`` form are the same
+everywhere. YAML is parsed in ruamel's round-trip mode only to learn where each value was written;
+callers get plain JSON-like data plus a position index, never ruamel objects.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import functools
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.validators import Draft202012Validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    NodeEvent,
+)
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from reconciler.errors import Problem, ValidationError
+
+IMAGESTREAM_SCHEMA = "imagestream.schema.json"
+CONFIG_SCHEMA = "config.schema.json"
+LOCK_SCHEMA = "lock.schema.json"
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_ALIASES = 100
+MAX_VALUES = 100_000  # values in one document once aliases are expanded
+MAX_FILES = 10_000  # files under one folder
+
+# Explicit tags that change nothing about the data; any other tag is refused.
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+JsonPath = tuple[str | int, ...]
+Position = tuple[int, int]
+
+
+# --- schemas ---------------------------------------------------------------------------------
+
+
+def schema_dir() -> Traversable:
+    """The installed package's ``reconciler/schemas``, else the source checkout's ``schemas/``."""
+    packaged = resources.files("reconciler") / "schemas"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "schemas"
+
+
+@functools.cache
+def load_schema(name: str) -> Mapping[str, Any]:
+    """One of the shipped schemas, parsed once."""
+    return json.loads((schema_dir() / name).read_text(encoding="utf-8"))
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    """``pattern`` with ECMA-262's ``$``: Python's also matches before a final newline."""
+    if validator.is_type(instance, "string") and not _regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+_Validator = jsonschema.validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+
+
+@functools.cache
+def _validator(name: str) -> Any:
+    return _Validator(load_schema(name))
+
+
+def definition_pattern(schema_name: str, definition: str) -> re.Pattern[str]:
+    """The compiled ``pattern`` of ``$defs/<definition>``, so code and schema never drift."""
+    return _regex(load_schema(schema_name)["$defs"][definition]["pattern"])
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+def format_path(where: JsonPath) -> str:
+    """``("spec", "tags", 1, "from")`` → ``spec.tags[1].from``."""
+    text = ""
+    for part in where:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _IDENTIFIER.match(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(part)}]"
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One YAML/JSON document as plain data, with where each value and key was written."""
+
+    path: str
+    data: Any
+    values: Mapping[JsonPath, Position]
+    keys: Mapping[JsonPath, Position]
+
+    def position(self, where: JsonPath, *, key: bool = False) -> Position:
+        """Where a value (or its key) starts; the nearest written ancestor if it has no place."""
+        if key and where in self.keys:
+            return self.keys[where]
+        for end in range(len(where), -1, -1):
+            if where[:end] in self.values:
+                return self.values[where[:end]]
+        return (1, 1)
+
+    def problem(self, where: JsonPath, message: str, *, key: bool = False) -> Problem:
+        """``path:line:col: spec.tags[1].from: message``, located at ``where``."""
+        line, column = self.position(where, key=key)
+        prefix = f"{format_path(where)}: " if where else ""
+        return Problem(self.path, line, column, prefix + message)
+
+    def get(self, where: JsonPath) -> Any:
+        value = self.data
+        for part in where:
+            value = value[part]
+        return value
+
+
+def _at(path: str, mark: Any, message: str) -> Problem:
+    return Problem(path, mark.line + 1, mark.column + 1, message)
+
+
+def _scan(yaml: YAML, text: str, path: str) -> list[Position]:
+    """Walk the parse events once, before anything is built, and refuse what could blow up.
+
+    Returns where each document's root starts. An alias counts as the values it expands to, so a
+    "billion laughs" file is refused after reading its events, without building anything.
+    """
+    starts: list[Position] = []
+    anchors: dict[str, int] = {}  # anchor -> expanded size
+    open_anchors: list[tuple[str | None, int]] = []  # (anchor, values before it) per open node
+    aliases = 0
+    values = 0
+    expect_root = False
+    for event in yaml.parse(text):
+        if isinstance(event, DocumentStartEvent):
+            anchors.clear()
+            values = 0
+            expect_root = True
+            continue
+        if isinstance(event, CollectionEndEvent):
+            anchor, before = open_anchors.pop()
+            if anchor is not None:
+                anchors[anchor] = values - before
+            continue
+        if not isinstance(event, NodeEvent):
+            continue
+        if expect_root:
+            starts.append((event.start_mark.line + 1, event.start_mark.column + 1))
+            expect_root = False
+        if isinstance(event, AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise ValidationError(
+                    [_at(path, event.start_mark, f"more than {MAX_ALIASES} YAML aliases")]
+                )
+            if event.anchor not in anchors:
+                what = "recursive" if any(a == event.anchor for a, _ in open_anchors) else "unknown"
+                raise ValidationError(
+                    [_at(path, event.start_mark, f"{what} YAML alias *{event.anchor}")]
+                )
+            values += anchors[event.anchor]
+        else:
+            tag = getattr(event, "tag", None)
+            if tag is not None and tag not in _PLAIN_TAGS:
+                raise ValidationError(
+                    [_at(path, event.start_mark, f"YAML tag {tag} is not supported")]
+                )
+            if event.anchor is not None and (
+                event.anchor in anchors or any(a == event.anchor for a, _ in open_anchors)
+            ):
+                raise ValidationError(
+                    [_at(path, event.start_mark, f"YAML anchor &{event.anchor} defined twice")]
+                )
+            values += 1
+            if isinstance(event, CollectionStartEvent):
+                if len(open_anchors) >= MAX_DEPTH:
+                    raise ValidationError(
+                        [_at(path, event.start_mark, f"nested deeper than {MAX_DEPTH} levels")]
+                    )
+                open_anchors.append((event.anchor, values - 1))
+            elif event.anchor is not None:
+                anchors[event.anchor] = 1
+        if values > MAX_VALUES:
+            raise ValidationError(
+                [_at(path, event.start_mark, f"document expands to more than {MAX_VALUES} values")]
+            )
+    return starts
+
+
+def _syntax_problem(path: str, text: str, exc: YAMLError) -> Problem:
+    if isinstance(exc, MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        if mark is not None:
+            return _at(path, mark, f"not valid YAML: {problem}")
+        return Problem(path, 1, 1, f"not valid YAML: {problem}")
+    if isinstance(exc, ReaderError):
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        column = exc.position - (before.rfind("\n") + 1) + 1
+        return Problem(path, line, column, f"not valid YAML: character {exc.character!r}")
+    return Problem(path, 1, 1, f"not valid YAML: {exc}")
+
+
+def _decode(data: bytes, path: str) -> str:
+    if len(data) > MAX_FILE_BYTES:
+        raise ValidationError([Problem(path, 1, 1, f"larger than {MAX_FILE_BYTES} bytes")])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValidationError([Problem(path, line, column, "not valid UTF-8")]) from exc
+
+
+def parse_documents(data: bytes, path: str) -> list[Document]:
+    """Every non-empty document of a YAML (or, for ``*.json``, JSON) file.
+
+    Raises ValidationError when the file as a whole cannot be read: too large, not UTF-8,
+    a syntax error, duplicate keys, aliases or nesting over the limits, unsupported tags.
+    """
+    text = _decode(data, path)
+    if path.endswith(".json"):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                [Problem(path, exc.lineno, exc.colno, f"not valid JSON: {exc.msg}")]
+            ) from exc
+        except RecursionError as exc:
+            raise ValidationError([Problem(path, 1, 1, "nested too deeply")]) from exc
+    yaml = YAML(typ="rt")
+    try:
+        starts = _scan(yaml, text, path)
+        raw = list(yaml.load_all(text))
+    except YAMLError as exc:
+        raise ValidationError([_syntax_problem(path, text, exc)]) from exc
+    documents = []
+    problems: list[Problem] = []
+    for node, start in zip(raw, starts, strict=True):
+        if node is None:
+            continue
+        values: dict[JsonPath, Position] = {(): start}
+        keys: dict[JsonPath, Position] = {}
+        plain = _plain(node, (), values, keys, problems, path)
+        documents.append(Document(path, plain, values, keys))
+    if problems:
+        raise ValidationError(problems)
+    return documents
+
+
+def _plain(
+    node: Any,
+    where: JsonPath,
+    values: dict[JsonPath, Position],
+    keys: dict[JsonPath, Position],
+    problems: list[Problem],
+    path: str,
+) -> Any:
+    """ruamel's round-trip objects → dict/list/str/int/float/bool/None, recording positions."""
+    if isinstance(node, CommentedMap):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            spot = node.lc.data.get(key)
+            if not isinstance(key, str):
+                line, column = (spot[0] + 1, spot[1] + 1) if spot else values.get(where, (1, 1))
+                prefix = f"{format_path(where)}: " if where else ""
+                problems.append(
+                    Problem(path, line, column, f"{prefix}key {key!r} is not a string; quote it")
+                )
+                continue
+            here = (*where, key)
+            if spot:
+                keys[here] = (spot[0] + 1, spot[1] + 1)
+                values[here] = (spot[2] + 1, spot[3] + 1)
+            out[key] = _plain(value, here, values, keys, problems, path)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            here = (*where, index)
+            spot = node.lc.data.get(index)
+            if spot:
+                values[here] = (spot[0] + 1, spot[1] + 1)
+            items.append(_plain(value, here, values, keys, problems, path))
+        return items
+    if isinstance(node, TaggedScalar):
+        return str(node.value)
+    if isinstance(node, bool | ScalarBoolean):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, datetime.date):
+        return node.isoformat()
+    return node  # None; the tag check in _scan refuses everything else
+
+
+# --- schema checks ---------------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+_TITLED = frozenset(
+    {
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minProperties",
+        "maxProperties",
+    }
+)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return f"number {value!r}"
+
+
+def _messages(error: Any) -> Iterator[tuple[JsonPath, bool, str]]:
+    """Plain messages for one jsonschema error: (where, point at the key?, message)."""
+    where: JsonPath = tuple(error.absolute_path)
+    kind, value, instance = error.validator, error.validator_value, error.instance
+    if "propertyNames" in error.absolute_schema_path:
+        # Reported against the mapping, with the key as instance: point at the key.
+        yield (*where, instance), True, f"key {_phrase(error)}"
+    elif kind == "additionalProperties" and isinstance(instance, dict):
+        known = list(error.schema.get("properties", {}))
+        for key in instance:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                yield (*where, key), True, f"unknown field {key!r}{hint}"
+    elif kind == "dependentRequired" and isinstance(instance, dict):
+        for field, needs in value.items():
+            missing = [need for need in needs if field in instance and need not in instance]
+            for need in missing:
+                yield where, False, f"{field} needs {need}"
+    else:
+        yield where, False, _phrase(error)
+
+
+def _phrase(error: Any) -> str:
+    """One value's problem in plain words; jsonschema's own message where it is plain enough."""
+    kind, value, instance, schema = (
+        error.validator,
+        error.validator_value,
+        error.instance,
+        error.schema,
+    )
+    if kind == "enum":
+        return f"{_show(instance)} is not one of {', '.join(map(str, value))}"
+    if kind == "const":
+        return f"expected {value!r}, got {_show(instance)}"
+    if kind == "type":
+        wanted = [value] if isinstance(value, str) else list(value)
+        words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
+        hint = "; quote it" if "string" in wanted and isinstance(instance, int | float) else ""
+        return f"expected {words}, got {_show(instance)}{hint}"
+    if kind in _TITLED and "title" in schema:
+        what = "" if isinstance(instance, dict | list) else f"{_show(instance)} is "
+        tail = f" ({schema['description']})" if "description" in schema else ""
+        return f"{what}not a valid {schema['title']}{tail}"
+    return error.message
+
+
+def check(document: Document, schema_name: str) -> list[tuple[JsonPath, Problem]]:
+    """Every schema error of a document, sorted, each with the data path it is about."""
+    found: dict[tuple[JsonPath, str], Problem] = {}
+    for error in _validator(schema_name).iter_errors(document.data):
+        for where, key, message in _messages(error):
+            found.setdefault((where, message), document.problem(where, message, key=key))
+    return sorted(((where, problem) for (where, _), problem in found.items()), key=lambda i: i[1])
+
+
+# --- reading repository files ----------------------------------------------------------------
+
+
+def repo_relative(root: Path, path: Path) -> str:
+    """``path`` as written in messages: relative to the repository when inside it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read_repo_file(root: Path, rel: str) -> bytes:
+    """Bytes of a repository file; refuses links out of the repository, non-files, huge files."""
+    path = root / rel
+    real = path.resolve()
+    if not real.is_relative_to(root.resolve()):
+        raise ValidationError([Problem(rel, 1, 1, "symlink points outside the repository")])
+    if not real.is_file():
+        raise ValidationError([Problem(rel, 1, 1, "not a regular file")])
+    try:
+        with real.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValidationError([Problem(rel, 1, 1, f"cannot read: {exc.strerror}")]) from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ValidationError([Problem(rel, 1, 1, f"larger than {MAX_FILE_BYTES} bytes")])
+    return data
+
+
+def repo_files(
+    root: Path, folder: str, suffixes: tuple[str, ...]
+) -> tuple[list[str], list[Problem]]:
+    """Repository-relative paths of the files under ``folder`` ending in ``suffixes``, sorted.
+
+    Hidden entries (``.name``) are skipped. Symlinks are followed only while they stay inside the
+    repository; each directory is visited once, so link loops end.
+    """
+    real_root = root.resolve()
+    top = root / folder
+    if not top.exists():
+        return [], []
+    if not top.resolve().is_relative_to(real_root):
+        return [], [Problem(folder, 1, 1, "symlink points outside the repository")]
+    if not top.is_dir():
+        return [], [Problem(folder, 1, 1, "not a directory")]
+    files: list[str] = []
+    problems: list[Problem] = []
+    pending = [top]
+    seen = {top.resolve()}
+    while pending:
+        directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.name.startswith("."):
+                    continue
+                path = Path(entry.path)
+                rel = repo_relative(root, path)
+                real = path.resolve()
+                if entry.is_symlink() and not real.is_relative_to(real_root):
+                    problems.append(Problem(rel, 1, 1, "symlink points outside the repository"))
+                elif entry.is_dir():
+                    if real not in seen:
+                        seen.add(real)
+                        pending.append(path)
+                elif entry.name.endswith(suffixes):
+                    files.append(rel)
+                if len(files) + len(seen) > MAX_FILES:
+                    problems.append(Problem(folder, 1, 1, f"more than {MAX_FILES} entries"))
+                    return sorted(files), problems
+    return sorted(files), problems
