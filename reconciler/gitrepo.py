@@ -69,8 +69,12 @@ def _repo_path(path: str) -> str:
     return path
 
 
+# Inherited from a hook or a wrapper these would point git at another repository or index.
+_REPO_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
+
+
 def _env(network: bool) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in _REPO_VARIABLES}
     env["LC_ALL"] = "C"
     if network:
         env["GIT_TERMINAL_PROMPT"] = "0"
