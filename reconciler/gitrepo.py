@@ -405,6 +405,10 @@ class GitRepo:
         self._git("update-index", "--add", "--remove", "-z", "--stdin", input=_z(targets))
         return sha
 
+    def tree(self, rev: str) -> str:
+        """The tree id of ``rev``: equal trees mean equal content, whatever the commit dates."""
+        return self._out("rev-parse", f"{rev}^{{tree}}")
+
     def reset_hard(self, rev: str) -> None:
         """Move the branch and the working tree to ``rev``; callers use it on their own clone."""
         self._git("reset", "--quiet", "--hard", rev)

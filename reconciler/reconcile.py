@@ -19,7 +19,7 @@ import structlog
 from reconciler import planner
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.errors import GitError, InputError, Problem, PushRejected
-from reconciler.gitrepo import GitRepo, TrailerIndex
+from reconciler.gitrepo import GitRepo, TrailerIndex, review_branch
 from reconciler.image import ImportRequest, Observation
 from reconciler.imagestream import load_streams
 from reconciler.lockfile import StreamLock, loads
@@ -105,11 +105,17 @@ async def run_pass(
             hint="commit or stash them first (streamlock plan works on a dirty tree)",
         )
     upstream = repo.upstream() if repo is not None and options.push else None
-    if upstream is not None and repo is not None and repo.ahead_of_upstream() > 0:
-        raise GitError(
-            "the branch has unpushed commits",
-            hint="push them first, or run with --no-push",
-        )
+    if upstream is not None and repo is not None:
+        if repo.ahead_of_upstream() > 0:
+            raise GitError(
+                "the branch has unpushed commits",
+                hint="push them first, or run with --no-push",
+            )
+        # Start from the remote's tip: fewer push races, and no pass on a stale lock.
+        remote, branch = upstream
+        tip = repo.fetch(remote, branch)
+        if tip != repo.head():
+            repo.reset_keep(tip)
     resolver = resolver_factory(config)
     seen: dict[tuple[str, str, str], Observation] = {}
     attempts = 0
@@ -140,6 +146,9 @@ async def run_pass(
         )
         if repo is None:
             return PassResult(plan, streamset.problems, push_attempts=0)
+        if config.git.push == "branch":
+            shas = _push_review_branches(repo, plan, config, upstream)
+            return PassResult(plan, streamset.problems, shas, upstream is not None, 1, repo.head())
         shas = tuple(
             repo.commit(commit.files, commit.message, config.git.author) for commit in plan.commits
         )
@@ -157,9 +166,46 @@ async def run_pass(
                 hint="another writer keeps moving the branch; the next pass will try again",
             )
         log.warning("push rejected; recomputing on the new tip", attempt=attempts)
-        repo.fetch(remote, branch)
-        repo.reset_hard(f"{remote}/{branch}")
+        # Drop our commits and recompute on the new tip; never rebase a lock over a
+        # change someone else made to it.
+        repo.reset_keep(repo.fetch(remote, branch))
         await asyncio.sleep(random.uniform(0.05, 0.25) * attempts)
+
+
+def _push_review_branches(
+    repo: GitRepo, plan: planner.Plan, config: Config, upstream: tuple[str, str] | None
+) -> tuple[str, ...]:
+    """``git.push: branch``: each stream's change on ``streamlock/<ns>-<stream>`` for review.
+
+    Branches are built on the watched branch's tip without touching the working tree; a branch
+    that already holds the same content is left alone, so passes do not churn review branches.
+    """
+    base = repo.head()
+    chains: dict[tuple[str, str], list[planner.PlannedCommit]] = {}
+    for commit in plan.commits:
+        first = commit.changes[0] if commit.changes else None
+        key = (first.namespace, first.stream) if first else ("all", "streams")
+        chains.setdefault(key, []).append(commit)
+    shas = []
+    for (namespace, stream), commits in sorted(chains.items()):
+        parent = base
+        for commit in commits:
+            parent = repo.create_commit(commit.files, commit.message, config.git.author, parent)
+        name = review_branch(namespace, stream)
+        if upstream is None:
+            shas.append(parent)
+            continue
+        remote = upstream[0]
+        current = repo.remote_sha(remote, name)
+        if current is not None:
+            repo.fetch(remote, name)
+            if repo.tree(current) == repo.tree(parent):
+                continue
+        if not repo.push_branch(remote, parent, name, current):
+            raise PushRejected(f"review branch {name} moved while updating it")
+        log.info("review branch pushed", branch=name, revision=parent[:12])
+        shas.append(parent)
+    return tuple(shas)
 
 
 def _bases_readonly(root: Path) -> planner.Bases:
