@@ -210,3 +210,67 @@ def test_installed_script_runs_as_a_process(app_repo):
     )
     assert proc.returncode == 2, proc.stderr
     assert "NAMESPACE" in proc.stdout
+
+
+def auth_config(host: str) -> str:
+    return (
+        "apiVersion: streamlock/v1\nkind: Config\nregistries:\n"
+        f"  - host: {host!r}\n    auth:\n      env:\n"
+        "        username: SL_TEST_USER\n        password: SL_TEST_PASSWORD\n"
+    )
+
+
+@pytest.mark.parametrize("variant", ["registry_htpasswd", "registry_token"])
+def test_authenticated_registry_and_no_secret_leaks(
+    variant, request, make_seeder, config_repo, repo_name
+):
+    """Basic (htpasswd) and bearer-token registries resolve; the password is nowhere in output."""
+    server = request.getfixturevalue(variant)
+    seeder = make_seeder(server)
+    digest = seeder.push_image(repo_name, "1.0", salt=variant)
+    username, password = server.auth
+    files = {
+        "streamlock.yaml": auth_config(server.host),
+        "streams/shop/app.yaml": stream_file(
+            "app", docker_tag("test", seeder.ref(repo_name, "1.0"))
+        ),
+    }
+    repo = config_repo(files)
+    env = {"SL_TEST_USER": username, "SL_TEST_PASSWORD": password}
+    result = CliRunner().invoke(
+        cli, ["--log-level", "debug", "reconcile", "--repo", str(repo.work)], env=env
+    )
+    assert result.exit_code == 0, result.stderr
+    assert lock_of(repo).tags["test"].image == digest
+    everything = result.stdout + result.stderr + repo.git("log", "-p", "--all")
+    assert password not in everything
+    anonymous = CliRunner().invoke(
+        cli, ["plan", "--repo", str(repo.work)], env={"SL_TEST_PASSWORD": ""}
+    )
+    assert password not in anonymous.stdout + anonymous.stderr
+
+
+def test_review_branch_mode(config_repo, seeder, repo_name):
+    """push: branch updates streamlock/<ns>-<stream>, never main; a re-run does not churn it."""
+    seeder.push_image(repo_name, "1.0", salt="review")
+    files = {
+        "streamlock.yaml": "git:\n  push: branch\n",
+        "streams/shop/app.yaml": stream_file(
+            "app", docker_tag("test", seeder.ref(repo_name, "1.0"))
+        ),
+    }
+    repo = config_repo(files)
+    main_head = repo.remote_head()
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    assert repo.remote_head() == main_head
+    assert "streamlock/shop-app" in repo.remote_branches()
+    lock = loads(repo.read_remote(LOCK, ref="streamlock/shop-app").encode())
+    first = repo.git("ls-remote", "origin", "refs/heads/streamlock/shop-app").split()[0]
+    assert lock.tags["test"].image == seeder.digest(repo_name, "1.0")
+    streamlock("reconcile", "--repo", str(repo.work))
+    assert repo.git("ls-remote", "origin", "refs/heads/streamlock/shop-app").split()[0] == first
+    newer = seeder.push_image(repo_name, "1.0", salt="review-2")
+    streamlock("reconcile", "--repo", str(repo.work))
+    lock = loads(repo.read_remote(LOCK, ref="streamlock/shop-app").encode())
+    assert lock.tags["test"].image == newer
