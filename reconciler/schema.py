@@ -229,7 +229,8 @@ def _syntax_problem(path: str, text: str, exc: YAMLError) -> Problem:
         before = text[: exc.position]
         line = before.count("\n") + 1
         column = exc.position - (before.rfind("\n") + 1) + 1
-        return Problem(path, line, column, f"not valid YAML: character {exc.character!r}")
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return Problem(path, line, column, f"not valid YAML: control character U+{code:04X}")
     return Problem(path, 1, 1, f"not valid YAML: {exc}")
 
 
