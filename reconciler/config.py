@@ -169,7 +169,7 @@ def config_path(root: Path) -> Path:
 def _config_problems(doc: schema.Document) -> list[Problem]:
     """Checks the schema cannot express: one entry per registry host, a positive interval."""
     problems = [problem for _, problem in schema.check(doc, schema.CONFIG_SCHEMA)]
-    if problems or not isinstance(doc.data, dict):
+    if problems:
         return problems
     first: dict[str, int] = {}
     for index, registry in enumerate(doc.data.get("registries") or ()):

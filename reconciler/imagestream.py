@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -284,8 +284,44 @@ def _parse_file(
     return found, problems
 
 
-def parse_streams(files: Mapping[str, bytes], config: Config) -> StreamSet:
-    """Streams of several files (pure: path → bytes in); a stream defined twice keeps the first."""
+def _policy_problems(
+    stream: ImageStream, doc: schema.Document, base: JsonPath, config: Config
+) -> Iterator[Problem]:
+    """Rules of ``streamlock.yaml`` a stream breaks.
+
+    ``validate`` reports them for review; a pass still loads the stream, and the registry client
+    and the planner refuse the affected tags one by one.
+    """
+    for index, tag in enumerate(stream.tags):
+        where = (*base, "spec", "tags", index)
+        source = tag.source
+        if source.kind == DOCKER_IMAGE:
+            ref = ImageReference.parse(source.name)
+            if not config.registry_allowed(ref.registry):
+                yield doc.problem(
+                    (*where, "from", "name"),
+                    f"registry {ref.registry} is not in allowedRegistries of streamlock.yaml",
+                )
+            registry = config.registry(ref.registry)
+            if tag.insecure and not ref.is_loopback and not (registry and registry.insecure):
+                yield doc.problem(
+                    (*where, "importPolicy", "insecure"),
+                    f"registry {ref.registry} is not marked insecure in streamlock.yaml",
+                )
+        elif source.namespace and not config.may_pull(source.namespace, stream.namespace):
+            yield doc.problem(
+                (*where, "from", "namespace"),
+                f"namespace {stream.namespace} may not use images of {source.namespace} "
+                f"(add it to access.{source.namespace}.pullers in streamlock.yaml)",
+            )
+
+
+def parse_streams(files: Mapping[str, bytes], config: Config, *, policy: bool = False) -> StreamSet:
+    """Streams of several files (pure: path → bytes in); a stream defined twice keeps the first.
+
+    With ``policy``, breaches of the config's rules (registry allowlist, insecure registries,
+    cross-namespace grants) are reported too, without dropping the streams.
+    """
     streams: dict[tuple[str, str], ImageStream] = {}
     problems: list[Problem] = []
     for path in sorted(files):
@@ -301,6 +337,8 @@ def parse_streams(files: Mapping[str, bytes], config: Config) -> StreamSet:
                         f"{earlier.path}:{earlier.line}",
                     )
                 )
+            elif policy:
+                problems += _policy_problems(stream, doc, base, config)
     return StreamSet(
         streams=tuple(streams[key] for key in sorted(streams)),
         problems=tuple(sorted(problems)),
@@ -308,7 +346,7 @@ def parse_streams(files: Mapping[str, bytes], config: Config) -> StreamSet:
     )
 
 
-def load_streams(root: Path, config: Config) -> StreamSet:
+def load_streams(root: Path, config: Config, *, policy: bool = False) -> StreamSet:
     """Read and check every ``streams/**/*.yaml|yml|json`` file under ``root``."""
     paths, problems = schema.repo_files(root, STREAMS_DIR, STREAM_SUFFIXES)
     files: dict[str, bytes] = {}
@@ -317,7 +355,7 @@ def load_streams(root: Path, config: Config) -> StreamSet:
             files[path] = schema.read_repo_file(root, path)
         except ValidationError as exc:
             problems += exc.problems
-    result = parse_streams(files, config)
+    result = parse_streams(files, config, policy=policy)
     return StreamSet(
         streams=result.streams,
         problems=tuple(sorted([*problems, *result.problems])),
@@ -363,8 +401,9 @@ def parse_lock_problems(data: bytes, path: str) -> list[Problem]:
 def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
     """Every located problem of ``streamlock.yaml``, ``streams/**`` and ``locks/**``, sorted.
 
-    Offline: nothing here talks to a registry. A broken config is reported and the streams are
-    still checked against the defaults, so one run shows everything.
+    Includes the config's rules (allowed registries, insecure registries, cross-namespace
+    grants). Offline: nothing here talks to a registry. A broken config is reported and the
+    streams are still checked against the defaults, so one run shows everything.
     """
     problems: list[Problem] = []
     try:
@@ -372,7 +411,7 @@ def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
     except ValidationError as exc:
         problems += exc.problems
         config = Config()
-    problems += load_streams(root, config).problems
+    problems += load_streams(root, config, policy=True).problems
     paths, walk_problems = schema.repo_files(root, LOCKS_DIR, (LOCK_SUFFIX,))
     problems += walk_problems
     for path in paths:

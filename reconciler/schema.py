@@ -158,7 +158,7 @@ def _scan(yaml: YAML, text: str, path: str) -> list[Position]:
     """
     starts: list[Position] = []
     anchors: dict[str, int] = {}  # anchor -> expanded size
-    open_anchors: list[tuple[str | None, int]] = []  # (anchor, values before it) per open node
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, values before it) per open node
     aliases = 0
     values = 0
     expect_root = False
@@ -169,7 +169,7 @@ def _scan(yaml: YAML, text: str, path: str) -> list[Position]:
             expect_root = True
             continue
         if isinstance(event, CollectionEndEvent):
-            anchor, before = open_anchors.pop()
+            anchor, before = open_nodes.pop()
             if anchor is not None:
                 anchors[anchor] = values - before
             continue
@@ -185,7 +185,7 @@ def _scan(yaml: YAML, text: str, path: str) -> list[Position]:
                     [_at(path, event.start_mark, f"more than {MAX_ALIASES} YAML aliases")]
                 )
             if event.anchor not in anchors:
-                what = "recursive" if any(a == event.anchor for a, _ in open_anchors) else "unknown"
+                what = "recursive" if any(a == event.anchor for a, _ in open_nodes) else "unknown"
                 raise ValidationError(
                     [_at(path, event.start_mark, f"{what} YAML alias *{event.anchor}")]
                 )
@@ -197,18 +197,18 @@ def _scan(yaml: YAML, text: str, path: str) -> list[Position]:
                     [_at(path, event.start_mark, f"YAML tag {tag} is not supported")]
                 )
             if event.anchor is not None and (
-                event.anchor in anchors or any(a == event.anchor for a, _ in open_anchors)
+                event.anchor in anchors or any(a == event.anchor for a, _ in open_nodes)
             ):
                 raise ValidationError(
                     [_at(path, event.start_mark, f"YAML anchor &{event.anchor} defined twice")]
                 )
             values += 1
             if isinstance(event, CollectionStartEvent):
-                if len(open_anchors) >= MAX_DEPTH:
+                if len(open_nodes) >= MAX_DEPTH:
                     raise ValidationError(
                         [_at(path, event.start_mark, f"nested deeper than {MAX_DEPTH} levels")]
                     )
-                open_anchors.append((event.anchor, values - 1))
+                open_nodes.append((event.anchor, values - 1))
             elif event.anchor is not None:
                 anchors[event.anchor] = 1
         if values > MAX_VALUES:
@@ -328,7 +328,10 @@ def _plain(
         return str(node)
     if isinstance(node, datetime.date):
         return node.isoformat()
-    return node  # None; the tag check in _scan refuses everything else
+    if node is not None:  # _scan refuses the tags that build anything else; keep it that way
+        line, column = values.get(where, (1, 1))
+        problems.append(Problem(path, line, column, f"{format_path(where)}: unsupported value"))
+    return None
 
 
 # --- schema checks ---------------------------------------------------------------------------

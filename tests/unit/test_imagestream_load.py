@@ -403,6 +403,47 @@ def test_validate_repo_reports_config_streams_and_locks_sorted(tmp_path: Path) -
     ]
 
 
+def test_policy_reports_registries_outside_the_allowlist() -> None:
+    """With policy checks, a DockerImage host outside allowedRegistries is located."""
+    config = Config(allowed_registries=("*.redhat.io",))
+    result = parse_streams({"streams/shop/app.yaml": APP.encode()}, config, policy=True)
+    assert [str(p) for p in result.problems] == [
+        "streams/shop/app.yaml:10:13: spec.tags[0].from.name: registry quay.io is not in "
+        "allowedRegistries of streamlock.yaml"
+    ]
+
+
+def test_policy_reports_insecure_imports_from_secure_registries() -> None:
+    """importPolicy.insecure needs the registry marked insecure (loopback ones excepted)."""
+    text = APP.replace("    from:", "    importPolicy: {insecure: true}\n    from:")
+    local = text.replace("quay.io", "localhost:5000").replace("name: app", "name: web")
+    files = {"streams/shop/app.yaml": text.encode(), "streams/shop/web.yaml": local.encode()}
+    result = parse_streams(files, Config(), policy=True)
+    assert [str(p) for p in result.problems] == [
+        "streams/shop/app.yaml:8:30: spec.tags[0].importPolicy.insecure: registry quay.io is not "
+        "marked insecure in streamlock.yaml"
+    ]
+
+
+def test_policy_reports_cross_namespace_use_without_a_grant() -> None:
+    """Following another namespace's tag needs that namespace's pullers to include ours."""
+    text = APP.replace("kind: DockerImage", "kind: ImageStreamTag").replace(
+        "name: quay.io/shop/app:1.0", "name: base:1\n      namespace: platform"
+    )
+    result = parse_streams({"streams/shop/app.yaml": text.encode()}, Config(), policy=True)
+    assert [str(p) for p in result.problems] == [
+        "streams/shop/app.yaml:11:18: spec.tags[0].from.namespace: namespace shop may not use "
+        "images of platform (add it to access.platform.pullers in streamlock.yaml)"
+    ]
+
+
+def test_loading_for_a_pass_keeps_streams_that_break_policy() -> None:
+    """Without policy checks (a pass), such streams load and no problem is reported."""
+    config = Config(allowed_registries=("*.redhat.io",))
+    result = parse_streams({"streams/shop/app.yaml": APP.encode()}, config)
+    assert ([s.key for s in result.streams], result.problems) == ([("shop", "app")], ())
+
+
 def test_validate_repo_checks_lock_schema(tmp_path: Path) -> None:
     """A hand-edited lock with a short digest is located."""
     write(
