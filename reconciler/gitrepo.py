@@ -29,7 +29,11 @@ NETWORK_TIMEOUT = 600.0
 _ZERO = "0" * 40
 _AUTHOR_RE = re.compile(r"^\s*([^<>\n]+?)\s*<([^<>\s]+)>\s*$")
 _CREDENTIALS_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_REJECTED_RE = re.compile(r"^!\t[^\t]*\t\[rejected\] \((non-fast-forward|fetch first|stale info)\)")
+# Another writer got there first: the branch moved, or its ref lock was held at that moment.
+_REJECTED_RE = re.compile(
+    r"^!\t[^\t]*\t\[(?:rejected\] \((?:non-fast-forward|fetch first|stale info)"
+    r"|remote rejected\] \((?:failed to update ref|failed to lock|cannot lock ref))"
+)
 
 
 def redact(text: str) -> str:
