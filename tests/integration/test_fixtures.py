@@ -18,6 +18,7 @@ from tests.fixtures.demo import (
     EXAMPLE_DIR,
     EXAMPLE_IMAGES,
     PINNED_IMAGE,
+    demo,
     expected_digest,
     prepare_example_repo,
     seed_example,
@@ -379,7 +380,7 @@ def test_seed_example_serves_expected_digests(registry: RegistryServer, seeder: 
     assert set(digests) == {f"{i.repo}:{i.tag}" for i in EXAMPLE_IMAGES}
     pinned = f"{PINNED_IMAGE.repo}:{PINNED_IMAGE.tag}"
     assert digests[pinned] == expected_digest(PINNED_IMAGE)
-    assert seeder.digest("shop/web", "2.4") == digests["shop/web:2.4"]
+    assert seeder.digest("shop/web-frontend", "2.4") == digests["shop/web-frontend:2.4"]
 
 
 def test_bump_image_changes_the_tag():
@@ -468,3 +469,16 @@ def test_registry_sends_push_notifications(tmp_path, repo_name: str):
     assert headers["Authorization"] == "Bearer hook-token"
     assert event["target"]["repository"] == repo_name
     assert event["target"]["digest"] == digest
+
+
+def test_demo_reconciles_the_example(tmp_path):
+    """make demo's steps pass on example-repo: validate, lock, bump shop/app:1.1, then no-op."""
+    result = demo(tmp_path / "demo")
+    assert len(result.first) >= 1
+    messages = "\n".join(c["message"] for c in result.repo.log(n=len(result.bump)))
+    assert "Streamlock-Tag: shop/app:1.1" in messages
+    assert "Streamlock-Tag: staging/app:latest" in messages
+    assert f"Streamlock-Image: {result.bump_digest}" in messages
+    web = result.repo.read_remote("locks/shop/web.lock.yaml") or ""
+    assert f"dockerImageReference: {result.registry_host}/shop/web@sha256:" in web  # Local
+    assert "linux/arm64/v8: sha256:" in web  # PreserveOriginal
