@@ -58,7 +58,9 @@ class ImageReference:
                 raise InputError(f"invalid image reference {text!r}: bad tag {tag!r}")
         domain = None
         first, sep, remainder = rest.partition("/")
-        if sep and (("." in first or ":" in first) or first == "localhost" or first != first.lower()):
+        if sep and (
+            ("." in first or ":" in first) or first == "localhost" or first != first.lower()
+        ):
             domain, rest = first, remainder
             if not DOMAIN_RE.match(domain):
                 raise InputError(f"invalid image reference {text!r}: bad registry {domain!r}")

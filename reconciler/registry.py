@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import re
 import ssl
@@ -67,14 +68,18 @@ from reconciler.manifest import (
     verify_digest,
 )
 from reconciler.reference import ImageReference
+from reconciler.transport import AsyncioBackend, OriginPool
 
 log = structlog.get_logger("streamlock.registry")
 
 USER_AGENT = "streamlock/0.1"
+USER_AGENT_BYTES = USER_AGENT.encode()
+ACCEPT_BYTES = ACCEPT.encode()
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TOKEN_TTL = 60.0
 TOKEN_MARGIN = 5.0
 MAX_REDIRECTS = 5
+KEEPALIVE_EXPIRY = 30.0
 MAX_TAG_PAGES = 1000
 MAX_ERROR_BODY = 64 * 1024
 MAX_TOKEN_BODY = 1024 * 1024
@@ -254,24 +259,30 @@ class _RateLimiter:
 
 
 class _Endpoint:
-    """One registry host: its pool, limits, scheme and what we learned about its auth."""
+    """One registry host: its connections, limits, scheme and what we learned about its auth."""
 
     __slots__ = (
         "auth_scheme",
+        "backend",
         "basic",
         "config",
+        "connections",
         "cred_key",
         "host",
         "host_header",
         "hostname",
         "http_fallback",
         "limiter",
-        "pool",
+        "manifest_headers",
+        "others",
+        "plain_headers",
         "port",
         "realm",
         "scheme",
         "semaphore",
         "service",
+        "ssl_context",
+        "ssl_factory",
         "token_inflight",
         "tokens",
     )
@@ -281,26 +292,34 @@ class _Endpoint:
         host: str,
         cred_key: str,
         scheme: str,
-        pool: httpcore.AsyncConnectionPool,
         config: RegistryConfig | None,
         *,
+        ssl_factory: Callable[[], ssl.SSLContext],
+        backend: httpcore.AsyncNetworkBackend,
         http_fallback: bool,
     ) -> None:
         self.host = host
         self.cred_key = cred_key
         self.config = config
-        self.pool = pool
+        self.ssl_factory = ssl_factory
+        self.ssl_context: ssl.SSLContext | None = None
+        self.backend = backend
         self.http_fallback = http_fallback
         hostname, port = _split_host(host)
         self.hostname = hostname.encode("ascii") if hostname.isascii() else hostname.encode("idna")
         self.port = port
         self.host_header = host.encode("ascii")
-        self.scheme = b""
-        self.set_scheme(scheme)
-        concurrency = config.concurrency if config is not None else DEFAULT_CONCURRENCY
-        self.semaphore = asyncio.Semaphore(max(1, concurrency))
+        self.plain_headers = [(b"Host", self.host_header), (b"User-Agent", USER_AGENT_BYTES)]
+        self.manifest_headers = [*self.plain_headers, (b"Accept", ACCEPT_BYTES)]
+        concurrency = max(1, config.concurrency if config is not None else DEFAULT_CONCURRENCY)
+        self.semaphore = asyncio.Semaphore(concurrency)
         rate = config.requests_per_second if config is not None else None
         self.limiter = _RateLimiter(rate) if rate else None
+        self.scheme = b""
+        self.connections: OriginPool | None = None
+        self.set_scheme(scheme)
+        # Redirect targets (blob storage) and token realms on other origins.
+        self.others: httpcore.AsyncConnectionPool | None = None
         self.auth_scheme: str | None = None  # learned from the first 401
         self.realm: str | None = None
         self.service: str | None = None
@@ -310,6 +329,31 @@ class _Endpoint:
 
     def set_scheme(self, scheme: str) -> None:
         self.scheme = scheme.encode("ascii")
+        port = self.port if self.port is not None else (443 if scheme == "https" else 80)
+        concurrency = self.semaphore._value  # the configured concurrency, before any acquire
+        self.connections = OriginPool(
+            httpcore.Origin(self.scheme, self.hostname, port),
+            ssl_context=self.tls() if scheme == "https" else None,
+            backend=self.backend,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+            max_idle=concurrency,
+        )
+
+    def other_origins(self) -> httpcore.AsyncConnectionPool:
+        if self.others is None:
+            self.others = httpcore.AsyncConnectionPool(
+                ssl_context=self.tls(),
+                max_connections=self.semaphore._value or 1,
+                keepalive_expiry=KEEPALIVE_EXPIRY,
+                network_backend=self.backend,
+            )
+        return self.others
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS settings for this registry, built on first use (plain HTTP needs none)."""
+        if self.ssl_context is None:
+            self.ssl_context = self.ssl_factory()
+        return self.ssl_context
 
     def url(self, target: str) -> httpcore.URL:
         return httpcore.URL(
@@ -319,6 +363,12 @@ class _Endpoint:
     @property
     def origin(self) -> str:
         return f"{self.scheme.decode()}://{self.host}"
+
+    async def aclose(self) -> None:
+        if self.connections is not None:
+            await self.connections.aclose()
+        if self.others is not None:
+            await self.others.aclose()
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -355,6 +405,8 @@ class RegistryClient:
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._warned_insecure: set[str] = set()
         self._closed = False
+        self._network_backend = AsyncioBackend()
+        self._references: dict[str, ImageReference] = {}
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -365,7 +417,7 @@ class RegistryClient:
     async def aclose(self) -> None:
         endpoints, self._endpoints = list(self._endpoints.values()), {}
         for endpoint in endpoints:
-            await endpoint.pool.aclose()
+            await endpoint.aclose()
         self._closed = True
 
     # --- public API ---------------------------------------------------------------------------
@@ -385,7 +437,7 @@ class RegistryClient:
         """Resolve many; identical references (also by canonical name) are resolved once."""
         groups: dict[tuple[str, str, str], list[ImportRequest]] = {}
         for request in requests:
-            groups.setdefault(_dedupe_key(request), []).append(request)
+            groups.setdefault(self._dedupe_key(request), []).append(request)
         pending = iter(groups.values())
         results: dict[tuple[str, str, str], Observation] = {}
 
@@ -411,7 +463,7 @@ class RegistryClient:
         for _ in range(MAX_TAG_PAGES):
             if target is None:
                 return tags
-            response = await self._send(endpoint, b"GET", target, repository, accept=None)
+            response = await self._send(endpoint, b"GET", target, repository, accept=False)
             what = f"{ref.name} tags"
             self._raise_for_status(response, what)
             try:
@@ -424,8 +476,21 @@ class RegistryClient:
         raise RegistryUnavailable(f"{ref.name}: more than {MAX_TAG_PAGES} pages of tags")
 
     # --- resolution -----------------------------------------------------------------------------
+    def _parse(self, reference: str) -> ImageReference:
+        ref = self._references.get(reference)
+        if ref is None:
+            ref = self._references[reference] = ImageReference.parse(reference)
+        return ref
+
+    def _dedupe_key(self, request: ImportRequest) -> tuple[str, str, str]:
+        try:
+            name = self._parse(request.reference).canonical
+        except InputError:
+            name = request.reference
+        return (name, request.import_mode, request.platform)
+
     async def _resolve(self, request: ImportRequest) -> Observation:
-        ref = ImageReference.parse(request.reference)
+        ref = self._parse(request.reference)
         if not self._config.registry_allowed(ref.registry):
             return ImportFailure(
                 status.ACCESS_DENIED,
@@ -559,7 +624,7 @@ class RegistryClient:
     ) -> str | None:
         """The digest the registry serves for a tag or digest (None without the header)."""
         response = await self._send(
-            endpoint, b"HEAD", f"/v2/{repository}/manifests/{target}", repository, accept=ACCEPT
+            endpoint, b"HEAD", f"/v2/{repository}/manifests/{target}", repository, accept=True
         )
         self._raise_for_status(response, what)
         return response.header(b"docker-content-digest")
@@ -577,7 +642,7 @@ class RegistryClient:
             b"GET",
             f"/v2/{repository}/manifests/{target}",
             repository,
-            accept=ACCEPT,
+            accept=True,
             limit=MAX_MANIFEST_BYTES,
         )
         self._raise_for_status(response, what)
@@ -606,7 +671,7 @@ class RegistryClient:
                 b"GET",
                 f"/v2/{repository}/blobs/{digest}",
                 repository,
-                accept=None,
+                accept=False,
                 limit=MAX_CONFIG_BYTES,
             )
             self._raise_for_status(response, f"{what} config {digest[:19]}")
@@ -642,12 +707,10 @@ class RegistryClient:
         target: str,
         repository: str,
         *,
-        accept: str | None,
+        accept: bool,
         limit: int = MAX_ERROR_BODY,
     ) -> _Response:
-        headers = [(b"Host", endpoint.host_header), (b"User-Agent", USER_AGENT.encode())]
-        if accept is not None:
-            headers.append((b"Accept", accept.encode()))
+        headers = endpoint.manifest_headers if accept else endpoint.plain_headers
         authorization = None
         if endpoint.auth_scheme is not None:
             authorization = await self._authorization(endpoint, repository)
@@ -784,50 +847,85 @@ class RegistryClient:
         async with endpoint.semaphore:
             if endpoint.limiter is not None:
                 await endpoint.limiter.wait()
-            if target.startswith("/"):
-                url = endpoint.url(target)
-                text_url = endpoint.origin + target
-            else:
-                url, text_url = httpcore.URL(target), target
             started = time.perf_counter() if self._observer is not None else 0.0
-            try:
-                response = await endpoint.pool.handle_async_request(
-                    httpcore.Request(method, url, headers=headers, extensions=self._extensions)
+            if not target.startswith("/"):
+                code, response_headers, body = await self._exchange_other(
+                    endpoint, method, target, headers, limit
                 )
-            except httpcore.ConnectError:
-                if not (endpoint.http_fallback and endpoint.scheme == b"https"):
-                    raise
-                # An insecure registry that does not speak TLS: plain HTTP from now on.
-                endpoint.http_fallback = False
-                endpoint.set_scheme("http")
-                log.info("insecure registry answers plain HTTP", registry=endpoint.host)
-                if target.startswith("/"):
-                    url, text_url = endpoint.url(target), endpoint.origin + target
-                response = await endpoint.pool.handle_async_request(
-                    httpcore.Request(method, url, headers=headers, extensions=self._extensions)
-                )
-            try:
-                chunks = []
-                size = 0
-                async for chunk in response.stream:  # type: ignore[union-attr]
-                    size += len(chunk)
-                    if size > limit:
-                        raise _TooLarge(f"response to {text_url} larger than {limit} bytes")
-                    chunks.append(chunk)
-            finally:
-                await response.aclose()  # type: ignore[union-attr]
-        code = response.status
+                text_url = target
+            else:
+                try:
+                    code, response_headers, body = await self._exchange_own(
+                        endpoint, method, target, headers, limit
+                    )
+                except httpcore.ConnectError:
+                    if not (endpoint.http_fallback and endpoint.scheme == b"https"):
+                        raise
+                    # An insecure registry that does not speak TLS: plain HTTP from now on.
+                    endpoint.http_fallback = False
+                    old = endpoint.connections
+                    endpoint.set_scheme("http")
+                    if old is not None:
+                        await old.aclose()
+                    log.info("insecure registry answers plain HTTP", registry=endpoint.host)
+                    code, response_headers, body = await self._exchange_own(
+                        endpoint, method, target, headers, limit
+                    )
+                text_url = endpoint.origin + target
         if self._observer is not None:
             self._observer(endpoint.host, code, time.perf_counter() - started)
         if code == 429 or code >= 500:
             retry_after = None
-            for key, value in response.headers:
+            for key, value in response_headers:
                 if key.lower() == b"retry-after":
                     retry_after = parse_retry_after(value.decode("latin-1"), datetime.now(UTC))
                     break
             raise _Retryable(code, retry_after)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return _Response(code, response.headers, body, text_url)
+        return _Response(code, response_headers, body, text_url)
+
+    async def _exchange_own(
+        self,
+        endpoint: _Endpoint,
+        method: bytes,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        limit: int,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The hot path: a request to the registry's own origin on a kept-alive connection."""
+        pool = endpoint.connections
+        assert pool is not None
+        connection = await pool.acquire()
+        try:
+            response = await connection.handle_async_request(
+                httpcore.Request(
+                    method, endpoint.url(target), headers=headers, extensions=self._extensions
+                )
+            )
+            body = await _read_body(response, limit, target)
+        finally:
+            await pool.release(connection)
+        return response.status, response.headers, body
+
+    async def _exchange_other(
+        self,
+        endpoint: _Endpoint,
+        method: bytes,
+        url: str,
+        headers: list[tuple[bytes, bytes]],
+        limit: int,
+        content: bytes | None = None,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """A request to another origin: a redirect target or the token realm."""
+        response = await endpoint.other_origins().handle_async_request(
+            httpcore.Request(
+                method,
+                httpcore.URL(url),
+                headers=headers,
+                content=content,
+                extensions=self._extensions,
+            )
+        )
+        return response.status, response.headers, await _read_body(response, limit, url)
 
     # --- auth ---------------------------------------------------------------------------------
     async def _authorization(self, endpoint: _Endpoint, repository: str) -> bytes | None:
@@ -962,22 +1060,12 @@ class RegistryClient:
         body: bytes,
     ) -> _Response:
         async def once() -> _Response:
-            response = await endpoint.pool.handle_async_request(
-                httpcore.Request(
-                    method,
-                    httpcore.URL(url),
-                    headers=headers,
-                    content=body or None,
-                    extensions=self._extensions,
-                )
+            code, response_headers, data = await self._exchange_other(
+                endpoint, method, url, headers, MAX_TOKEN_BODY, body or None
             )
-            try:
-                data = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
-            finally:
-                await response.aclose()  # type: ignore[union-attr]
-            if response.status == 429 or response.status >= 500:
-                raise _Retryable(response.status, None)
-            return _Response(response.status, response.headers, data[:MAX_TOKEN_BODY], url)
+            if code == 429 or code >= 500:
+                raise _Retryable(code, None)
+            return _Response(code, response_headers, data, url)
 
         policy = self._retry
         try:
@@ -1015,16 +1103,15 @@ class RegistryClient:
             scheme, fallback = "http", False
         else:
             scheme, fallback = "https", False
-        context = self._ssl_context(config, verify=not insecure)
-        concurrency = config.concurrency if config is not None else DEFAULT_CONCURRENCY
-        pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
-            max_connections=max(1, concurrency),
-            max_keepalive_connections=max(1, concurrency),
-            keepalive_expiry=30.0,
-            retries=0,
+        endpoint = _Endpoint(
+            host,
+            cred_key,
+            scheme,
+            config,
+            ssl_factory=functools.partial(self._ssl_context, config, verify=not insecure),
+            backend=self._network_backend,
+            http_fallback=fallback,
         )
-        endpoint = _Endpoint(host, cred_key, scheme, pool, config, http_fallback=fallback)
         self._endpoints[host] = endpoint
         return endpoint
 
@@ -1064,13 +1151,20 @@ class RegistryClient:
         return path
 
 
-# --- small functions ----------------------------------------------------------------------------
-def _dedupe_key(request: ImportRequest) -> tuple[str, str, str]:
+# --- small functions ------------------------------------------------------------------------
+async def _read_body(response: httpcore.Response, limit: int, what: str) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes; the response is closed after."""
     try:
-        name = ImageReference.parse(request.reference).canonical
-    except InputError:
-        name = request.reference
-    return (name, request.import_mode, request.platform)
+        chunks = []
+        size = 0
+        async for chunk in response.stream:  # type: ignore[union-attr]
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(f"response to {what} larger than {limit} bytes")
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _best_request(group: Sequence[ImportRequest]) -> ImportRequest:

@@ -1,0 +1,63 @@
+"""``python -m benchmarks [name ...]``: run each benchmark module in turn and print one table.
+
+A benchmark is a module in this package with ``main() -> list[(measure, value, detail, verdict)]``;
+adding one is adding a file. Names on the command line pick modules (default: all, sorted).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HEADERS = ("MEASURE", "VALUE", "DETAIL", "VERDICT")
+
+
+def discover() -> list[str]:
+    """Benchmark module names in this package, sorted."""
+    here = Path(__file__).parent
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules([str(here)])
+        if not info.name.startswith("_") and not info.ispkg
+    )
+
+
+def render(rows: list[tuple[str, ...]]) -> str:
+    """Plain padded columns with upper-case headers."""
+    lines = [HEADERS, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
+    )
+
+
+def main(argv: list[str]) -> int:
+    available = discover()
+    chosen = argv or available
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        print(f"✗ unknown benchmark {', '.join(unknown)}; have: {', '.join(available)}", file=sys.stderr)
+        return 64
+    rows: list[tuple[str, ...]] = []
+    failed = False
+    for name in chosen:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            rows.extend(tuple(str(cell) for cell in row) for row in module.main())
+        except Exception:  # one broken benchmark must not hide the others' numbers
+            traceback.print_exc()
+            rows.append((name, "-", "the benchmark failed (traceback above)", "ERROR"))
+            failed = True
+        print(f"== {name} took {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    print(render(rows))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

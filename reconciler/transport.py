@@ -1,0 +1,276 @@
+"""An asyncio network backend for httpcore: sockets without the anyio layer.
+
+httpcore speaks HTTP (h11 parses it); a *network backend* only moves bytes. Its default backend
+goes through anyio, and the connection pool asks every idle connection "is the socket readable?"
+on each request, which anyio answers by rebuilding a dict of socket attributes. On a registry
+that answers in a millisecond that bookkeeping was a third of the client's CPU. This backend
+answers from state it already holds (buffered bytes, EOF, a closed transport) and moves bytes with
+a plain :class:`asyncio.Protocol`. HTTP itself stays httpcore's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+
+_HIGH_WATER = 1024 * 1024  # pause reading when this much is buffered and unread
+
+
+class _Protocol(asyncio.Protocol):
+    """Buffers what arrives; one reader at a time waits for more."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.paused_reading = False
+        self.paused_writing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused_reading = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None:
+            self.error = exc
+        self._wake()
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        self._wake_drain()
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_drain(self) -> None:
+        waiter, self.drain_waiter = self.drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _expire(waiter: asyncio.Future[None], error: Exception) -> None:
+    if not waiter.done():
+        waiter.set_exception(error)
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """One TCP (or TLS) connection."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        if not protocol.buffer and not protocol.eof:
+            loop = asyncio.get_running_loop()
+            waiter = protocol.waiter = loop.create_future()
+            handle = None
+            if timeout is not None:
+                handle = loop.call_later(
+                    timeout, _expire, waiter, httpcore.ReadTimeout("timed out reading")
+                )
+            try:
+                await waiter
+            finally:
+                if handle is not None:
+                    handle.cancel()
+        if protocol.buffer:
+            data = bytes(protocol.buffer[:max_bytes])
+            del protocol.buffer[:max_bytes]
+            if protocol.paused_reading and len(protocol.buffer) < _HIGH_WATER // 2:
+                protocol.paused_reading = False
+                self._transport.resume_reading()
+            return data
+        if protocol.error is not None:
+            raise httpcore.ReadError(str(protocol.error)) from protocol.error
+        return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        protocol = self._protocol
+        if protocol.error is not None or self._transport.is_closing():
+            raise httpcore.WriteError("connection closed")
+        self._transport.write(buffer)
+        if protocol.paused_writing:
+            loop = asyncio.get_running_loop()
+            waiter = protocol.drain_waiter = loop.create_future()
+            handle = None
+            if timeout is not None:
+                handle = loop.call_later(
+                    timeout, _expire, waiter, httpcore.WriteTimeout("timed out writing")
+                )
+            try:
+                await waiter
+            finally:
+                if handle is not None:
+                    handle.cancel()
+            if protocol.error is not None:
+                raise httpcore.WriteError(str(protocol.error)) from protocol.error
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(
+                self._transport,
+                self._protocol,
+                ssl_context,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=timeout,
+            )
+        except TimeoutError as exc:
+            self._transport.close()
+            raise httpcore.ConnectTimeout(str(exc) or "TLS handshake timed out") from exc
+        except (OSError, ssl.SSLError, ConnectionError) as exc:
+            self._transport.close()
+            raise httpcore.ConnectError(str(exc)) from exc
+        if transport is None:
+            raise httpcore.ConnectError("TLS handshake failed")
+        return AsyncioStream(transport, self._protocol)  # type: ignore[arg-type]
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            protocol = self._protocol
+            return bool(protocol.buffer) or protocol.eof or self._transport.is_closing()
+        if info == "ssl_object":
+            return self._transport.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        if info == "socket":
+            return self._transport.get_extra_info("socket")
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """TCP connections on the running asyncio loop."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, _ = await loop.create_connection(
+                    lambda: protocol,
+                    host,
+                    port,
+                    local_addr=None if local_address is None else (local_address, 0),
+                )
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return AsyncioStream(transport, protocol)  # type: ignore[arg-type]
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not supported")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class OriginPool:
+    """Keep-alive HTTP/1.1 connections to one origin, one request per connection at a time.
+
+    httpcore's general pool re-examines every connection on each request (quadratic in the pool
+    size); the registry client already bounds concurrency per registry with a semaphore, so a
+    stack of idle connections is all the pooling it needs. Connections are httpcore's own.
+    """
+
+    def __init__(
+        self,
+        origin: httpcore.Origin,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        backend: httpcore.AsyncNetworkBackend,
+        keepalive_expiry: float,
+        max_idle: int,
+    ) -> None:
+        self.origin = origin
+        self._ssl_context = ssl_context
+        self._backend = backend
+        self._keepalive_expiry = keepalive_expiry
+        self._max_idle = max_idle
+        self._idle: list[httpcore.AsyncHTTPConnection] = []
+        self._closed = False
+
+    async def acquire(self) -> httpcore.AsyncHTTPConnection:
+        """A live idle connection, or a new one (it connects on its first request)."""
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            await connection.aclose()
+        return httpcore.AsyncHTTPConnection(
+            self.origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            network_backend=self._backend,
+        )
+
+    async def release(self, connection: httpcore.AsyncHTTPConnection) -> None:
+        """Back to the stack if it can serve another request; closed otherwise."""
+        if not self._closed and connection.is_idle() and len(self._idle) < self._max_idle:
+            self._idle.append(connection)
+        else:
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.aclose()
