@@ -8,7 +8,6 @@ callers get plain JSON-like data plus a position index, never ruamel objects.
 
 from __future__ import annotations
 
-import datetime
 import difflib
 import functools
 import json
@@ -24,7 +23,6 @@ from typing import Any
 import jsonschema
 from jsonschema.validators import Draft202012Validator
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
@@ -33,8 +31,8 @@ from ruamel.yaml.events import (
     DocumentStartEvent,
     NodeEvent,
 )
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.scalarbool import ScalarBoolean
 
 from reconciler.errors import Problem, ValidationError
 
@@ -108,7 +106,7 @@ def format_path(where: JsonPath) -> str:
     for part in where:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif _IDENTIFIER.match(part):
+        elif _IDENTIFIER.fullmatch(part):
             text += f".{part}" if text else part
         else:
             text += f"[{json.dumps(part)}]"
@@ -150,23 +148,21 @@ def _at(path: str, mark: Any, message: str) -> Problem:
     return Problem(path, mark.line + 1, mark.column + 1, message)
 
 
-def _scan(yaml: YAML, text: str, path: str) -> list[Position]:
-    """Walk the parse events once, before anything is built, and refuse what could blow up.
+def _scan(yaml: YAML, text: str, path: str) -> None:
+    """Walk the parse events once, before any node is built, and refuse what could blow up.
 
-    Returns where each document's root starts. An alias counts as the values it expands to, so a
-    "billion laughs" file is refused after reading its events, without building anything.
+    An alias counts as the values it expands to, so a "billion laughs" document is refused after
+    reading its events, without building anything; nesting is bounded before the recursive
+    composer runs.
     """
-    starts: list[Position] = []
-    anchors: dict[str, int] = {}  # anchor -> expanded size
+    anchors: dict[str, int] = {}  # anchor -> values it expands to
     open_nodes: list[tuple[str | None, int]] = []  # (anchor, values before it) per open node
     aliases = 0
     values = 0
-    expect_root = False
     for event in yaml.parse(text):
         if isinstance(event, DocumentStartEvent):
             anchors.clear()
             values = 0
-            expect_root = True
             continue
         if isinstance(event, CollectionEndEvent):
             anchor, before = open_nodes.pop()
@@ -175,9 +171,6 @@ def _scan(yaml: YAML, text: str, path: str) -> list[Position]:
             continue
         if not isinstance(event, NodeEvent):
             continue
-        if expect_root:
-            starts.append((event.start_mark.line + 1, event.start_mark.column + 1))
-            expect_root = False
         if isinstance(event, AliasEvent):
             aliases += 1
             if aliases > MAX_ALIASES:
@@ -215,7 +208,6 @@ def _scan(yaml: YAML, text: str, path: str) -> list[Position]:
             raise ValidationError(
                 [_at(path, event.start_mark, f"document expands to more than {MAX_VALUES} values")]
             )
-    return starts
 
 
 def _syntax_problem(path: str, text: str, exc: YAMLError) -> Problem:
@@ -245,11 +237,31 @@ def _decode(data: bytes, path: str) -> str:
         raise ValidationError([Problem(path, line, column, "not valid UTF-8")]) from exc
 
 
+def _compose(text: str, path: str) -> tuple[YAML, list[Node]]:
+    """The documents' node trees, each node with its position.
+
+    libyaml first: it is many times faster than the pure-Python parser. It implements YAML 1.1
+    syntax, though, and refuses some YAML 1.2 text (``{name: quay.io/app:1.0}``); whatever it
+    refuses is parsed again by ruamel's YAML 1.2 parser, which also words any syntax error.
+    Scalars are resolved by YAML 1.2 rules either way.
+    """
+    error: YAMLError | None = None
+    for yaml in (YAML(typ="safe"), YAML(typ="safe", pure=True)):
+        try:
+            _scan(yaml, text, path)
+            return yaml, list(yaml.compose_all(text))
+        except YAMLError as exc:
+            error = exc
+    assert error is not None
+    raise ValidationError([_syntax_problem(path, text, error)]) from error
+
+
 def parse_documents(data: bytes, path: str) -> list[Document]:
     """Every non-empty document of a YAML (or, for ``*.json``, JSON) file.
 
-    Raises ValidationError when the file as a whole cannot be read: too large, not UTF-8,
-    a syntax error, duplicate keys, aliases or nesting over the limits, unsupported tags.
+    Raises ValidationError when the file as a whole cannot be read: too large, not UTF-8, a
+    syntax error, duplicate or non-string keys, aliases or nesting over the limits, tags that
+    build anything but plain data.
     """
     text = _decode(data, path)
     if path.endswith(".json"):
@@ -261,77 +273,99 @@ def parse_documents(data: bytes, path: str) -> list[Document]:
             ) from exc
         except RecursionError as exc:
             raise ValidationError([Problem(path, 1, 1, "nested too deeply")]) from exc
-    yaml = YAML(typ="rt")
-    try:
-        starts = _scan(yaml, text, path)
-        raw = list(yaml.load_all(text))
-    except YAMLError as exc:
-        raise ValidationError([_syntax_problem(path, text, exc)]) from exc
+    yaml, roots = _compose(text, path)
     documents = []
-    problems: list[Problem] = []
-    for node, start in zip(raw, starts, strict=True):
-        if node is None:
+    builder = _Builder(path, yaml.constructor)
+    for root in roots:
+        if isinstance(root, ScalarNode) and root.tag == _NULL:
             continue
-        values: dict[JsonPath, Position] = {(): start}
+        values: dict[JsonPath, Position] = {(): _position(root)}
         keys: dict[JsonPath, Position] = {}
-        plain = _plain(node, (), values, keys, problems, path)
+        plain = builder.build(root, (), values, keys)
         documents.append(Document(path, plain, values, keys))
-    if problems:
-        raise ValidationError(problems)
+    if builder.problems:
+        raise ValidationError(list(dict.fromkeys(builder.problems)))
     return documents
 
 
-def _plain(
-    node: Any,
-    where: JsonPath,
-    values: dict[JsonPath, Position],
-    keys: dict[JsonPath, Position],
-    problems: list[Problem],
-    path: str,
-) -> Any:
-    """ruamel's round-trip objects → dict/list/str/int/float/bool/None, recording positions."""
-    if isinstance(node, CommentedMap):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            spot = node.lc.data.get(key)
-            if not isinstance(key, str):
-                line, column = (spot[0] + 1, spot[1] + 1) if spot else values.get(where, (1, 1))
-                prefix = f"{format_path(where)}: " if where else ""
-                problems.append(
-                    Problem(path, line, column, f"{prefix}key {key!r} is not a string; quote it")
-                )
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_CONSTRUCTED = frozenset(
+    {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool", _NULL}
+)
+
+
+def _position(node: Node) -> Position:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Composed YAML nodes → dict/list/str/int/float/bool/None, recording where each value is."""
+
+    def __init__(self, path: str, constructor: Any) -> None:
+        self.path = path
+        self.constructor = constructor
+        self.problems: list[Problem] = []
+
+    def _problem(self, node: Node, where: JsonPath, message: str) -> None:
+        prefix = f"{format_path(where)}: " if where else ""
+        self.problems.append(Problem(self.path, *_position(node), prefix + message))
+
+    def _pairs(self, node: MappingNode, where: JsonPath) -> list[tuple[Node, Node, bool]]:
+        """Key/value nodes: the mapping's own first, then those merged in with ``<<``."""
+        own: list[tuple[Node, Node, bool]] = []
+        merged: list[tuple[Node, Node, bool]] = []
+        for key, value in node.value:
+            if key.tag != _MERGE:
+                own.append((key, value, True))
                 continue
-            here = (*where, key)
-            if spot:
-                keys[here] = (spot[0] + 1, spot[1] + 1)
-                values[here] = (spot[2] + 1, spot[3] + 1)
-            out[key] = _plain(value, here, values, keys, problems, path)
-        return out
-    if isinstance(node, CommentedSeq):
-        items = []
-        for index, value in enumerate(node):
-            here = (*where, index)
-            spot = node.lc.data.get(index)
-            if spot:
-                values[here] = (spot[0] + 1, spot[1] + 1)
-            items.append(_plain(value, here, values, keys, problems, path))
-        return items
-    if isinstance(node, TaggedScalar):
-        return str(node.value)
-    if isinstance(node, bool | ScalarBoolean):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, datetime.date):
-        return node.isoformat()
-    if node is not None:  # _scan refuses the tags that build anything else; keep it that way
-        line, column = values.get(where, (1, 1))
-        problems.append(Problem(path, line, column, f"{format_path(where)}: unsupported value"))
-    return None
+            for source in value.value if isinstance(value, SequenceNode) else [value]:
+                if isinstance(source, MappingNode):
+                    merged += [(k, v, False) for k, v, _ in self._pairs(source, where)]
+                else:
+                    self._problem(source, where, "<< merges a mapping or a list of mappings")
+        return own + merged
+
+    def build(
+        self,
+        node: Node,
+        where: JsonPath,
+        values: dict[JsonPath, Position],
+        keys: dict[JsonPath, Position],
+    ) -> Any:
+        if isinstance(node, MappingNode):
+            out: dict[str, Any] = {}
+            for key, value, own in self._pairs(node, where):
+                if not (isinstance(key, ScalarNode) and key.tag == _STR):
+                    shown = key.value if isinstance(key, ScalarNode) else "of a mapping or list"
+                    self._problem(key, where, f"key {shown} is not a string; quote it")
+                    continue
+                here = (*where, key.value)
+                if key.value in out:
+                    if own:
+                        first = keys[here][0]
+                        self._problem(
+                            key, where, f"duplicate key {key.value!r} (first on line {first})"
+                        )
+                    continue
+                keys[here] = _position(key)
+                values[here] = _position(value)
+                out[key.value] = self.build(value, here, values, keys)
+            return out
+        if isinstance(node, SequenceNode):
+            items = []
+            for index, value in enumerate(node.value):
+                values[(*where, index)] = _position(value)
+                items.append(self.build(value, (*where, index), values, keys))
+            return items
+        if node.tag in (_STR, _TIMESTAMP, _MERGE):
+            return node.value  # a timestamp stays as written; Kubernetes fields are strings
+        if node.tag in _CONSTRUCTED:
+            return self.constructor.construct_object(node)
+        self._problem(node, where, f"unsupported YAML value of type {node.tag}")
+        return None
 
 
 # --- schema checks ---------------------------------------------------------------------------
