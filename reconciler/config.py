@@ -208,7 +208,7 @@ def parse_config(data: bytes, path: str = CONFIG_FILE) -> Config:
 def load_config(root: Path, path: Path | None = None) -> Config:
     """The repository's config; a missing ``streamlock.yaml`` means every default.
 
-    ``path`` (an operator's ``--config``) may lie outside the repository, but must exist.
+    A ``path`` named explicitly may lie outside the repository, but must exist.
     """
     if path is None:
         if not config_path(root).exists() and not config_path(root).is_symlink():

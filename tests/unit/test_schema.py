@@ -118,6 +118,11 @@ def test_merge_keys_merge_and_own_keys_win() -> None:
     assert doc.data["t"] == {"importMode": "X", "scheduled": True}
 
 
+def test_merge_of_a_scalar_is_refused() -> None:
+    """``<<`` takes mappings only."""
+    assert refused("t:\n  <<: 3\n") == ["f.yaml:2:7: t: << merges a mapping or a list of mappings"]
+
+
 def test_syntax_error_is_located() -> None:
     """A YAML syntax error is reported where the parser found it."""
     assert refused("a: 1\nb: c: d\ne: 2\n") == [
