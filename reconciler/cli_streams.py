@@ -1,0 +1,754 @@
+"""Commands for people, mirroring ``oc``: describe, history, resolve, tag, rollback, set.
+
+Thin: read the repository, call the pure views (``inspect.py``) and edits (``streamedit.py``),
+write the files. Writing commands only change what people own in review (stream files) — except
+``rollback``, which writes the lock the way ``git revert`` of a bump would. ``--commit`` commits
+the changed files with the user's own git identity; without it the files are only edited, ready
+for a pull request. Data goes to stdout, messages to stderr.
+"""
+
+from __future__ import annotations
+
+import codecs
+import subprocess
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler import inspect, streamedit, trailers
+from reconciler.cli import output_option, repo_option, resolve_repo, table
+from reconciler.config import Config, load_config
+from reconciler.errors import GitError, InputError
+from reconciler.gitrepo import GitRepo
+from reconciler.imagestream import (
+    DOCKER_IMAGE,
+    IMAGE_STREAM_IMAGE,
+    IMAGE_STREAM_TAG,
+    ImageStream,
+    StreamSet,
+    TagReference,
+    load_streams,
+)
+from reconciler.inspect import ObjectName, short_digest
+from reconciler.lockfile import LockEntry, StreamLock, dumps, loads, lock_path
+from reconciler.reference import ImageReference
+
+SOURCE_KINDS = {
+    "docker": DOCKER_IMAGE,
+    "istag": IMAGE_STREAM_TAG,
+    "imagestreamtag": IMAGE_STREAM_TAG,
+    "isimage": IMAGE_STREAM_IMAGE,
+    "imagestreamimage": IMAGE_STREAM_IMAGE,
+}
+RECOVER_COMMITS = 20  # reconciler commits searched for a rolled-back image's full lock entry
+
+
+# --- reading the repository ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Repo:
+    """The repository as the commands see it, loaded once per command."""
+
+    root: Path
+    config: Config
+    streamset: StreamSet
+    locks: dict[tuple[str, str], StreamLock | None] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, repo: Path | None) -> _Repo:
+        root = resolve_repo(repo).resolve()
+        config = load_config(root)
+        return cls(root, config, load_streams(root, config))
+
+    @property
+    def streams(self) -> dict[tuple[str, str], ImageStream]:
+        return {stream.key: stream for stream in self.streamset.streams}
+
+    def default_namespace(self, option: str | None) -> str:
+        return option or self.config.default_namespace
+
+    def stream(self, name: ObjectName) -> ImageStream:
+        stream = self.streams.get(name.key)
+        if stream is not None:
+            return stream
+        hint = "'streamlock validate' shows why a stream file is skipped"
+        if not self.streamset.problems:
+            hint = f"no file under streams/ defines it (namespace {name.namespace!r})"
+        raise InputError(f"image stream {name.namespace}/{name.stream} not found", hint=hint)
+
+    def lock(self, namespace: str, name: str) -> StreamLock | None:
+        """One stream's lock (only that file is read), or None before the first reconcile."""
+        key = (namespace, name)
+        if key not in self.locks:
+            relative = lock_path(namespace, name)
+            path = self.root / relative
+            if path.is_symlink():
+                raise InputError(f"{relative}: lock files may not be symlinks")
+            self.locks[key] = loads(path.read_bytes(), relative) if path.is_file() else None
+        return self.locks[key]
+
+    def read_text(self, relative: str) -> str | None:
+        data = _read(self.root, relative)
+        if data is None:
+            return None
+        try:
+            return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{relative}: not valid UTF-8") from exc
+
+    def location(self, namespace: str, name: str, path: str) -> streamedit.StreamLocation:
+        implied = streamedit.implied_namespace(path, self.config.default_namespace)
+        return streamedit.StreamLocation(path, namespace, name, implied)
+
+
+def _checked(root: Path, relative: str) -> Path:
+    """A path inside the repository with no symlink on the way (DESIGN.md §9)."""
+    target = root
+    for part in Path(relative).parts:
+        if part in ("..", "") or Path(part).is_absolute():
+            raise InputError(f"refusing path {relative!r}: not inside the repository")
+        target = target / part
+        if target.is_symlink():
+            raise InputError(f"refusing {relative}: {target.relative_to(root)} is a symlink")
+    return target
+
+
+def _read(root: Path, relative: str) -> bytes | None:
+    path = _checked(root, relative)
+    return path.read_bytes() if path.is_file() else None
+
+
+def _encode(text: str, like: bytes | None) -> bytes:
+    """Text back to bytes, keeping a byte-order mark the file had."""
+    data = text.encode("utf-8")
+    return codecs.BOM_UTF8 + data if like is not None and like.startswith(codecs.BOM_UTF8) else data
+
+
+# --- writing and committing ----------------------------------------------------------------------
+
+
+def _user_identity(root: Path) -> str:
+    """``Name <email>`` as ``git commit`` would use it (config and GIT_AUTHOR_* variables)."""
+    try:
+        result = subprocess.run(
+            ["git", "var", "GIT_AUTHOR_IDENT"],
+            cwd=root,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"cannot run git: {exc}") from exc
+    ident = result.stdout.decode("utf-8", "replace").strip()
+    if result.returncode != 0 or ">" not in ident:
+        raise GitError(
+            "no git identity to commit with",
+            hint="set git config user.name and user.email, or run without --commit",
+        )
+    return ident[: ident.rindex(">") + 1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What a writing command changes, and what it tells the person about it."""
+
+    files: Mapping[str, bytes]
+    subject: str
+    body: str
+    said: tuple[str, ...] = ()  # lines printed once the change is sure to happen
+    next_step: str = ""  # printed after the files are written or committed
+
+
+def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
+    """Write (or commit) the files whose bytes change; False when nothing changes."""
+    changed = {path: data for path, data in change.files.items() if _read(repo.root, path) != data}
+    if not changed:
+        click.echo("✓ nothing to change: the files already say this", err=True)
+        return False
+    git = GitRepo.open(repo.root) if commit else None
+    paths = dict(changed)
+    if git is not None:
+        prefix = repo.root.relative_to(git.root).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
+        paths = {prefix + path: data for path, data in changed.items()}
+        if not git.is_clean(sorted(paths)):
+            raise InputError(
+                f"{', '.join(sorted(changed))} has uncommitted changes",
+                hint="commit or stash them first, or run without --commit",
+            )
+        author = _user_identity(git.root)
+    for line in change.said:
+        click.echo(line, err=True)
+    if git is None:
+        for path in sorted(changed):
+            target = _checked(repo.root, path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.streamlock-tmp")
+            tmp.write_bytes(changed[path])
+            tmp.replace(target)
+        click.echo(f"✓ edited {', '.join(sorted(changed))}", err=True)
+        click.echo("  review the change and commit it, or run again with --commit", err=True)
+    else:
+        message = trailers.format_message(change.subject, change.body, [])
+        sha = git.commit(paths, message, author)
+        click.echo(f"✓ committed {sha[:12]} {change.subject}", err=True)
+    if change.next_step:
+        click.echo(f"  {change.next_step}", err=True)
+    return True
+
+
+# --- options -------------------------------------------------------------------------------------
+
+
+def _namespace_option(func: Any) -> Any:
+    return click.option(
+        "-n",
+        "--namespace",
+        "namespace",
+        metavar="NAMESPACE",
+        help="Namespace of names given without one (default: defaultNamespace in streamlock.yaml).",
+    )(func)
+
+
+def _commit_option(func: Any) -> Any:
+    return click.option(
+        "--commit",
+        is_flag=True,
+        help="Commit the change with your git identity (default: only edit the files).",
+    )(func)
+
+
+def _emit(data: Any, output: str, text: Callable[[], str]) -> None:
+    if output == "table":
+        click.echo(text(), nl=False)
+    else:
+        click.echo(inspect.render_data(data, output), nl=False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# --- describe / history / resolve ----------------------------------------------------------------
+
+
+@click.command("describe")
+@click.argument("name", metavar="NAMESPACE/STREAM[:TAG]")
+@_namespace_option
+@output_option
+@repo_option
+def describe(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
+    """Show a stream like ``oc describe is``: source, current image and history of each tag."""
+    ctx = _Repo.load(repo)
+    target = inspect.parse_stream_name(name, ctx.default_namespace(namespace))
+    stream = ctx.stream(target)
+    view = inspect.describe(stream, ctx.lock(*target.key), target.tag)
+    now = _now()
+    _emit(
+        view.to_dict(),
+        output,
+        lambda: inspect.render_describe(view, now, ctx.config.import_interval),
+    )
+
+
+@click.command("history")
+@click.argument("name", metavar="NAMESPACE/STREAM:TAG")
+@_namespace_option
+@output_option
+@repo_option
+def history(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
+    """List the images a tag pointed at, newest first; REVISION is what ``rollback --to`` takes."""
+    ctx = _Repo.load(repo)
+    target = inspect.parse_tag_name(name, ctx.default_namespace(namespace))
+    assert target.tag is not None
+    entry = inspect.tag_entry(ctx.stream(target), ctx.lock(*target.key), target.tag)
+    items = inspect.history_views(entry)
+    now = _now()
+    _emit(
+        [item.to_dict() for item in items],
+        output,
+        lambda: table(inspect.history_rows(items, now), inspect.HISTORY_HEADERS) + "\n",
+    )
+
+
+@click.command("resolve")
+@click.argument("name", metavar="NAMESPACE/STREAM:TAG|NAMESPACE/STREAM@sha256:PREFIX")
+@_namespace_option
+@output_option
+@repo_option
+def resolve(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
+    """Print the pull spec (dockerImageReference) a tag or a stream image resolves to."""
+    ctx = _Repo.load(repo)
+    target = inspect.parse_image_name(name, ctx.default_namespace(namespace))
+    found = inspect.resolve(ctx.stream(target), ctx.lock(*target.key), target)
+    _emit(found.to_dict(), output, lambda: found.docker_image_reference + "\n")
+
+
+# --- tag -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What ``tag`` writes into each destination, before the namespace is settled."""
+
+    kind: str
+    name: str
+    namespace: str | None  # the source's namespace for stream sources
+    shown: str  # for messages: app@sha256:4f1c2a3, app:test, or the pull spec
+    word: str  # promotion | alias | import
+
+    def reference(self, destination_namespace: str) -> TagReference:
+        namespace = self.namespace if self.namespace != destination_namespace else None
+        return TagReference(self.kind, self.name, namespace)
+
+
+def _tag_source(
+    ctx: _Repo,
+    text: str,
+    default_namespace: str,
+    kind: str | None,
+    alias: bool,
+) -> tuple[_Source, ObjectName | None]:
+    """The ``from`` a ``tag`` writes, and the stream name it came from (None for a pull spec)."""
+    if kind == DOCKER_IMAGE:
+        if alias:
+            raise click.UsageError("--alias needs an image stream tag as SRC, not --source=docker")
+        reference = ImageReference.parse(text)
+        if not ctx.config.registry_allowed(reference.registry):
+            raise InputError(
+                f"registry {reference.registry} is not in allowedRegistries",
+                hint="add it to allowedRegistries in streamlock.yaml",
+            )
+        return _Source(DOCKER_IMAGE, text, None, text, "import"), None
+    src = inspect.parse_image_name(text, default_namespace)
+    if kind == IMAGE_STREAM_TAG and src.tag is None:
+        raise click.UsageError(f"--source=istag needs SRC as STREAM:TAG, got {text!r}")
+    if kind == IMAGE_STREAM_IMAGE and src.digest is None:
+        raise click.UsageError(f"--source=isimage needs SRC as STREAM@sha256:…, got {text!r}")
+    stream = ctx.stream(src)
+    if alias:
+        if src.tag is None:
+            raise click.UsageError("--alias needs SRC as STREAM:TAG, not an image digest")
+        if stream.tag(src.tag) is None:
+            raise InputError(
+                f"{src} is not a tag",
+                hint=f"'streamlock describe {src.namespace}/{src.stream}' lists the tags",
+            )
+        name = f"{src.stream}:{src.tag}"
+        return _Source(IMAGE_STREAM_TAG, name, src.namespace, name, "alias"), src
+    lock = ctx.lock(*src.key)
+    if src.tag is not None:
+        digest = inspect.tag_entry(stream, lock, src.tag).image
+    else:
+        assert src.digest is not None
+        digest = inspect.match_digest(src.digest, inspect.lock_digests(lock), str(src))
+    name = f"{src.stream}@{digest}"
+    shown = f"{src.stream}@{short_digest(digest, 7)}"
+    return _Source(IMAGE_STREAM_IMAGE, name, src.namespace, shown, "promotion"), src
+
+
+def _edit_streams(
+    ctx: _Repo,
+    destinations: Sequence[ObjectName],
+    edit: Callable[[str, streamedit.StreamLocation, ObjectName], str],
+    *,
+    create: bool,
+) -> dict[str, bytes]:
+    """Apply ``edit`` for each destination to its stream file; new files for new streams."""
+    texts: dict[str, str] = {}
+    originals: dict[str, bytes | None] = {}
+    streams = ctx.streams
+    for dst in destinations:
+        stream = streams.get(dst.key)
+        if stream is not None:
+            path = stream.path
+        elif not create:
+            ctx.stream(dst)  # raises "not found"
+            raise AssertionError("unreachable")  # pragma: no cover
+        else:
+            path = streamedit.stream_file_path(dst.namespace, dst.stream)
+        if path not in texts:
+            originals[path] = _read(ctx.root, path)
+            if stream is None:
+                _check_new_stream(ctx, dst, path, originals[path])
+                texts[path] = streamedit.new_stream_text(dst.namespace, dst.stream)
+            else:
+                text = ctx.read_text(path)
+                assert text is not None
+                texts[path] = text
+        texts[path] = edit(texts[path], ctx.location(dst.namespace, dst.stream, path), dst)
+    return {path: _encode(texts[path], originals[path]) for path in texts}
+
+
+def _check_new_stream(ctx: _Repo, dst: ObjectName, path: str, existing: bytes | None) -> None:
+    if existing is not None:
+        raise InputError(
+            f"{path} exists but does not define image stream {dst.namespace}/{dst.stream}",
+            hint="add the stream to that file by hand, or fix it (streamlock validate)",
+        )
+    if ctx.streamset.problems:
+        raise InputError(
+            f"image stream {dst.namespace}/{dst.stream} not found, and some stream files do not "
+            "load, so it may be defined in one of them",
+            hint="fix them first (streamlock validate)",
+        )
+
+
+def _subject(destinations: Sequence[ObjectName], action: str) -> str:
+    """``shop/app: tag prod, stage …`` for one stream, ``tag shop/app:prod, …`` for several."""
+    streams = sorted({dst.key for dst in destinations})
+    if len(streams) == 1:
+        namespace, stream = streams[0]
+        tags = ", ".join(dst.tag or "" for dst in destinations)
+        return f"{namespace}/{stream}: {action} {tags}"
+    return f"{action} " + ", ".join(str(dst) for dst in destinations)
+
+
+def _followers(ctx: _Repo, deleted: Sequence[ObjectName]) -> list[str]:
+    """Tags left following a deleted tag."""
+    gone = {(d.namespace, d.stream, d.tag) for d in deleted}
+    found = []
+    for stream in ctx.streamset.streams:
+        for spec in stream.tags:
+            if spec.source.kind != IMAGE_STREAM_TAG:
+                continue
+            name, _, tag = spec.source.name.rpartition(":")
+            key = (spec.source.namespace or stream.namespace, name or stream.name, tag)
+            mine = (stream.namespace, stream.name, spec.name)
+            if key in gone and mine not in gone:
+                found.append(f"{stream.namespace}/{stream.name}:{spec.name}")
+    return found
+
+
+@click.command("tag")
+@click.argument("names", nargs=-1, required=True, metavar="[SRC] DST...")
+@click.option(
+    "--alias",
+    is_flag=True,
+    help="Make DST follow SRC (ImageStreamTag) instead of copying its current image.",
+)
+@click.option(
+    "--source",
+    "source_kind",
+    type=click.Choice(sorted(SOURCE_KINDS)),
+    help="What SRC is; docker: a registry pull spec (default: an image stream tag or image).",
+)
+@click.option(
+    "--scheduled",
+    is_flag=True,
+    help="Re-import DST from the registry periodically (with --source=docker).",
+)
+@click.option("-d", "--delete", is_flag=True, help="Delete the DST tags from the spec.")
+@_namespace_option
+@_commit_option
+@repo_option
+def tag(
+    names: tuple[str, ...],
+    alias: bool,
+    source_kind: str | None,
+    scheduled: bool,
+    delete: bool,
+    namespace: str | None,
+    commit: bool,
+    repo: Path | None,
+) -> None:
+    """Point DST tags at SRC, like ``oc tag``; edits the stream files only.
+
+    \b
+    streamlock tag shop/app:test shop/app:prod          promote: pin prod to test's image
+    streamlock tag --alias shop/app:test shop/app:prod  prod follows test
+    streamlock tag --source=docker quay.io/org/app:1.4 shop/app:stable [--scheduled]
+    streamlock tag -d shop/app:old
+    """
+    kind = SOURCE_KINDS.get(source_kind or "")
+    if delete:
+        if alias or source_kind or scheduled:
+            raise click.UsageError("-d takes only the tags to delete")
+        _delete_tags(names, namespace, commit, repo)
+        return
+    if len(names) < 2:
+        raise click.UsageError("expected SRC and at least one DST (or -d DST...)")
+    if scheduled and kind != DOCKER_IMAGE:
+        raise click.UsageError("--scheduled applies to registry sources: add --source=docker")
+    ctx = _Repo.load(repo)
+    default = ctx.default_namespace(namespace)
+    destinations = [inspect.parse_tag_name(text, default) for text in names[1:]]
+    if len({str(d) for d in destinations}) != len(destinations):
+        raise click.UsageError("a DST is given twice")
+    source, src = _tag_source(ctx, names[0], default, kind, alias)
+    for dst in destinations:
+        if src is not None and not ctx.config.may_pull(src.namespace, dst.namespace):
+            raise InputError(
+                f"namespace {dst.namespace!r} may not use images of {src.namespace!r}",
+                hint=f"grant it in streamlock.yaml access.{src.namespace}.pullers",
+            )
+        if alias and src is not None and inspect.follows(ctx.streams, src, dst):
+            raise InputError(
+                f"{src} follows {dst} already; making {dst} follow it would be a cycle",
+            )
+
+    def edit(text: str, where: streamedit.StreamLocation, dst: ObjectName) -> str:
+        assert dst.tag is not None
+        return streamedit.set_tag(
+            text, where, dst.tag, source.reference(dst.namespace), scheduled=scheduled or None
+        )
+
+    files = _edit_streams(ctx, destinations, edit, create=True)
+    said = []
+    for dst in destinations:
+        ref = source.reference(dst.namespace)
+        where = f"{ref.namespace}/" if ref.namespace else ""
+        said.append(f"✓ {dst} → {ref.kind} {where}{_shown(ref)}")
+    word = f"{source.word}, scheduled" if scheduled else source.word
+    origin = f" from {src}" if src is not None else ""
+    lines = [
+        f"{dst.tag}: {ref.kind} {ref.name}"
+        for dst in destinations
+        for ref in [source.reference(dst.namespace)]
+    ]
+    change = _Change(
+        files,
+        subject=f"{_subject(destinations, 'tag')} ← {source.shown} ({word})",
+        body="\n".join([*lines, "", f"Made with streamlock tag{origin}."]),
+        said=tuple(said),
+        next_step="the next reconcile updates the lock",
+    )
+    _apply(ctx, change, commit)
+
+
+def _shown(ref: TagReference) -> str:
+    if ref.kind == IMAGE_STREAM_IMAGE:
+        stream, _, digest = ref.name.partition("@")
+        return f"{stream}@{short_digest(digest)}"
+    return ref.name
+
+
+def _delete_tags(
+    names: Sequence[str], namespace: str | None, commit: bool, repo: Path | None
+) -> None:
+    ctx = _Repo.load(repo)
+    default = ctx.default_namespace(namespace)
+    destinations = [inspect.parse_tag_name(text, default) for text in names]
+
+    def edit(text: str, where: streamedit.StreamLocation, dst: ObjectName) -> str:
+        assert dst.tag is not None
+        return streamedit.delete_tag(text, where, dst.tag)
+
+    files = _edit_streams(ctx, destinations, edit, create=False)
+    said = [f"✓ {dst} deleted from the spec" for dst in destinations]
+    said += [
+        f"! {follower} follows a deleted tag and will fail until it changes"
+        for follower in _followers(ctx, destinations)
+    ]
+    step = "the next reconcile removes the lock entries; Git history keeps their past"
+    change = _Change(
+        files,
+        subject=_subject(destinations, "delete tag"),
+        body=step[0].upper() + step[1:] + ".",
+        said=tuple(said),
+        next_step=step,
+    )
+    _apply(ctx, change, commit)
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def _recover_entry(ctx: _Repo, name: ObjectName, digest: str) -> LockEntry | None:
+    """The lock entry a reconciler commit wrote for this tag and image, for its platform details.
+
+    Best effort: outside Git, or when no such commit is found, the history item alone is used.
+    """
+    assert name.tag is not None
+    key = f"{name.namespace}/{name.stream}:{name.tag}"
+    relative = lock_path(name.namespace, name.stream)
+    try:
+        git = GitRepo.open(ctx.root)
+        prefix = ctx.root.relative_to(git.root).as_posix()
+        path = relative if prefix == "." else f"{prefix}/{relative}"
+        for sha, message in git.messages("HEAD", grep=digest)[:RECOVER_COMMITS]:
+            blocks = trailers.parse_message(message)
+            if not any(b.tag == key and b.image == digest for b in blocks):
+                continue
+            data = git.read(path, sha)
+            entry = loads(data, relative).tags.get(name.tag) if data is not None else None
+            if entry is not None and entry.image == digest:
+                return entry
+    except (GitError, InputError, ValueError):
+        return None
+    return None
+
+
+def _hex7(digest: str) -> str:
+    return digest.partition(":")[2][:7]
+
+
+def _source_words(source: TagReference, namespace: str) -> str:
+    if source.kind == DOCKER_IMAGE:
+        return f"{source.name} still serves"
+    where = f"{source.namespace or namespace}/"
+    return f"{where}{source.name} still points at"
+
+
+@click.command("rollback")
+@click.argument("name", metavar="NAMESPACE/STREAM:TAG")
+@click.option(
+    "--to",
+    "to",
+    metavar="N|sha256:PREFIX",
+    help="The revision (from 'streamlock history') or image to go back to (default: 1).",
+)
+@click.option(
+    "--pin",
+    is_flag=True,
+    help="Pin the image in the spec (ImageStreamImage) instead of rolling back the lock.",
+)
+@_namespace_option
+@_commit_option
+@repo_option
+def rollback(
+    name: str,
+    to: str | None,
+    pin: bool,
+    namespace: str | None,
+    commit: bool,
+    repo: Path | None,
+) -> None:
+    """Go back to an earlier image of a tag.
+
+    A tag imported from a registry or following another tag is rolled back in its lock, exactly
+    as `git revert` of the bumps would; the reconciler keeps that until its source moves to a new
+    image. With --pin (and for tags that are pins already) the spec is changed instead, and the
+    image stays until a person changes the spec.
+    """
+    ctx = _Repo.load(repo)
+    target = inspect.parse_tag_name(name, ctx.default_namespace(namespace))
+    assert target.tag is not None
+    stream = ctx.stream(target)
+    spec = stream.tag(target.tag)
+    if spec is None:
+        raise InputError(
+            f"{target} is not a tag",
+            hint=f"'streamlock describe {target.namespace}/{target.stream}' lists the tags",
+        )
+    lock = ctx.lock(*target.key)
+    entry = inspect.tag_entry(stream, lock, target.tag)
+    revision = inspect.rollback_revision(entry, to, str(target))
+    item = entry.history[revision]
+    was = short_digest(entry.image)
+    goal = short_digest(item.image)
+    when = inspect.age(item.imported_at, _now())
+    mode = inspect.rollback_mode(spec, pin)
+    if mode == inspect.ROLLBACK_SPEC:
+        source = inspect.pin_source(stream, spec, item.image)
+
+        def edit(text: str, where: streamedit.StreamLocation, dst: ObjectName) -> str:
+            assert dst.tag is not None
+            return streamedit.set_tag(text, where, dst.tag, source)
+
+        files = _edit_streams(ctx, [target], edit, create=False)
+        said = (
+            f"✓ {target} pinned to {_shown(source)} (revision {revision}, imported {when}) "
+            f"in {stream.path}",
+            "  The spec now pins this image: it stays until someone changes the tag's `from` "
+            f"(it was {spec.source.kind} {spec.source.name}).",
+        )
+        change = _Change(
+            files,
+            subject=(
+                f"{target.namespace}/{target.stream}: pin {target.tag} to "
+                f"{_shown(source)} (rollback)"
+            ),
+            body=(
+                f"{target.tag}: {source.kind} {source.name}\n"
+                f"It was {spec.source.kind} {spec.source.name}, image {entry.image}."
+            ),
+            said=said,
+            next_step="the next reconcile updates the lock",
+        )
+        _apply(ctx, change, commit)
+        return
+    assert lock is not None
+    if entry.source != spec.source or entry.spec_hash != spec.spec_hash(target.namespace):
+        raise InputError(
+            f"the spec of {target} changed since its last import, so the next reconcile "
+            "re-imports it anyway",
+            hint="reconcile first, or use --pin",
+        )
+    recovered = _recover_entry(ctx, target, item.image)
+    new_entry = inspect.rolled_back(entry, revision, recovered)
+    new_lock = replace(lock, tags={**lock.tags, target.tag: new_entry}, source_path=stream.path)
+    explanation = (
+        f"The lock now pins {goal}, as `git revert` of the last "
+        f"{'bump' if revision == 1 else f'{revision} bumps'} would. The reconciler keeps it while "
+        f"{_source_words(spec.source, target.namespace)} {was}; when that moves to a new image, "
+        "the tag moves with it. Tags that follow this one follow it back on the next reconcile. "
+        "For a pin that stays until someone changes the spec, use --pin."
+    )
+    change = _Change(
+        {lock_path(*target.key): dumps(new_lock)},
+        subject=(
+            f"{target.namespace}/{target.stream}: roll back {target.tag} "
+            f"{_hex7(entry.image)} → {_hex7(item.image)}"
+        ),
+        body=textwrap.fill(explanation, 72),
+        said=(
+            f"✓ {target} rolled back to revision {revision}: {goal} (imported {when}), was {was}",
+            textwrap.fill(explanation, 98, initial_indent="  ", subsequent_indent="  "),
+        ),
+    )
+    _apply(ctx, change, commit)
+
+
+# --- set image-lookup ----------------------------------------------------------------------------
+
+
+@click.group("set")
+def set_group() -> None:
+    """Change a setting of image streams (like ``oc set``)."""
+
+
+@set_group.command("image-lookup")
+@click.argument("names", nargs=-1, required=True, metavar="NAMESPACE/STREAM...")
+@click.option(
+    "--enabled/--disabled",
+    default=True,
+    show_default=True,
+    help="Let consumers in the namespace use short stream:tag image names.",
+)
+@_namespace_option
+@_commit_option
+@repo_option
+def image_lookup(
+    names: tuple[str, ...], enabled: bool, namespace: str | None, commit: bool, repo: Path | None
+) -> None:
+    """Set spec.lookupPolicy.local on image streams (like ``oc set image-lookup``)."""
+    ctx = _Repo.load(repo)
+    default = ctx.default_namespace(namespace)
+    targets = [inspect.parse_stream_name(text, default) for text in names]
+    for target in targets:
+        if target.tag is not None:
+            raise click.UsageError(f"{target}: image lookup is set per stream, not per tag")
+
+    def edit(text: str, where: streamedit.StreamLocation, dst: ObjectName) -> str:
+        return streamedit.set_lookup_policy(text, where, enabled)
+
+    files = _edit_streams(ctx, targets, edit, create=False)
+    value = "true" if enabled else "false"
+    streams = sorted({f"{t.namespace}/{t.stream}" for t in targets})
+    subject = (
+        f"{streams[0]}: set image lookup local={value}"
+        if len(streams) == 1
+        else f"set image lookup local={value} on {', '.join(streams)}"
+    )
+    said = tuple(f"✓ {name}: image lookup local={value}" for name in streams)
+    _apply(ctx, _Change(files, subject, "", said), commit)
+
+
+COMMANDS: list[click.Command] = [describe, history, resolve, tag, rollback, set_group]
