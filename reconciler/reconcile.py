@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -199,13 +199,36 @@ def _push_review_branches(
         current = repo.remote_sha(remote, name)
         if current is not None:
             repo.fetch(remote, name)
-            if repo.tree(current) == repo.tree(parent):
+            if _same_pins(repo, current, parent, commits):
                 continue
         if not repo.push_branch(remote, parent, name, current):
             raise PushRejected(f"review branch {name} moved while updating it")
         log.info("review branch pushed", branch=name, revision=parent[:12])
         shas.append(parent)
     return tuple(shas)
+
+
+def _same_pins(repo: GitRepo, old: str, new: str, commits: Sequence[planner.PlannedCommit]) -> bool:
+    """Whether a review branch already proposes these pins (import times aside)."""
+    if repo.tree(old) == repo.tree(new):
+        return True
+    paths = {path for commit in commits for path in commit.files}
+    return all(_unstamped(repo.read(p, old)) == _unstamped(repo.read(p, new)) for p in paths)
+
+
+def _unstamped(data: bytes | None) -> StreamLock | None:
+    if data is None:
+        return None
+    lock = loads(data)
+    tags = {
+        tag: replace(
+            entry,
+            imported_at=None,
+            history=tuple(replace(item, imported_at=None) for item in entry.history),
+        )
+        for tag, entry in lock.tags.items()
+    }
+    return replace(lock, tags=tags)
 
 
 def _bases_readonly(root: Path) -> planner.Bases:
