@@ -183,8 +183,8 @@ def _split_host(host: str) -> tuple[str, int | None]:
 
 
 # --- transport internals ----------------------------------------------------------------------
-class _Retryable(Exception):
-    """A response worth another attempt (429, 5xx); carries the server's Retry-After."""
+class RetryableResponse(Exception):
+    """A response worth another attempt (429, 5xx); carries the server's Retry-After (s)."""
 
     def __init__(self, status_code: int, retry_after: float | None) -> None:
         super().__init__(f"HTTP {status_code}")
@@ -210,7 +210,7 @@ _TRANSPORT_ERRORS = (
 )
 
 
-_FAILURES = (_Retryable, _TooLarge, *_TRANSPORT_ERRORS)
+_FAILURES = (RetryableResponse, _TooLarge, *_TRANSPORT_ERRORS)
 
 
 class _Response:
@@ -472,7 +472,7 @@ class RegistryClient:
             except (ValueError, AttributeError) as exc:
                 raise RegistryUnavailable(f"{what}: the tag list is not JSON") from exc
             tags.extend(str(name) for name in names)
-            target = _next_link(response.header(b"link"), response.url, endpoint.origin)
+            target = next_link(response.header(b"link"), response.url, endpoint.origin)
         raise RegistryUnavailable(f"{ref.name}: more than {MAX_TAG_PAGES} pages of tags")
 
     # --- resolution -----------------------------------------------------------------------------
@@ -804,19 +804,12 @@ class RegistryClient:
         return result
 
     def _backoff(self, exc: BaseException) -> bool | float:
-        """stamina's hook: retry or not, and how long the server asked us to wait."""
-        if isinstance(exc, _Retryable):
-            if exc.retry_after is not None:
-                return min(exc.retry_after, self._retry.max_retry_after)
-            return True
-        if isinstance(exc, _NETWORK_ERRORS):
-            return not _is_certificate_error(exc)
-        return False
+        return backoff(exc, self._retry)
 
     def _translate(self, endpoint: _Endpoint, exc: BaseException) -> RegistryError:
         if isinstance(exc, RegistryError):
             return exc
-        if isinstance(exc, _Retryable):
+        if isinstance(exc, RetryableResponse):
             if exc.status_code == 429:
                 return RateLimited(
                     f"{endpoint.host}: rate limited (HTTP 429) after {self._retry.attempts} "
@@ -880,7 +873,7 @@ class RegistryClient:
                 if key.lower() == b"retry-after":
                     retry_after = parse_retry_after(value.decode("latin-1"), datetime.now(UTC))
                     break
-            raise _Retryable(code, retry_after)
+            raise RetryableResponse(code, retry_after)
         return _Response(code, response_headers, body, text_url)
 
     async def _exchange_own(
@@ -1064,7 +1057,7 @@ class RegistryClient:
                 endpoint, method, url, headers, MAX_TOKEN_BODY, body or None
             )
             if code == 429 or code >= 500:
-                raise _Retryable(code, None)
+                raise RetryableResponse(code, None)
             return _Response(code, response_headers, data, url)
 
         policy = self._retry
@@ -1151,6 +1144,17 @@ class RegistryClient:
         return path
 
 
+def backoff(exc: BaseException, policy: RetryPolicy) -> bool | float:
+    """stamina's hook: retry or not, and how long the server asked us to wait (capped)."""
+    if isinstance(exc, RetryableResponse):
+        if exc.retry_after is not None:
+            return min(exc.retry_after, policy.max_retry_after)
+        return True
+    if isinstance(exc, _NETWORK_ERRORS):
+        return not _is_certificate_error(exc)
+    return False
+
+
 # --- small functions ------------------------------------------------------------------------
 async def _read_body(response: httpcore.Response, limit: int, what: str) -> bytes:
     """The whole body, refusing more than ``limit`` bytes; the response is closed after."""
@@ -1172,7 +1176,7 @@ def _best_request(group: Sequence[ImportRequest]) -> ImportRequest:
     return next((r for r in group if r.known is not None), group[0])
 
 
-def _next_link(header: str | None, current_url: str, origin: str) -> str | None:
+def next_link(header: str | None, current_url: str, origin: str) -> str | None:
     """The ``rel="next"`` target of a ``Link`` header, as given (queries kept verbatim)."""
     if not header:
         return None

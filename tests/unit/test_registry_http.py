@@ -1,0 +1,179 @@
+"""HTTP details of the registry client that need no server: challenges, Retry-After, links."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpcore
+import pytest
+
+from reconciler import status
+from reconciler.config import Config
+from reconciler.image import ImportFailure, ImportRequest
+from reconciler.registry import (
+    Challenge,
+    RegistryClient,
+    RetryableResponse,
+    RetryPolicy,
+    backoff,
+    mirror_location,
+    next_link,
+    parse_retry_after,
+    parse_www_authenticate,
+)
+
+NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
+
+
+def test_bearer_challenge_scope_with_commas() -> None:
+    """A scope holding commas stays whole: pairs are parsed, the header is not split on ','."""
+    header = (
+        'Bearer realm="https://auth.example.com/token",service="registry.example.com",'
+        'scope="repository:a/b:pull,push"'
+    )
+    assert parse_www_authenticate(header) == (
+        Challenge(
+            "bearer",
+            {
+                "realm": "https://auth.example.com/token",
+                "service": "registry.example.com",
+                "scope": "repository:a/b:pull,push",
+            },
+        ),
+    )
+
+
+def test_two_challenges_and_spaces() -> None:
+    """Several challenges in one header, with spaces and bare tokens, are all returned."""
+    header = 'Basic realm="Registry Realm" , Bearer realm="https://x/token", error=invalid_token'
+    assert parse_www_authenticate(header) == (
+        Challenge("basic", {"realm": "Registry Realm"}),
+        Challenge("bearer", {"realm": "https://x/token", "error": "invalid_token"}),
+    )
+
+
+def test_quoted_escapes() -> None:
+    """Backslash escapes inside quoted values are undone."""
+    (challenge,) = parse_www_authenticate(r'Basic realm="a \"quoted\" realm"')
+    assert challenge.params["realm"] == 'a "quoted" realm'
+
+
+def test_scheme_is_case_insensitive() -> None:
+    """``BEARER`` and ``bearer`` are the same scheme; parameter names are lower-cased."""
+    (challenge,) = parse_www_authenticate('BEARER Realm="r"')
+    assert (challenge.scheme, dict(challenge.params)) == ("bearer", {"realm": "r"})
+
+
+def test_empty_challenge() -> None:
+    """No header, no challenges."""
+    assert parse_www_authenticate("") == ()
+
+
+def test_retry_after_seconds() -> None:
+    """Retry-After in delta-seconds is taken as is."""
+    assert parse_retry_after("7", NOW) == 7.0
+
+
+def test_retry_after_http_date() -> None:
+    """Retry-After as an HTTP date is the time from now until then."""
+    assert parse_retry_after("Sat, 21 Nov 2026 08:00:30 GMT", NOW) == 30.0
+
+
+def test_retry_after_in_the_past() -> None:
+    """A date already past means retry now, never a negative wait."""
+    assert parse_retry_after("Sat, 21 Nov 2026 07:00:00 GMT", NOW) == 0.0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-3"])
+def test_retry_after_unusable(value: str | None) -> None:
+    """Anything else is ignored (the client's own backoff applies)."""
+    assert parse_retry_after(value, NOW) is None
+
+
+def test_backoff_honours_retry_after() -> None:
+    """A 429 with Retry-After waits what the server asked."""
+    assert backoff(RetryableResponse(429, 3.0), RetryPolicy()) == 3.0
+
+
+def test_backoff_caps_retry_after() -> None:
+    """A Retry-After beyond the policy's cap is cut to the cap."""
+    assert backoff(RetryableResponse(503, 3600.0), RetryPolicy(max_retry_after=20)) == 20
+
+
+def test_backoff_plain_5xx_uses_exponential() -> None:
+    """A 5xx without Retry-After is retried with the jittered exponential backoff."""
+    assert backoff(RetryableResponse(502, None), RetryPolicy()) is True
+
+
+def test_backoff_connection_errors() -> None:
+    """Resets and timeouts are retried; certificate failures are not."""
+    assert backoff(httpcore.ReadError("reset"), RetryPolicy()) is True
+    assert backoff(httpcore.ConnectTimeout("slow"), RetryPolicy()) is True
+    bad_cert = httpcore.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    assert backoff(bad_cert, RetryPolicy()) is False
+
+
+def test_backoff_ignores_other_errors() -> None:
+    """Programming errors are never retried."""
+    assert backoff(ValueError("bug"), RetryPolicy()) is False
+
+
+@pytest.mark.parametrize(
+    ("mirror", "expected"),
+    [
+        ("mirror.example.com/quay", ("mirror.example.com", "quay/ns/app")),
+        ("mirror.example.com", ("mirror.example.com", "ns/app")),
+        ("mirror.example.com:5000/a/b/", ("mirror.example.com:5000", "a/b/ns/app")),
+    ],
+)
+def test_mirror_location(mirror: str, expected: tuple[str, str]) -> None:
+    """A mirror is a host and an optional prefix put before the repository."""
+    assert mirror_location(mirror, "ns/app") == expected
+
+
+def test_next_link_relative_keeps_query() -> None:
+    """A relative ``Link`` is followed as given, its query untouched."""
+    header = '</v2/a/tags/list?last=t9&n=10>; rel="next"'
+    got = next_link(header, "https://r.example/v2/a/tags/list?n=10", "https://r.example")
+    assert got == "/v2/a/tags/list?last=t9&n=10"
+
+
+def test_next_link_absolute_same_origin() -> None:
+    """An absolute link to the same registry becomes a path."""
+    header = '<https://r.example/v2/a/tags/list?next_page=abc>; rel="next"'
+    got = next_link(header, "https://r.example/v2/a/tags/list", "https://r.example")
+    assert got == "/v2/a/tags/list?next_page=abc"
+
+
+def test_next_link_absent_or_other_rel() -> None:
+    """No ``rel=next`` means the last page."""
+    assert next_link(None, "https://r.example/x", "https://r.example") is None
+    assert next_link('</x>; rel="prev"', "https://r.example/x", "https://r.example") is None
+
+
+async def test_disallowed_registry_fails_without_a_request() -> None:
+    """A registry outside allowedRegistries is a permanent AccessDenied failure."""
+    config = Config(allowed_registries=("quay.io",))
+    async with RegistryClient(config, env={}) as client:
+        observation = await client.resolve(ImportRequest("docker.io/library/python:3"))
+    assert observation == ImportFailure(
+        status.ACCESS_DENIED,
+        "docker.io is not in allowedRegistries of streamlock.yaml",
+        transient=False,
+    )
+
+
+async def test_bad_reference_is_invalid_spec() -> None:
+    """An unparsable reference is an InvalidSpec failure, not an exception."""
+    async with RegistryClient(Config(), env={}) as client:
+        observation = await client.resolve(ImportRequest("Not A Reference"))
+    assert isinstance(observation, ImportFailure)
+    assert (observation.reason, observation.transient) == (status.INVALID_SPEC, False)
+
+
+async def test_bad_platform_is_invalid_spec() -> None:
+    """A platform that is not os/arch[/variant] is an InvalidSpec failure."""
+    async with RegistryClient(Config(), env={}) as client:
+        observation = await client.resolve(ImportRequest("quay.io/a/b:1", platform="amd64"))
+    assert isinstance(observation, ImportFailure)
+    assert observation.reason == status.INVALID_SPEC
