@@ -1,0 +1,322 @@
+"""The commands for people, in-process on real Git repositories, composed with real passes.
+
+Passes run the real glue (``reconcile.run_pass``) with a registry stand-in that serves a fixed
+digest per pull spec, so each test can move a tag on the "registry" in one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import StreamlockGroup, cli
+from reconciler.cli_streams import COMMANDS
+from reconciler.image import Image, ImportRequest, Observation
+from reconciler.lockfile import StreamLock, loads
+from reconciler.reconcile import PassOptions, PassResult, run_pass
+from reconciler.trailers import parse_message
+from tests.fixtures.gitremote import IDENTITY, ConfigRepo
+
+STREAM_FILE = "streams/shop/images.yaml"
+LOCK = "locks/shop/app.lock.yaml"
+REPO = "registry.example.com/shop/app"
+TEST_REF = f"{REPO}:test"
+START = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
+STREAM = f"""\
+# Images of the shop.
+apiVersion: image.openshift.io/v1
+kind: ImageStream
+metadata:
+  name: app
+spec:
+  tags:
+  # test follows the registry
+  - name: test
+    from:
+      kind: DockerImage
+      name: {TEST_REF}
+    importPolicy:
+      scheduled: true
+"""
+
+GROUP = StreamlockGroup(
+    name="streamlock", commands={**cli.commands, **{c.name: c for c in COMMANDS}}
+)
+
+
+def digest(n: int) -> str:
+    return "sha256:" + f"{n:02x}" * 32
+
+
+class Registry:
+    """Serves one digest per pull spec; what a test sets is what the next pass sees."""
+
+    def __init__(self) -> None:
+        self.served: dict[str, str] = {}
+
+    async def resolve_all(
+        self, requests: Sequence[ImportRequest]
+    ) -> Mapping[tuple[str, str, str], Observation]:
+        return {
+            r.key: Image(self.served[r.reference], created="2026-10-01T00:00:00Z")
+            for r in requests
+            if r.reference in self.served
+        }
+
+
+class Shop:
+    """A config repository with shop/app:test, a registry stand-in and a clock."""
+
+    def __init__(self, repo: ConfigRepo) -> None:
+        self.repo = repo
+        self.registry = Registry()
+        self.passes = 0
+
+    @property
+    def work(self) -> Path:
+        return self.repo.work
+
+    def serve(self, n: int, ref: str = TEST_REF) -> None:
+        self.registry.served[ref] = digest(n)
+
+    def reconcile(self) -> PassResult:
+        """One committed, unpushed pass, an hour after the previous one."""
+        self.passes += 1
+        options = PassOptions(push=False, now=START + timedelta(hours=self.passes))
+        return asyncio.run(run_pass(self.work, lambda _config: self.registry, options))
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        """The CLI in-process on this repository: (exit code, stdout, stderr)."""
+        result = CliRunner().invoke(GROUP, [*args, "--repo", str(self.work)])
+        return result.exit_code, result.stdout, result.stderr
+
+    def lock(self, path: str = LOCK) -> StreamLock:
+        return loads((self.work / path).read_bytes())
+
+    def images(self) -> dict[str, str]:
+        return {tag: entry.image for tag, entry in self.lock().tags.items()}
+
+    def head(self) -> str:
+        return self.repo.git("rev-parse", "HEAD").strip()
+
+    def last_commit(self) -> dict[str, object]:
+        author, subject, message = self.repo.git(
+            "show", "-s", "--format=%an <%ae>%x00%s%x00%B"
+        ).split("\x00")
+        files = self.repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD")
+        return {"author": author, "subject": subject, "message": message, "files": files.split()}
+
+
+@pytest.fixture
+def shop(config_repo: Callable[..., ConfigRepo]) -> Shop:
+    return Shop(config_repo({STREAM_FILE: STREAM}))
+
+
+@pytest.fixture
+def imported(shop: Shop) -> Shop:
+    """test imported twice: digest 1, then digest 2."""
+    shop.serve(1)
+    assert shop.reconcile().commits
+    shop.serve(2)
+    assert shop.reconcile().commits
+    return shop
+
+
+# --- tag -----------------------------------------------------------------------------------------
+
+
+def test_tag_with_commit_commits_only_the_stream_file(imported: Shop):
+    """tag --commit makes one commit by the user that changes only the stream file."""
+    code, _, err = imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")
+    assert code == 0, err
+    commit = imported.last_commit()
+    assert commit["files"] == [STREAM_FILE]
+    assert commit["subject"] == f"shop/app: tag prod ← app@sha256:{digest(2)[7:14]} (promotion)"
+    assert commit["author"] == f"{IDENTITY[0]} <{IDENTITY[1]}>"
+    assert parse_message(str(commit["message"])) == []
+
+
+def test_promotion_pins_prod_and_later_test_bumps_leave_it(imported: Shop):
+    """tag test prod, reconcile: prod has test's digest; test moves on, prod stays."""
+    assert imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
+    imported.reconcile()
+    assert imported.images() == {"test": digest(2), "prod": digest(2)}
+    imported.serve(3)
+    imported.reconcile()
+    assert imported.images() == {"test": digest(3), "prod": digest(2)}
+
+
+def test_an_alias_makes_prod_follow_test(imported: Shop):
+    """tag --alias: prod follows test's next bumps."""
+    assert imported.run("tag", "--alias", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
+    imported.serve(3)
+    imported.reconcile()
+    assert imported.images() == {"test": digest(3), "prod": digest(3)}
+
+
+def test_tag_without_commit_only_edits_the_file(imported: Shop):
+    """Without --commit the stream file is edited for review and nothing is committed."""
+    head = imported.head()
+    code, _, err = imported.run("tag", "shop/app:test", "shop/app:prod")
+    assert code == 0
+    assert imported.head() == head
+    assert imported.repo.git("status", "--porcelain").split() == ["M", STREAM_FILE]
+    assert "review the change" in err
+
+
+def test_tag_of_a_tag_never_imported_asks_for_a_reconcile(shop: Shop):
+    """Promoting a tag that has no image yet fails and edits nothing."""
+    code, _, err = shop.run("tag", "shop/app:test", "shop/app:prod")
+    assert code == 1
+    assert "run streamlock reconcile first" in err
+    assert (shop.work / STREAM_FILE).read_text() == STREAM
+
+
+def test_tag_from_a_registry_creates_a_new_stream_that_reconciles(imported: Shop):
+    """--source=docker into a new stream writes streams/<ns>/<name>.yaml, which then imports."""
+    imported.serve(7, "quay.io/web/site:1")
+    code, _, err = imported.run(
+        "tag", "--source=docker", "--scheduled", "--commit", "quay.io/web/site:1", "web/site:live"
+    )
+    assert code == 0, err
+    assert imported.last_commit()["files"] == ["streams/web/site.yaml"]
+    imported.reconcile()
+    assert imported.lock("locks/web/site.lock.yaml").tags["live"].image == digest(7)
+
+
+def test_tag_delete_removes_the_tag_from_the_spec(imported: Shop):
+    """-d deletes the tag; the next pass drops its lock entry."""
+    assert imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
+    imported.reconcile()
+    code, _, err = imported.run("tag", "-d", "--commit", "shop/app:prod")
+    assert code == 0, err
+    imported.reconcile()
+    assert imported.images() == {"test": digest(2)}
+    assert (imported.work / STREAM_FILE).read_text() == STREAM
+
+
+def test_a_tag_without_destination_is_a_usage_error(imported: Shop):
+    """tag with only SRC exits 64, like every usage error."""
+    assert imported.run("tag", "shop/app:test")[0] == 64
+
+
+def test_commit_refuses_a_file_with_uncommitted_changes(imported: Shop):
+    """--commit never sweeps a person's unfinished edit into the commit."""
+    path = imported.work / STREAM_FILE
+    path.write_text(path.read_text() + "# wip\n")
+    code, _, err = imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")
+    assert code == 1
+    assert "uncommitted changes" in err
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def test_rollback_writes_the_previous_image_to_the_lock(imported: Shop):
+    """rollback pins the previous image in the lock, with the newer history dropped."""
+    code, _, err = imported.run("rollback", "shop/app:test")
+    assert code == 0, err
+    entry = imported.lock().tags["test"]
+    assert entry.image == digest(1)
+    assert [item.image for item in entry.history] == [digest(1)]
+    assert "git revert" in err
+
+
+def test_a_committed_rollback_is_kept_until_the_registry_moves_on(imported: Shop):
+    """After rollback --commit a pass keeps digest 1 while the registry serves 2; 3 moves it."""
+    assert imported.run("rollback", "--commit", "shop/app:test")[0] == 0
+    assert imported.reconcile().commits == ()
+    assert imported.images() == {"test": digest(1)}
+    imported.serve(3)
+    imported.reconcile()
+    assert imported.images() == {"test": digest(3)}
+
+
+def test_a_rollback_commit_touches_only_the_lock_and_carries_no_trailers(imported: Shop):
+    """The commit is a person's revert: no Streamlock-* trailers, so the revert rule sees it."""
+    assert imported.run("rollback", "--commit", "shop/app:test")[0] == 0
+    commit = imported.last_commit()
+    assert commit["files"] == [LOCK]
+    assert commit["subject"] == f"shop/app: roll back test {digest(2)[7:14]} → {digest(1)[7:14]}"
+    assert parse_message(str(commit["message"])) == []
+
+
+def test_rollback_pin_edits_the_spec_and_not_the_lock(imported: Shop):
+    """--pin writes ImageStreamImage app@<old digest> into the stream file."""
+    lock = (imported.work / LOCK).read_bytes()
+    code, _, err = imported.run("rollback", "--pin", "--commit", "shop/app:test")
+    assert code == 0, err
+    assert f"name: app@{digest(1)}" in (imported.work / STREAM_FILE).read_text()
+    assert (imported.work / LOCK).read_bytes() == lock
+    imported.reconcile()
+    assert imported.images() == {"test": digest(1)}
+
+
+def test_rollback_without_an_older_image_fails(shop: Shop):
+    """A tag imported once has nothing to roll back to."""
+    shop.serve(1)
+    shop.reconcile()
+    code, _, err = shop.run("rollback", "shop/app:test")
+    assert code == 1
+    assert "no revision 1" in err
+
+
+# --- read commands -------------------------------------------------------------------------------
+
+
+def test_resolve_prints_only_the_pull_spec(imported: Shop):
+    """resolve ns/stream:tag prints the pull spec and nothing else on stdout."""
+    code, out, _ = imported.run("resolve", "shop/app:test")
+    assert (code, out) == (0, f"{REPO}@{digest(2)}\n")
+
+
+def test_resolve_finds_an_older_image_by_prefix(imported: Shop):
+    """resolve ns/stream@sha256:<12 hex> finds an image in history."""
+    code, out, _ = imported.run("resolve", "-n", "shop", f"app@{digest(1)[:19]}")
+    assert (code, out) == (0, f"{REPO}@{digest(1)}\n")
+
+
+def test_describe_json_carries_each_tag(imported: Shop):
+    """describe -o json names the file, the source and the images of each tag."""
+    code, out, _ = imported.run("describe", "shop/app", "-o", "json")
+    data = json.loads(out)
+    assert code == 0
+    assert (data["file"], data["lock"]) == (STREAM_FILE, LOCK)
+    assert data["tags"][0]["from"] == {"kind": "DockerImage", "name": TEST_REF}
+    assert [h["image"] for h in data["tags"][0]["history"]] == [digest(2), digest(1)]
+
+
+def test_describe_prints_like_oc(imported: Shop):
+    """describe prints Name/Namespace headers and the current image marked with '*'."""
+    code, out, _ = imported.run("describe", "shop/app")
+    assert code == 0
+    assert out.startswith("Name:           app\nNamespace:      shop\n")
+    assert f"  * {REPO}@{digest(2)}\n" in out
+
+
+def test_history_lists_revisions_newest_first(imported: Shop):
+    """history prints a header and one row per image, revision 0 first."""
+    code, out, _ = imported.run("history", "shop/app:test")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].split() == ["REVISION", "IMAGE", "CREATED", "IMPORTED", "AGE"]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["0", digest(2)[:19]],
+        ["1", digest(1)[:19]],
+    ]
+
+
+def test_set_image_lookup_commits_the_stream_file(imported: Shop):
+    """set image-lookup --commit adds lookupPolicy.local: true in a commit of its own."""
+    code, _, err = imported.run("set", "image-lookup", "--commit", "shop/app")
+    assert code == 0, err
+    assert imported.last_commit()["files"] == [STREAM_FILE]
+    assert (
+        "  lookupPolicy:\n    local: true\n  tags:\n" in (imported.work / STREAM_FILE).read_text()
+    )

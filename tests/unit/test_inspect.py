@@ -1,0 +1,421 @@
+"""Views for people: names, digest prefixes, describe/history/resolve, ages, rollback values."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from ruamel.yaml import YAML
+
+from reconciler import inspect, status
+from reconciler.config import Config
+from reconciler.errors import InputError
+from reconciler.image import Image, ImportRequest
+from reconciler.imagestream import ImageStream, TagReference, TagSpec
+from reconciler.inspect import ObjectName
+from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, dumps, loads
+from reconciler.planner import plan
+
+NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+REPO = "registry.example.com/shop/app"
+SOURCE = TagReference("DockerImage", f"{REPO}:test")
+
+
+def digest(n: int) -> str:
+    return "sha256:" + f"{n:02x}" * 32
+
+
+def item(n: int, imported: str, created: str | None = None) -> HistoryItem:
+    return HistoryItem(digest(n), f"{REPO}@{digest(n)}", created, imported)
+
+
+TEST_SPEC = TagSpec("test", SOURCE, scheduled=True)
+STREAM = ImageStream(
+    "shop",
+    "app",
+    (TEST_SPEC, TagSpec("prod", TagReference("ImageStreamImage", f"app@{digest(1)}"))),
+    path="streams/shop/app.yaml",
+    line=2,
+)
+HISTORY = (
+    item(3, "2026-11-28T12:00:00Z", "2026-11-28T10:00:00Z"),
+    item(2, "2026-11-26T12:00:00Z"),
+    item(1, "2026-11-01T12:00:00Z"),
+)
+TEST_ENTRY = LockEntry(
+    source=SOURCE,
+    image=digest(3),
+    docker_image_reference=f"{REPO}@{digest(3)}",
+    spec_hash=TEST_SPEC.spec_hash("shop"),
+    created="2026-11-28T10:00:00Z",
+    imported_at="2026-11-28T12:00:00Z",
+    platform="linux/amd64",
+    labels={"org.opencontainers.image.version": "1.3"},
+    history=HISTORY,
+)
+LOCK = StreamLock("shop", "app", {"test": TEST_ENTRY}, source_path="streams/shop/app.yaml")
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+def test_a_full_name_parses_into_its_parts():
+    """ns/stream:tag gives namespace, stream and tag."""
+    assert inspect.parse_name("shop/app:test", "default") == ObjectName("shop", "app", "test")
+
+
+def test_a_name_without_namespace_takes_the_default():
+    """stream:tag is in the default namespace (-n or defaultNamespace)."""
+    assert inspect.parse_name("app:test", "dev") == ObjectName("dev", "app", "test")
+
+
+def test_a_digest_name_keeps_the_prefix_with_its_algorithm():
+    """stream@<hex> and stream@sha256:<hex> both give a sha256: prefix."""
+    assert inspect.parse_name("shop/app@abc", "d").digest == "sha256:abc"
+    assert inspect.parse_name("shop/app@sha256:abc", "d").digest == "sha256:abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("shop/App:test", "not a valid image stream name"),
+        ("Shop/app:test", "not a valid namespace name"),
+        ("shop/app:-x", "not a valid tag name"),
+        ("shop/app@xyz", "not a sha256 digest or prefix"),
+        ("shop/app@sha256:", "not a sha256 digest or prefix"),
+    ],
+)
+def test_bad_names_are_refused_with_the_reason(text: str, message: str):
+    """Names that break Kubernetes' rules get an InputError saying which part is wrong."""
+    with pytest.raises(InputError, match=message):
+        inspect.parse_name(text, "default")
+
+
+def test_a_tag_name_needs_a_tag():
+    """history and rollback refuse a bare stream."""
+    with pytest.raises(InputError, match="expected a tag"):
+        inspect.parse_tag_name("shop/app", "default")
+
+
+def test_an_image_name_needs_a_tag_or_a_digest():
+    """resolve refuses a bare stream."""
+    with pytest.raises(InputError, match="expected a tag or an image"):
+        inspect.parse_image_name("shop/app", "default")
+
+
+def test_a_stream_name_refuses_a_digest():
+    """describe takes a stream (or a tag), not an image."""
+    with pytest.raises(InputError, match="not an image"):
+        inspect.parse_stream_name("shop/app@abcdef", "default")
+
+
+# --- digest prefixes -----------------------------------------------------------------------------
+
+
+def test_a_unique_prefix_resolves_to_the_full_digest():
+    """Twelve hex digits that match one digest select it."""
+    candidates = [digest(0xAB), digest(0xCD)]
+    assert inspect.match_digest("sha256:" + candidates[0][7:19], candidates, "x") == candidates[0]
+
+
+def test_an_ambiguous_prefix_is_an_error():
+    """Two digests sharing the prefix are both named in the error."""
+    first = "sha256:" + "ab" * 6 + "0" * 52
+    second = "sha256:" + "ab" * 6 + "1" * 52
+    with pytest.raises(InputError, match="ambiguous"):
+        inspect.match_digest("sha256:" + "ab" * 6, [first, second], "x")
+
+
+def test_a_short_prefix_is_an_error():
+    """Fewer than twelve hex digits are refused even when they would match."""
+    with pytest.raises(InputError, match="too short"):
+        inspect.match_digest("sha256:abcdef", ["sha256:" + "abcdef" * 10 + "abcd"], "x")
+
+
+def test_a_prefix_matching_nothing_is_an_error():
+    """An unknown image points to history."""
+    with pytest.raises(InputError, match="no image"):
+        inspect.match_digest("sha256:" + "f" * 12, [digest(1)], "x")
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+def test_describe_lists_spec_tags_in_order_then_tags_only_in_the_lock():
+    """Spec order first; a lock entry without a spec tag comes last."""
+    lock = StreamLock("shop", "app", {"test": TEST_ENTRY, "old": TEST_ENTRY})
+    view = inspect.describe(STREAM, lock)
+    assert [(t.name, t.spec is not None, t.entry is not None) for t in view.tags] == [
+        ("test", True, True),
+        ("prod", True, False),
+        ("old", False, True),
+    ]
+
+
+def test_describe_of_an_unknown_tag_is_an_error():
+    """describe ns/stream:nope says the tag does not exist."""
+    with pytest.raises(InputError, match="shop/app:nope is not a tag"):
+        inspect.describe(STREAM, LOCK, "nope")
+
+
+DESCRIBED = """\
+Name:           app
+Namespace:      shop
+File:           streams/shop/app.yaml:2
+Lock:           locks/shop/app.lock.yaml
+Image Lookup:   local=false
+Unique Images:  3
+Tags:           2
+
+test
+  updates automatically from registry registry.example.com/shop/app:test (every 15m)
+
+  * registry.example.com/shop/app@{d3}
+      imported 24 hours ago (2026-11-28T12:00:00Z), created 2026-11-28T10:00:00Z
+      version 1.3
+    registry.example.com/shop/app@{d2}
+      imported 3 days ago (2026-11-26T12:00:00Z)
+    registry.example.com/shop/app@{d1}
+      imported 4 weeks ago (2026-11-01T12:00:00Z)
+
+prod
+  pinned to app@{d1} (ImageStreamImage)
+
+  no image yet: run streamlock reconcile
+"""
+
+
+def test_describe_renders_like_oc_describe_with_ages_from_now():
+    """The text names the source, marks the current image and ages each import."""
+    text = inspect.render_describe(inspect.describe(STREAM, LOCK), NOW)
+    assert text == DESCRIBED.format(d1=digest(1), d2=digest(2), d3=digest(3))
+
+
+def test_describe_shows_hold_pullthrough_and_followers():
+    """A held, Local, following tag says so."""
+    spec = TagSpec(
+        "prod",
+        TagReference("ImageStreamTag", "app:test", "build"),
+        reference_policy="Local",
+        annotations={"streamlock.dev/hold": "QA"},
+    )
+    view = inspect.describe(ImageStream("shop", "app", (spec,), path="p"), None)
+    lines = inspect.render_describe(view, NOW).splitlines()
+    assert "  tracks build/app:test (ImageStreamTag)" in lines
+    assert "  held: QA (never moved by the reconciler)" in lines
+    assert "  prefer registry pullthrough when referencing this tag" in lines
+    assert "Lock:           <none> (run streamlock reconcile)" in lines
+
+
+def test_describe_data_is_plain_and_complete():
+    """-o json carries spec and lock fields of every tag."""
+    data = json.loads(inspect.render_data(inspect.describe(STREAM, LOCK).to_dict(), "json"))
+    test = data["tags"][0]
+    assert data["lookupPolicy"] == {"local": False}
+    assert test["from"] == {"kind": "DockerImage", "name": f"{REPO}:test"}
+    assert test["image"] == digest(3) and test["scheduled"] is True
+    assert [h["revision"] for h in test["history"]] == [0, 1, 2]
+    assert data["tags"][1]["image"] is None
+
+
+def test_yaml_output_loads_back_to_the_same_data():
+    """-o yaml is the same data as -o json."""
+    data = inspect.describe(STREAM, LOCK).to_dict()
+    assert YAML(typ="safe", pure=True).load(inspect.render_data(data, "yaml")) == data
+
+
+def test_history_rows_number_revisions_from_the_current_image():
+    """REVISION 0 is the current image; ages are relative to now."""
+    rows = inspect.history_rows(inspect.history_views(TEST_ENTRY), NOW)
+    assert rows == [
+        ["0", "sha256:" + digest(3)[7:19], "2026-11-28T10:00:00Z", "2026-11-28T12:00:00Z",
+         "24 hours ago"],
+        ["1", "sha256:" + digest(2)[7:19], "-", "2026-11-26T12:00:00Z", "3 days ago"],
+        ["2", "sha256:" + digest(1)[7:19], "-", "2026-11-01T12:00:00Z", "4 weeks ago"],
+    ]  # fmt: skip
+
+
+def test_an_entry_without_history_still_has_its_current_image():
+    """A hand-written entry with no history shows one revision."""
+    entry = LockEntry(SOURCE, digest(5), f"{REPO}@{digest(5)}", "x")
+    assert [v.image for v in inspect.history_views(entry)] == [digest(5)]
+
+
+def test_resolve_a_tag_gives_its_pull_spec():
+    """stream:tag resolves to the lock's dockerImageReference."""
+    found = inspect.resolve(STREAM, LOCK, ObjectName("shop", "app", "test"))
+    assert found.docker_image_reference == f"{REPO}@{digest(3)}"
+
+
+def test_resolve_an_old_image_by_prefix():
+    """stream@sha256:<prefix> finds an image in a tag's history."""
+    found = inspect.resolve(STREAM, LOCK, ObjectName("shop", "app", digest=digest(2)[:19]))
+    assert (found.image, found.docker_image_reference) == (digest(2), f"{REPO}@{digest(2)}")
+
+
+def test_a_tag_without_a_lock_entry_asks_for_a_reconcile():
+    """A spec tag never imported says to run reconcile first."""
+    with pytest.raises(InputError, match="no image yet; run streamlock reconcile first"):
+        inspect.tag_entry(STREAM, LOCK, "prod")
+
+
+def test_a_name_that_is_no_tag_says_so():
+    """A tag in neither the spec nor the lock is not a tag."""
+    with pytest.raises(InputError, match="is not a tag"):
+        inspect.tag_entry(STREAM, LOCK, "nope")
+
+
+# --- ages ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0.5, "Less than a second"),
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (90, "About a minute"),
+        (59 * 60, "59 minutes"),
+        (3600, "About an hour"),
+        (47 * 3600, "47 hours"),
+        (3 * 86400, "3 days"),
+        (20 * 86400, "2 weeks"),
+        (90 * 86400, "3 months"),
+        (800 * 86400, "2 years"),
+    ],
+)
+def test_human_durations_use_oc_words(seconds: float, words: str):
+    """Durations read as docker/go-units prints them."""
+    assert inspect.human_duration(seconds) == words
+
+
+def test_ages_are_relative_to_the_given_now():
+    """An import three days before now is '3 days ago'; a future one is 'from now'."""
+    assert inspect.age("2026-11-26T12:00:00Z", NOW) == "3 days ago"
+    assert inspect.age("2026-11-29T13:00:00Z", NOW) == "about an hour from now"
+    assert inspect.age(None, NOW) == inspect.age("yesterday", NOW) == "-"
+
+
+def test_durations_print_in_go_syntax():
+    """The schedule interval reads like the config writes it."""
+    assert [inspect.duration_text(s) for s in (900, 5400, 90, 0)] == ["15m", "1h30m", "1m30s", "0s"]
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def test_rollback_goes_back_one_revision_by_default():
+    """Without --to the previous image is chosen."""
+    assert inspect.rollback_revision(TEST_ENTRY, None, "x") == 1
+
+
+def test_rollback_takes_a_revision_number_or_a_digest_prefix():
+    """--to 2 and --to sha256:<prefix of revision 2> agree."""
+    assert inspect.rollback_revision(TEST_ENTRY, "2", "x") == 2
+    assert inspect.rollback_revision(TEST_ENTRY, digest(1)[:19], "x") == 2
+
+
+@pytest.mark.parametrize(
+    ("to", "message"),
+    [("0", "revision 0 is the current image"), ("3", "no revision 3"), (None, None)],
+)
+def test_rollback_refuses_revisions_it_cannot_go_to(to: str | None, message: str | None):
+    """Revision 0, a revision past the history, and a tag without history are errors."""
+    entry = TEST_ENTRY if message else LockEntry(SOURCE, digest(5), f"{REPO}@{digest(5)}", "x")
+    with pytest.raises(InputError, match=message or "holds only its current image"):
+        inspect.rollback_revision(entry, to, "shop/app:test")
+
+
+def test_rollback_to_the_current_image_is_an_error():
+    """A digest that is already current is not a rollback."""
+    with pytest.raises(InputError, match="current image already"):
+        inspect.rollback_revision(TEST_ENTRY, digest(3)[:19], "x")
+
+
+def test_a_rolled_back_entry_is_what_a_revert_would_leave():
+    """The image, pull spec and times are the history item's; newer history is dropped."""
+    entry = inspect.rolled_back(TEST_ENTRY, 1)
+    assert (entry.image, entry.docker_image_reference) == (digest(2), f"{REPO}@{digest(2)}")
+    assert (entry.created, entry.imported_at) == (None, "2026-11-26T12:00:00Z")
+    assert entry.history == HISTORY[1:]
+    assert (entry.source, entry.spec_hash, entry.labels) == (SOURCE, TEST_ENTRY.spec_hash, {})
+
+
+def test_a_rolled_back_entry_takes_platform_details_from_the_old_commit():
+    """Labels and digests recorded when that image was imported are restored."""
+    recovered = LockEntry(
+        SOURCE,
+        digest(2),
+        f"{REPO}@{digest(2)}",
+        TEST_ENTRY.spec_hash,
+        labels={"org.opencontainers.image.version": "1.2"},
+        index_digest=digest(9),
+    )
+    entry = inspect.rolled_back(TEST_ENTRY, 1, recovered)
+    assert entry.labels == {"org.opencontainers.image.version": "1.2"}
+    assert entry.index_digest == digest(9)
+
+
+def test_details_recovered_for_another_spec_are_ignored():
+    """An old entry written for a different spec does not lend its details."""
+    recovered = LockEntry(SOURCE, digest(2), "x", "other", labels={"a": "b"})
+    assert inspect.rolled_back(TEST_ENTRY, 1, recovered).labels == {}
+
+
+def test_the_reconciler_keeps_a_rolled_back_lock_while_the_source_serves_the_same_image():
+    """The revert rule holds a rollback: the next pass leaves the lock alone."""
+    rolled = StreamLock("shop", "app", {"test": inspect.rolled_back(TEST_ENTRY, 1)}, "p")
+    stream = ImageStream("shop", "app", (TEST_SPEC,), path="streams/shop/app.yaml")
+    observations = {ImportRequest(SOURCE.name).key: Image(digest(3))}
+    bases = {("shop/app:test", SOURCE.identity()): digest(3)}
+    result = plan([stream], {rolled.key: rolled}, bases, observations, Config(), NOW)
+    assert result.locks[("shop", "app")].tags["test"].image == digest(2)
+    assert result.statuses[0].reason == status.REVERT_RESPECTED
+
+
+def test_a_rolled_back_lock_serialises_like_the_planner_would_keep_it():
+    """Dumped with the stream's path, a rollback loads back to the same entry."""
+    rolled = StreamLock("shop", "app", {"test": inspect.rolled_back(TEST_ENTRY, 2)}, "p")
+    assert loads(dumps(rolled)).tags["test"] == rolled.tags["test"]
+
+
+def test_pins_roll_back_in_the_spec_and_imports_in_the_lock():
+    """ImageStreamImage and reference tags change the spec; --pin forces the spec."""
+    assert inspect.rollback_mode(TEST_SPEC, pin=False) == inspect.ROLLBACK_LOCK
+    assert inspect.rollback_mode(TEST_SPEC, pin=True) == inspect.ROLLBACK_SPEC
+    assert inspect.rollback_mode(STREAM.tags[1], pin=False) == inspect.ROLLBACK_SPEC
+
+
+def test_a_pin_points_into_the_tags_own_stream():
+    """--pin writes ImageStreamImage <own stream>@digest, found in the tag's own history."""
+    assert inspect.pin_source(STREAM, TEST_SPEC, digest(2)) == TagReference(
+        "ImageStreamImage", f"app@{digest(2)}"
+    )
+
+
+def test_a_reference_tag_pins_its_own_repository():
+    """A reference: true tag keeps its repository and takes the older digest."""
+    spec = TagSpec("ref", TagReference("DockerImage", f"{REPO}@{digest(3)}"), reference=True)
+    assert inspect.pin_source(STREAM, spec, digest(2)).name == f"{REPO}@{digest(2)}"
+
+
+def test_follows_walks_alias_chains_and_stops_at_cycles():
+    """b → a is found through a chain; a cycle elsewhere does not loop forever."""
+    streams = {
+        ("shop", "app"): ImageStream(
+            "shop",
+            "app",
+            (
+                TagSpec("a", SOURCE),
+                TagSpec("b", TagReference("ImageStreamTag", "app:c")),
+                TagSpec("c", TagReference("ImageStreamTag", "a")),
+                TagSpec("x", TagReference("ImageStreamTag", "app:y")),
+                TagSpec("y", TagReference("ImageStreamTag", "app:x")),
+            ),
+        )
+    }
+    assert inspect.follows(streams, ObjectName("shop", "app", "b"), ObjectName("shop", "app", "a"))
+    assert not inspect.follows(
+        streams, ObjectName("shop", "app", "x"), ObjectName("shop", "app", "a")
+    )
