@@ -117,6 +117,11 @@ class StreamLock:
     def path(self) -> str:
         return lock_path(self.namespace, self.name)
 
+    @property
+    def stream_file(self) -> str:
+        """The stream file the header comment names."""
+        return self.source_path or f"streams/{self.namespace}/{self.name}.yaml"
+
 
 def _yaml() -> YAML:
     yaml = YAML(typ="safe")
@@ -129,7 +134,7 @@ def _yaml() -> YAML:
 
 def dumps(lock: StreamLock) -> bytes:
     """Serialise deterministically (same lock, same bytes)."""
-    source = lock.source_path or f"streams/{lock.namespace}/{lock.name}.yaml"
+    source = lock.stream_file
     body = {
         "apiVersion": API_VERSION,
         "kind": KIND,

@@ -594,9 +594,10 @@ def plan(
                         previous=change.old.image if change.old else None,
                     )
                 )
-        new_bytes = dumps(new_lock)
-        if (entries or old_lock is not None) and (old_lock is None or dumps(old_lock) != new_bytes):
-            files[new_lock.path] = new_bytes
+        # Compare values, and serialise only what changed: a no-op pass dumps nothing.
+        unchanged = old_lock == new_lock and old_lock.stream_file == new_lock.stream_file
+        if (entries or old_lock is not None) and not unchanged:
+            files[new_lock.path] = dumps(new_lock)
             per_stream[key] = stream_changes
             changes.extend(stream_changes)
     for key in sorted(locks):
@@ -610,7 +611,7 @@ def plan(
         stream_changes = _diff(key[0], key[1], old_lock, None)
         per_stream[key] = stream_changes
         changes.extend(stream_changes)
-    commits = _commits(per_stream, new_locks, locks, config)
+    commits = _commits(per_stream, files, locks, new_locks, config)
     return Plan(new_locks, files, commits, tuple(changes), tuple(statuses))
 
 
@@ -681,20 +682,15 @@ def _subject(changes: Sequence[TagChange]) -> str:
 
 def _commits(
     per_stream: Mapping[StreamKey, list[TagChange]],
-    new_locks: Mapping[StreamKey, StreamLock],
+    files: Mapping[str, bytes | None],
     old_locks: Mapping[StreamKey, StreamLock],
+    new_locks: Mapping[StreamKey, StreamLock],
     config: Config,
 ) -> tuple[PlannedCommit, ...]:
-    def lock_bytes(key: StreamKey, lock: StreamLock | None) -> bytes | None:
-        if lock is None or (not lock.tags and key not in old_locks):
-            return None
-        return dumps(lock)
-
     grouping = config.git.grouping
     commits: list[PlannedCommit] = []
     if grouping == "pass" and per_stream:
         changes = [c for key in sorted(per_stream) for c in per_stream[key]]
-        files = {lock_path(*key): lock_bytes(key, new_locks.get(key)) for key in sorted(per_stream)}
         subject = _subject(changes) if changes else "streamlock: refresh locks"
         commits.append(PlannedCommit(subject, _message(subject, changes), files, tuple(changes)))
         return tuple(commits)
@@ -720,6 +716,8 @@ def _commits(
                 )
             continue
         subject = _subject(changes) if changes else f"{key[0]}/{key[1]}: refresh lock"
-        files = {path: lock_bytes(key, new_locks.get(key))}
-        commits.append(PlannedCommit(subject, _message(subject, changes), files, tuple(changes)))
+        stream_files = {path: files[path]}
+        commits.append(
+            PlannedCommit(subject, _message(subject, changes), stream_files, tuple(changes))
+        )
     return tuple(commits)
