@@ -19,6 +19,7 @@ from typing import Any
 import httpcore
 
 _HIGH_WATER = 1024 * 1024  # pause reading when this much is buffered and unread
+_CLOSE_TIMEOUT = 2.0  # a TLS close waits for the peer's close_notify at most this long
 
 
 class _Protocol(asyncio.Protocol):
@@ -33,6 +34,7 @@ class _Protocol(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.paused_reading = False
         self.paused_writing = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -50,6 +52,8 @@ class _Protocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
         self.eof = True
         if exc is not None:
             self.error = exc
@@ -136,7 +140,16 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 raise httpcore.WriteError(str(protocol.error)) from protocol.error
 
     async def aclose(self) -> None:
+        """Close and wait until the socket is really gone (a TLS close takes a round trip)."""
         self._transport.close()
+        closed = self._protocol.closed
+        if closed.done():
+            return
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await asyncio.shield(closed)
+        except TimeoutError:
+            self._transport.abort()
 
     async def start_tls(
         self,

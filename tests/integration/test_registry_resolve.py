@@ -1,0 +1,376 @@
+"""The registry client against a real docker-registry: what it resolves and what it requests."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import trustme
+
+from reconciler import status
+from reconciler.config import Config, RegistryConfig
+from reconciler.image import PRESERVE_ORIGINAL, Image, ImportFailure, ImportRequest
+from reconciler.registry import RegistryClient, RetryPolicy
+from tests.fixtures.fault_proxy import FaultProxy
+from tests.fixtures.images import Seeder
+from tests.fixtures.registry_server import RegistryServer
+
+FAST = RetryPolicy(
+    attempts=4, timeout=30, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=0
+)
+LABELS = {
+    "org.opencontainers.image.version": "1.4.2",
+    "org.opencontainers.image.revision": "0a1b2c3",
+    "org.opencontainers.image.source": "https://example.com/app",
+    "maintainer": "not recorded",
+}
+
+
+def client(config: Config | None = None, **kwargs: Any) -> RegistryClient:
+    return RegistryClient(config or Config(), env={}, retry=FAST, **kwargs)
+
+
+async def resolve(request: ImportRequest, config: Config | None = None) -> Any:
+    async with client(config) as registry_client:
+        return await registry_client.resolve(request)
+
+
+def image(observation: object) -> Image:
+    assert isinstance(observation, Image), observation
+    return observation
+
+
+@pytest.fixture
+def proxy(registry: RegistryServer, fault_proxy: Callable[..., FaultProxy]) -> FaultProxy:
+    """A fault proxy in front of the plain registry; references use ``proxy.host``."""
+    return fault_proxy(registry)
+
+
+def via(proxy: FaultProxy, repo: str, tag: str | None = None, digest: str | None = None) -> str:
+    text = f"{proxy.host}/{repo}"
+    if tag:
+        text += f":{tag}"
+    if digest:
+        text += f"@{digest}"
+    return text
+
+
+async def test_tag_resolves_to_served_digest(seeder: Seeder, repo_name: str) -> None:
+    """A tag resolves to exactly the digest the registry serves for it."""
+    pushed = seeder.push_image(repo_name, "1.0")
+    found = image(await resolve(ImportRequest(seeder.ref(repo_name, "1.0"))))
+    assert found.digest == pushed == seeder.digest(repo_name, "1.0")
+
+
+async def test_config_metadata(seeder: Seeder, repo_name: str) -> None:
+    """created, platform and the recorded OCI labels come from the image config."""
+    seeder.push_image(repo_name, "1.0", labels=LABELS, created="2026-11-20T10:00:00Z")
+    found = image(await resolve(ImportRequest(seeder.ref(repo_name, "1.0"))))
+    assert found.created == "2026-11-20T10:00:00Z"
+    assert found.platform == "linux/amd64"
+    assert found.labels == {k: v for k, v in LABELS.items() if k != "maintainer"}
+    assert (found.platforms, found.index_digest) == (None, None)
+
+
+async def test_docker_v2_image(seeder: Seeder, repo_name: str) -> None:
+    """Docker schema 2 images resolve like OCI ones."""
+    pushed = seeder.push_image(repo_name, "1.0", media="docker")
+    assert image(await resolve(ImportRequest(seeder.ref(repo_name, "1.0")))).digest == pushed
+
+
+async def test_legacy_picks_configured_platform(seeder: Seeder, repo_name: str) -> None:
+    """Legacy mode on an OCI index records the platform's manifest and the index digest."""
+    index, platforms = seeder.push_index(repo_name, "multi")
+    ref = seeder.ref(repo_name, "multi")
+    amd = image(await resolve(ImportRequest(ref)))
+    arm = image(await resolve(ImportRequest(ref, platform="linux/arm64")))
+    assert (amd.digest, amd.index_digest, amd.platform) == (
+        platforms["linux/amd64"],
+        index,
+        "linux/amd64",
+    )
+    assert (arm.digest, arm.index_digest, arm.platform) == (
+        platforms["linux/arm64/v8"],
+        index,
+        "linux/arm64/v8",
+    )
+
+
+async def test_legacy_docker_manifest_list(seeder: Seeder, repo_name: str) -> None:
+    """A Docker manifest list is an index too: Legacy picks linux/amd64 from it."""
+    index, platforms = seeder.push_index(repo_name, "multi", media="docker")
+    found = image(await resolve(ImportRequest(seeder.ref(repo_name, "multi"))))
+    assert (found.digest, found.index_digest) == (platforms["linux/amd64"], index)
+
+
+async def test_preserve_original_records_index(seeder: Seeder, repo_name: str) -> None:
+    """PreserveOriginal records the index digest and every platform's digest."""
+    index, platforms = seeder.push_index(repo_name, "multi", labels=LABELS)
+    request = ImportRequest(seeder.ref(repo_name, "multi"), import_mode=PRESERVE_ORIGINAL)
+    found = image(await resolve(request))
+    assert found.digest == index
+    assert found.platforms == platforms
+    assert found.index_digest is None
+    assert found.labels["org.opencontainers.image.version"] == "1.4.2"
+
+
+async def test_preserve_original_single_arch_records_itself(seeder: Seeder, repo_name: str) -> None:
+    """A single-platform tag under PreserveOriginal records itself as its only platform."""
+    pushed = seeder.push_image(repo_name, "1.0", platform="linux/arm64/v8")
+    request = ImportRequest(seeder.ref(repo_name, "1.0"), import_mode=PRESERVE_ORIGINAL)
+    found = image(await resolve(request))
+    assert (found.digest, found.platforms) == (pushed, {"linux/arm64/v8": pushed})
+
+
+async def test_platform_missing_from_index(seeder: Seeder, repo_name: str) -> None:
+    """Legacy on an index without the platform fails permanently, naming what it has."""
+    seeder.push_index(repo_name, "multi")
+    request = ImportRequest(seeder.ref(repo_name, "multi"), platform="linux/s390x")
+    failure = await resolve(request)
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.MANIFEST_UNKNOWN, False)
+    assert "linux/arm64/v8" in failure.message
+
+
+async def test_digest_reference(seeder: Seeder, repo_name: str) -> None:
+    """``repo@sha256:…`` is fetched by digest, even when no tag points at it."""
+    pushed = seeder.push_image(repo_name, "unused", push_tag=False, salt="untagged")
+    found = image(await resolve(ImportRequest(seeder.ref(repo_name, digest=pushed))))
+    assert found.digest == pushed
+
+
+async def test_manifest_unknown(seeder: Seeder, repo_name: str) -> None:
+    """A tag the registry does not have is a permanent ManifestUnknown failure."""
+    seeder.push_image(repo_name, "1.0")
+    failure = await resolve(ImportRequest(seeder.ref(repo_name, "nope")))
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.MANIFEST_UNKNOWN, False)
+
+
+async def test_list_tags(seeder: Seeder, repo_name: str) -> None:
+    """list_tags returns every tag of the repository."""
+    tags = [f"t{n:02d}" for n in range(12)]
+    seeder.push_tags_bulk(repo_name, tags)
+    async with client() as registry_client:
+        listed = await registry_client.list_tags(seeder.ref(repo_name), page_size=5)
+    assert sorted(listed) == tags
+
+
+class _PagedTags(BaseHTTPRequestHandler):
+    """Serves ``/v2/paged/tags/list`` a page at a time with ``Link`` headers, as distribution v3."""
+
+    protocol_version = "HTTP/1.1"
+    tags: ClassVar[list[str]] = [f"v{n}" for n in range(7)]
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.path)
+        _, _, query = self.path.partition("?")
+        params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+        start = int(params.get("last", "-1").lstrip("v") or -1) + 1
+        page = self.tags[start : start + int(params.get("n", "3"))]
+        body = json.dumps({"name": "paged", "tags": page}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if page and page[-1] != self.tags[-1]:
+            self.send_header("Link", f'</v2/paged/tags/list?n=3&last={page[-1]}>; rel="next"')
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def paged_tags() -> Iterator[str]:
+    """A tiny paginating registry endpoint (docker-registry 2.8.2 sends no Link headers)."""
+    _PagedTags.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PagedTags)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def test_list_tags_follows_link(paged_tags: str) -> None:
+    """Pagination follows ``Link: <…>; rel="next"`` as given until there is none."""
+    async with client() as registry_client:
+        listed = await registry_client.list_tags(f"{paged_tags}/paged", page_size=3)
+    assert listed == _PagedTags.tags
+    assert _PagedTags.seen == [
+        "/v2/paged/tags/list?n=3",
+        "/v2/paged/tags/list?n=3&last=v2",
+        "/v2/paged/tags/list?n=3&last=v5",
+    ]
+
+
+async def test_cold_resolution_costs_two_gets(
+    proxy: FaultProxy, seeder: Seeder, repo_name: str
+) -> None:
+    """A cold single-platform tag costs one manifest GET and one config GET, no HEAD."""
+    seeder.push_image(repo_name, "1.0")
+    image(await resolve(ImportRequest(via(proxy, repo_name, "1.0"))))
+    assert [(r.method, r.path.split("/")[-2]) for r in proxy.requests] == [
+        ("GET", "manifests"),
+        ("GET", "blobs"),
+    ]
+
+
+async def test_known_digest_costs_one_head(
+    proxy: FaultProxy, seeder: Seeder, repo_name: str
+) -> None:
+    """When the lock's digest is still served, one HEAD confirms it and nothing is pulled."""
+    seeder.push_index(repo_name, "multi")
+    request = ImportRequest(via(proxy, repo_name, "multi"))
+    known = image(await resolve(request))
+    proxy.clear_requests()
+    found = await resolve(replace(request, known=known))
+    assert found is known
+    assert [r.method for r in proxy.requests] == ["HEAD"]
+
+
+async def test_changed_digest_is_fetched(proxy: FaultProxy, seeder: Seeder, repo_name: str) -> None:
+    """When the tag moved, the HEAD is followed by a GET of the new manifest."""
+    seeder.push_image(repo_name, "1.0", salt="old")
+    request = ImportRequest(via(proxy, repo_name, "1.0"))
+    old = image(await resolve(request))
+    new_digest = seeder.push_image(repo_name, "1.0", salt="new")
+    proxy.clear_requests()
+    found = image(await resolve(replace(request, known=old)))
+    assert found.digest == new_digest != old.digest
+    assert proxy.count("HEAD") == 1
+    assert proxy.count("GET", "/manifests/") == 1
+
+
+async def test_identical_references_resolved_once(
+    proxy: FaultProxy, seeder: Seeder, repo_name: str
+) -> None:
+    """Requests naming one image (also in different spellings) cost one resolution."""
+    seeder.push_image(repo_name, "1.0")
+    ref = via(proxy, repo_name, "1.0")
+    requests = [ImportRequest(ref), ImportRequest(ref), ImportRequest(ref.replace("1.0", "2.0"))]
+    async with client() as registry_client:
+        results = await registry_client.resolve_all(requests)
+    assert set(results) == {requests[0].key, requests[2].key}
+    assert isinstance(results[requests[0].key], Image)
+    assert isinstance(results[requests[2].key], ImportFailure)
+    assert proxy.count("GET", "/manifests/1.0") == 1
+
+
+async def test_config_blob_cached_by_digest(
+    proxy: FaultProxy, seeder: Seeder, repo_name: str
+) -> None:
+    """Images sharing a config blob fetch it once per client."""
+    tags = [f"t{n}" for n in range(6)]
+    seeder.push_tags_bulk(repo_name, tags)
+    async with client() as registry_client:
+        results = await registry_client.resolve_all(
+            [ImportRequest(via(proxy, repo_name, tag)) for tag in tags]
+        )
+    assert len({image(o).digest for o in results.values()}) == len(tags)
+    assert proxy.count("GET", "/blobs/") == 1
+
+
+async def test_mirror_serves_first(
+    registry: RegistryServer,
+    fault_proxy: Callable[..., FaultProxy],
+    seeder: Seeder,
+    repo_name: str,
+) -> None:
+    """A mirror is asked before the source; the source sees no request when it answers."""
+    source, mirror = fault_proxy(registry), fault_proxy(registry)
+    pushed = seeder.push_image(repo_name, "1.0")
+    seeder.push_image(f"mirrored/{repo_name}", "1.0")
+    config = Config(
+        registries=(RegistryConfig(host=source.host, mirrors=(f"{mirror.host}/mirrored",)),)
+    )
+    found = image(await resolve(ImportRequest(via(source, repo_name, "1.0")), config))
+    assert found.digest == pushed
+    assert source.count() == 0
+    assert mirror.count("GET", f"/v2/mirrored/{repo_name}/manifests/1.0") == 1
+
+
+async def test_failing_mirror_falls_through(
+    registry: RegistryServer,
+    fault_proxy: Callable[..., FaultProxy],
+    seeder: Seeder,
+    repo_name: str,
+) -> None:
+    """A mirror that fails or lacks the tag falls through to the next, then the source."""
+    source, broken, empty = fault_proxy(registry), fault_proxy(registry), fault_proxy(registry)
+    broken.fail(503, times=None)
+    pushed = seeder.push_image(repo_name, "1.0")
+    mirrors = (f"{broken.host}/m", f"{empty.host}/nothing-here")
+    config = Config(registries=(RegistryConfig(host=source.host, mirrors=mirrors),))
+    found = image(await resolve(ImportRequest(via(source, repo_name, "1.0")), config))
+    assert found.digest == pushed
+    assert broken.count() == FAST.attempts
+    assert empty.count() == 1
+    assert source.count("GET", "/manifests/") == 1
+
+
+async def test_tls_with_ca_file(
+    registry_tls: RegistryServer, make_seeder: Callable[..., Seeder], repo_name: str
+) -> None:
+    """A TLS registry is verified against the configured caFile."""
+    pushed = make_seeder(registry_tls).push_image(repo_name, "1.0")
+    config = Config(
+        registries=(RegistryConfig(host=registry_tls.host, ca_file=str(registry_tls.ca_file)),)
+    )
+    found = image(await resolve(ImportRequest(f"{registry_tls.host}/{repo_name}:1.0"), config))
+    assert found.digest == pushed
+
+
+async def test_tls_with_wrong_ca_fails(
+    registry_tls: RegistryServer, tmp_path: Path, repo_name: str
+) -> None:
+    """A certificate the configured CA did not sign is refused, with a hint about caFile."""
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    config = Config(registries=(RegistryConfig(host=registry_tls.host, ca_file=str(other)),))
+    failure = await resolve(ImportRequest(f"{registry_tls.host}/{repo_name}:1.0"), config)
+    assert isinstance(failure, ImportFailure)
+    assert failure.reason == status.REGISTRY_UNAVAILABLE
+    assert "caFile" in failure.message
+
+
+async def test_insecure_tls_registry_skips_verification(
+    registry_tls: RegistryServer, make_seeder: Callable[..., Seeder], repo_name: str
+) -> None:
+    """``insecure: true`` talks TLS without verifying the certificate."""
+    pushed = make_seeder(registry_tls).push_image(repo_name, "1.0")
+    config = Config(registries=(RegistryConfig(host=registry_tls.host, insecure=True),))
+    found = image(await resolve(ImportRequest(f"{registry_tls.host}/{repo_name}:1.0"), config))
+    assert found.digest == pushed
+
+
+async def test_insecure_plain_registry_falls_back_to_http(
+    registry: RegistryServer, seeder: Seeder, repo_name: str
+) -> None:
+    """``insecure: true`` on a plain-HTTP registry tries TLS, then speaks HTTP."""
+    pushed = seeder.push_image(repo_name, "1.0")
+    config = Config(registries=(RegistryConfig(host=registry.host, insecure=True),))
+    found = image(await resolve(ImportRequest(seeder.ref(repo_name, "1.0")), config))
+    assert found.digest == pushed
+
+
+async def test_allowed_registries(seeder: Seeder, repo_name: str) -> None:
+    """A registry outside allowedRegistries is refused; a matching pattern is allowed."""
+    seeder.push_image(repo_name, "1.0")
+    request = ImportRequest(seeder.ref(repo_name, "1.0"))
+    refused = await resolve(request, Config(allowed_registries=("quay.io",)))
+    allowed = await resolve(request, Config(allowed_registries=("127.0.0.1:*",)))
+    assert isinstance(refused, ImportFailure)
+    assert refused.reason == status.ACCESS_DENIED
+    assert isinstance(allowed, Image)
