@@ -132,18 +132,21 @@ def _yaml() -> YAML:
     return yaml
 
 
-def dumps(lock: StreamLock) -> bytes:
-    """Serialise deterministically (same lock, same bytes)."""
-    source = lock.stream_file
-    body = {
+def document(lock: StreamLock) -> dict[str, Any]:
+    """The lock as plain data, in the fixed key order of the file."""
+    return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": lock.name, "namespace": lock.namespace},
         "tags": {tag: lock.tags[tag].to_dict() for tag in sorted(lock.tags)},
     }
+
+
+def dumps(lock: StreamLock) -> bytes:
+    """Serialise deterministically (same lock, same bytes)."""
     stream = io.StringIO()
-    _yaml().dump(body, stream)
-    header = f"{_HEADER_PREFIX}{source}{_HEADER_SUFFIX}\n"
+    _yaml().dump(document(lock), stream)
+    header = f"{_HEADER_PREFIX}{lock.stream_file}{_HEADER_SUFFIX}\n"
     return (header + stream.getvalue()).encode()
 
 
@@ -165,12 +168,21 @@ def _text(value: Any) -> str | None:
 
 def loads(data: bytes, path: str = "<lock>") -> StreamLock:
     """Parse a lock; a malformed lock is an InputError naming the file."""
+    return from_document(parse(data, path), path, header_stream_file(data))
+
+
+def parse(data: bytes, path: str = "<lock>") -> Any:
+    """The YAML of a lock as plain data (the slow step; callers may cache it by content)."""
     if len(data) > MAX_LOCK_BYTES:
         raise InputError(f"{path}: lock file larger than {MAX_LOCK_BYTES} bytes")
     try:
-        doc = _yaml().load(data)
+        return _yaml().load(data)
     except YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def from_document(doc: Any, path: str = "<lock>", source_path: str = "") -> StreamLock:
+    """Build the lock from parsed data; a malformed lock is an InputError naming the file."""
     try:
         if doc.get("kind") != KIND:
             raise InputError(f"{path}: kind must be {KIND}")
@@ -194,11 +206,11 @@ def loads(data: bytes, path: str = "<lock>") -> StreamLock:
     except (AttributeError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a valid {KIND}: missing or wrong field {exc}") from exc
     return StreamLock(
-        namespace=meta["namespace"], name=meta["name"], tags=tags, source_path=_source_path(data)
+        namespace=meta["namespace"], name=meta["name"], tags=tags, source_path=source_path
     )
 
 
-def _source_path(data: bytes) -> str:
+def header_stream_file(data: bytes) -> str:
     """The stream file named in the header comment, so dumps(loads(b)) == b."""
     first = data.split(b"\n", 1)[0].decode("utf-8", "replace")
     if first.startswith(_HEADER_PREFIX) and first.endswith(_HEADER_SUFFIX):

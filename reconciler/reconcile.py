@@ -7,16 +7,18 @@ GitPython escapes it: the shells translate their errors into ``reconciler.errors
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
-from reconciler import planner
+from reconciler import lockfile, planner
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.errors import GitError, InputError, Problem, PushRejected
 from reconciler.gitrepo import GitRepo, TrailerIndex, review_branch
@@ -62,8 +64,66 @@ class PassResult:
         return not self.problems and not self.plan.failed
 
 
-def load_locks(root: Path) -> dict[tuple[str, str], StreamLock]:
+class LockCache:
+    """Parsed locks by content hash, kept in ``.git/streamlock/``.
+
+    Parsing YAML is the slowest step of a no-op pass (a 500-stream repo spends seconds in it);
+    a lock's bytes fully determine its parse, so a content-addressed cache can never be stale.
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, Any] = {}
+        self.used: set[str] = set()
+        self.dirty = False
+        if path is not None:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data.get("version") == self.VERSION:
+                    self.entries = dict(data["locks"])
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                self.entries = {}
+
+    def load(self, data: bytes, relative: str) -> StreamLock:
+        key = hashlib.sha256(data).hexdigest()
+        self.used.add(key)
+        doc = self.entries.get(key)
+        if doc is None:
+            doc = lockfile.parse(data, relative)
+            self.entries[key] = doc
+            self.dirty = True
+        return lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
+
+    def remember(self, files: Mapping[str, bytes | None], locks: Mapping[Any, StreamLock]) -> None:
+        """Add the locks a pass wrote, so the next pass does not parse them again."""
+        by_path = {lock.path: lock for lock in locks.values()}
+        for path, data in files.items():
+            if data is not None and path in by_path:
+                key = hashlib.sha256(data).hexdigest()
+                self.used.add(key)
+                if key not in self.entries:
+                    self.entries[key] = lockfile.document(by_path[path])
+                    self.dirty = True
+
+    def save(self) -> None:
+        """Keep what this pass used; a cache that cannot be written is only a slower start."""
+        if self.path is None or not (self.dirty or set(self.entries) - self.used):
+            return
+        keep = {k: v for k, v in self.entries.items() if k in self.used}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": self.VERSION, "locks": keep}), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as exc:
+            log.debug("lock cache not written", error=str(exc))
+
+
+def load_locks(root: Path, cache: LockCache | None = None) -> dict[tuple[str, str], StreamLock]:
     """Every ``locks/<ns>/<name>.lock.yaml`` in the working tree."""
+    cache = cache or LockCache(None)
     locks: dict[tuple[str, str], StreamLock] = {}
     base = root / "locks"
     if not base.is_dir():
@@ -72,7 +132,7 @@ def load_locks(root: Path) -> dict[tuple[str, str], StreamLock]:
         relative = path.relative_to(root).as_posix()
         if path.is_symlink():
             raise InputError(f"{relative}: lock files may not be symlinks")
-        lock = loads(path.read_bytes(), relative)
+        lock = cache.load(path.read_bytes(), relative)
         locks[lock.key] = lock
     return locks
 
@@ -117,13 +177,34 @@ async def run_pass(
         if tip != repo.head():
             repo.reset_keep(tip)
     resolver = resolver_factory(config)
+    git = repo if repo is not None else _open_quietly(root)
+    cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
+    index = TrailerIndex(git) if git is not None else None
+    try:
+        return await _attempts(root, config, options, now, repo, upstream, resolver, cache, index)
+    finally:
+        cache.save()
+
+
+async def _attempts(
+    root: Path,
+    config: Config,
+    options: PassOptions,
+    now: datetime,
+    repo: GitRepo | None,
+    upstream: tuple[str, str] | None,
+    resolver: Resolver,
+    cache: LockCache,
+    index: TrailerIndex | None,
+) -> PassResult:
+    """Compute and write the pass; after a lost push race, recompute it on the new tip."""
     seen: dict[tuple[str, str, str], Observation] = {}
     attempts = 0
     while True:
         attempts += 1
         streamset = load_streams(root, config)
-        locks = load_locks(root)
-        bases = TrailerIndex(repo).bases() if repo is not None else _bases_readonly(root)
+        locks = load_locks(root, cache)
+        bases = index.bases() if index is not None else {}
         requests = planner.import_requests(
             streamset.streams,
             locks,
@@ -146,6 +227,7 @@ async def run_pass(
         )
         if repo is None:
             return PassResult(plan, streamset.problems, push_attempts=0)
+        cache.remember(plan.files, plan.locks)
         if config.git.push == "branch":
             shas = _push_review_branches(repo, plan, config, upstream)
             return PassResult(plan, streamset.problems, shas, upstream is not None, 1, repo.head())
@@ -231,9 +313,9 @@ def _unstamped(data: bytes | None) -> StreamLock | None:
     return replace(lock, tags=tags)
 
 
-def _bases_readonly(root: Path) -> planner.Bases:
-    """Bases for ``plan``: from Git when the repo is one, else none (revert rule off)."""
+def _open_quietly(root: Path) -> GitRepo | None:
+    """``plan`` also works outside Git (then the revert rule has no bases)."""
     try:
-        return TrailerIndex(GitRepo.open(root)).bases()
+        return GitRepo.open(root)
     except GitError:
-        return {}
+        return None
