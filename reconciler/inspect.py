@@ -433,11 +433,7 @@ def _image_lines(item: ImageView, now: datetime, current: bool) -> list[str]:
         when[0] += f" ({item.imported_at})"
     if item.created:
         when.append(f"created {item.created}")
-    lines = [f"  {mark} {item.docker_image_reference}"]
-    if not item.docker_image_reference.endswith(item.image):
-        lines.append(f"      image {item.image}")
-    lines.append("      " + ", ".join(when))
-    return lines
+    return [f"  {mark} {item.docker_image_reference}", "      " + ", ".join(when)]
 
 
 def _tag_lines(tag: TagView, now: datetime, import_interval: float) -> list[str]:

@@ -191,13 +191,9 @@ def _insert(mapping: MutableMapping[str, Any], position: int, key: str, value: A
     mapping.update(items)
 
 
-def _position_after(mapping: MutableMapping[str, Any], *keys: str) -> int:
-    """The position right after the first of ``keys`` present, else the end."""
-    order = list(mapping)
-    for key in keys:
-        if key in order:
-            return order.index(key) + 1
-    return len(order)
+def _position_after(mapping: MutableMapping[str, Any], key: str) -> int:
+    """The position right after ``key``, which the caller knows is present."""
+    return list(mapping).index(key) + 1
 
 
 def _assign(mapping: MutableMapping[str, Any], key: str, value: Any) -> None:
@@ -218,7 +214,7 @@ def _ensure_spec(stream: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if "spec" in stream:
         stream["spec"] = spec
     else:
-        _insert(stream, _position_after(stream, "metadata", "kind"), "spec", spec)
+        _insert(stream, _position_after(stream, "metadata"), "spec", spec)
     return spec
 
 
@@ -271,7 +267,7 @@ def _set_scheduled(item: MutableMapping[str, Any], scheduled: bool) -> None:
         if "importPolicy" in item:
             item["importPolicy"] = policy
         else:
-            _insert(item, _position_after(item, "from", "name"), "importPolicy", policy)
+            _insert(item, _position_after(item, "from"), "importPolicy", policy)
     _assign(policy, "scheduled", scheduled)
 
 
@@ -405,10 +401,15 @@ def _edit_yaml(text: str, where: StreamLocation, tree: TreeEdit, text_edit: Text
     stream = next(obj for obj in _objects(root) if _matches(obj, where))
     tree(stream)
     edited = _lift_insertions(normalised, _dump(target.yaml, root).splitlines(keepends=True))
+    return target.with_segment(_merge(original, normalised, edited))
+
+
+def _merge(original: list[str], normalised: list[str], edited: list[str]) -> list[str]:
+    """The edit spliced into the person's lines, unless that would change what they say."""
     spliced = _splice(original, normalised, edited)
     if spliced is not edited and not _same_data(spliced, edited):
-        spliced = edited  # a splice must never change what the document says
-    return target.with_segment(spliced)
+        return edited
+    return spliced
 
 
 def _same_data(left: list[str], right: list[str]) -> bool:
@@ -433,12 +434,15 @@ def _edit_json(text: str, where: StreamLocation, tree: TreeEdit) -> str:
 
 
 def _json_indent(text: str) -> int | str | None:
-    for line in text.splitlines()[1:]:
+    """The indentation a JSON file uses: None for one line, a tab, or a number of spaces."""
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return None
+    for line in lines[1:]:
         stripped = line.lstrip(" \t")
         if stripped and len(stripped) < len(line):
-            prefix = line[: len(line) - len(stripped)]
-            return "\t" if prefix.startswith("\t") else len(prefix)
-    return None
+            return "\t" if line.startswith("\t") else len(line) - len(stripped)
+    return 0
 
 
 def _lift_insertions(normalised: list[str], edited: list[str]) -> list[str]:
@@ -502,16 +506,31 @@ def _splice(original: list[str], normalised: list[str], edited: list[str]) -> li
             o1, o2 = to_original[i1], to_original[i2 - 1] + 1
             if o2 - o1 != i2 - i1:
                 return edited
+            anchor = i1
         elif i1 > 0 and i1 - 1 in to_original:
             o1 = o2 = to_original[i1 - 1] + 1
+            anchor = i1 - 1
         elif i1 in to_original:
             o1 = o2 = to_original[i1]
-        elif i1 == 0:
-            o1 = o2 = 0
+            anchor = i1
         else:
             return edited
-        out[o1:o2] = edited[j1:j2]
+        # Where the person indents differently from ruamel, shift the new lines the same way.
+        shift = _indent(original[to_original[anchor]]) - _indent(normalised[anchor])
+        block = _shifted(edited[j1:j2], shift)
+        if block is None:
+            return edited
+        out[o1:o2] = block
     return out
+
+
+def _shifted(lines: list[str], shift: int) -> list[str] | None:
+    """Lines indented ``shift`` columns more (or less); None when they cannot move that far."""
+    if shift >= 0:
+        return [" " * shift + line if line.strip() else line for line in lines]
+    if any(line.strip() and _indent(line) < -shift for line in lines):
+        return None
+    return [line[-shift:] if line.strip() else line for line in lines]
 
 
 # --- text-level list edits ---------------------------------------------------------------------
@@ -546,8 +565,6 @@ def _block_tags(stream: Any) -> CommentedSeq | None:
 def _item_span(segment: list[str], tags: CommentedSeq, index: int) -> _Span | None:
     """Where item ``index`` of a block list is written; None for shapes left to ruamel."""
     line, column = tags.lc.item(index)
-    if line >= len(segment):
-        return None
     text = segment[line]
     before = text[:column]
     if before.strip() != "-" or "\t" in before:
@@ -594,10 +611,9 @@ def _dump(yaml: YAML, data: Any) -> str:
 
 
 def _explicit_start(lines: list[str]) -> bool:
-    for line in lines:
-        if line.strip() and not _is_comment(line):
-            return bool(_MARKER_RE.match(line))
-    return False
+    """True when the document's first content line is a ``---`` marker."""
+    first = next((line for line in lines if line.strip() and not _is_comment(line)), "")
+    return bool(_MARKER_RE.match(first))
 
 
 def _guess_indent(lines: list[str]) -> tuple[int, int, int]:

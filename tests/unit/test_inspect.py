@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -249,8 +250,10 @@ def test_resolve_a_tag_gives_its_pull_spec():
 
 
 def test_resolve_an_old_image_by_prefix():
-    """stream@sha256:<prefix> finds an image in a tag's history."""
-    found = inspect.resolve(STREAM, LOCK, ObjectName("shop", "app", digest=digest(2)[:19]))
+    """stream@sha256:<prefix> finds an image in any tag's history."""
+    other = LockEntry(SOURCE, digest(7), f"{REPO}@{digest(7)}", "x", history=(item(7, "t"),))
+    lock = StreamLock("shop", "app", {"test": TEST_ENTRY, "a": other})
+    found = inspect.resolve(STREAM, lock, ObjectName("shop", "app", digest=digest(2)[:19]))
     assert (found.image, found.docker_image_reference) == (digest(2), f"{REPO}@{digest(2)}")
 
 
@@ -418,4 +421,101 @@ def test_follows_walks_alias_chains_and_stops_at_cycles():
     assert inspect.follows(streams, ObjectName("shop", "app", "b"), ObjectName("shop", "app", "a"))
     assert not inspect.follows(
         streams, ObjectName("shop", "app", "x"), ObjectName("shop", "app", "a")
+    )
+
+
+# --- less common shapes --------------------------------------------------------------------------
+
+
+def test_name_helpers_return_the_parsed_name():
+    """Each helper returns the name when it has the parts it needs."""
+    assert inspect.parse_tag_name("shop/app:t", "d") == ObjectName("shop", "app", "t")
+    assert inspect.parse_image_name("app@abc", "d") == ObjectName("d", "app", digest="sha256:abc")
+    assert inspect.parse_stream_name("shop/app", "d") == ObjectName("shop", "app")
+    assert str(ObjectName("shop", "app", digest="sha256:abc")) == "shop/app@sha256:abc"
+
+
+def test_a_missing_lock_has_no_digests():
+    """Before the first reconcile a stream knows no images."""
+    assert inspect.lock_digests(None) == []
+
+
+def test_describe_of_one_tag_shows_only_that_tag():
+    """describe ns/stream:tag narrows the view to the tag."""
+    assert [t.name for t in inspect.describe(STREAM, LOCK, "test").tags] == ["test"]
+
+
+def test_resolve_a_current_image_by_prefix_names_its_tag():
+    """An image that is some tag's current image resolves with that tag."""
+    found = inspect.resolve(STREAM, LOCK, ObjectName("shop", "app", digest=digest(3)[:19]))
+    assert found.to_dict() == {
+        "name": f"shop/app@{digest(3)[:19]}",
+        "tag": "test",
+        "image": digest(3),
+        "dockerImageReference": f"{REPO}@{digest(3)}",
+    }
+
+
+def test_describe_shows_every_fact_of_unusual_tags():
+    """Reference, insecure, PreserveOriginal, Local pull specs and lock-only tags are described."""
+    spec = TagSpec(
+        "ref",
+        TagReference("DockerImage", f"{REPO}@{digest(4)}"),
+        reference=True,
+        insecure=True,
+        import_mode="PreserveOriginal",
+        annotations={"team": "shop"},
+    )
+    plain = TagSpec("plain", TagReference("DockerImage", f"{REPO}:1"))
+    entry = LockEntry(
+        spec.source,
+        digest(4),
+        f"local.example/shop/app@{digest(4)}",
+        "x",
+        labels={"org.opencontainers.image.revision": "abc"},
+        platforms={"linux/amd64": digest(5)},
+    )
+    stream = ImageStream("shop", "app", (spec, plain), annotations={"a": "b"}, path="p")
+    gone = LockEntry(plain.source, digest(6), f"{REPO}@{digest(6)}", "x")
+    lock = StreamLock("shop", "app", {"ref": entry, "gone": gone})
+    view = inspect.describe(stream, lock)
+    lines = inspect.render_describe(view, NOW).splitlines()
+    assert f"  reference to registry {REPO}@{digest(4)}" in lines
+    assert f"  tagged from {REPO}:1" in lines
+    assert "  will use insecure HTTPS or HTTP connections" in lines
+    assert "  import mode PreserveOriginal" in lines
+    assert "  annotation team=shop" in lines
+    assert "      imported -" in lines
+    assert "      revision abc" in lines
+    assert f"      linux/amd64: {digest(5)}" in lines
+    assert "  not in the spec: the next reconcile removes it from the lock" in lines
+    assert "Annotations:    a=b" in lines and "File:           p" in lines
+    data = view.to_dict()["tags"]
+    assert data[0]["platforms"] == {"linux/amd64": digest(5)}
+    assert data[2]["inSpec"] is False and "from" not in data[2]
+
+
+def test_short_digest_of_nothing_is_a_dash():
+    """Tables print '-' for a missing digest."""
+    assert inspect.short_digest(None) == "-"
+
+
+def test_rollback_to_a_revision_holding_the_current_image_is_an_error():
+    """When history went A, B, A, revision 2 is the current image again."""
+    entry = replace(TEST_ENTRY, history=(HISTORY[0], HISTORY[1], HISTORY[0]))
+    with pytest.raises(InputError, match="revision 2 is the current image already"):
+        inspect.rollback_revision(entry, "2", "x")
+
+
+def test_a_reference_tag_written_with_a_tag_pins_its_repository():
+    """name:tag@digest keeps only the repository when pinned to another digest."""
+    spec = TagSpec("ref", TagReference("DockerImage", f"{REPO}:1.3@{digest(3)}"), reference=True)
+    assert inspect.pin_source(STREAM, spec, digest(2)).name == f"{REPO}@{digest(2)}"
+
+
+def test_follows_stops_at_a_tag_that_imports():
+    """A chain ending in a registry tag does not reach an unrelated target."""
+    streams = {STREAM.key: STREAM}
+    assert not inspect.follows(
+        streams, ObjectName("shop", "app", "test"), ObjectName("shop", "app", "prod")
     )

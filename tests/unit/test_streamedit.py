@@ -12,6 +12,9 @@ from reconciler.errors import InputError
 from reconciler.imagestream import TagReference, parse_streams
 from reconciler.streamedit import (
     StreamLocation,
+    _merge,
+    _same_data,
+    _splice,
     delete_tag,
     implied_namespace,
     new_stream_text,
@@ -196,9 +199,11 @@ def test_deleting_the_only_tag_leaves_an_empty_list():
 
 
 def test_deleting_a_missing_tag_is_an_error():
-    """-d of a tag that is not in the spec names the tag."""
+    """-d of a tag that is not in the spec names the tag, however many tags there are."""
     with pytest.raises(InputError, match="shop/app:nope is not a tag"):
         delete_tag(SOURCE, APP, "nope")
+    with pytest.raises(InputError, match="shop/app:nope is not a tag"):
+        delete_tag(delete_tag(SOURCE, APP, "prod"), APP, "nope")
 
 
 def test_image_lookup_is_set_in_place():
@@ -440,3 +445,213 @@ def test_an_edit_inside_lines_ruamel_rearranges_still_says_the_right_thing():
     assert data["spec"]["tags"][1]["from"] == {"kind": "ImageStreamTag", "name": "app:test"}  # type: ignore[index]
     assert data["spec"]["tags"][1]["annotations"] == {"note": "keep me"}  # type: ignore[index]
     assert "# test follows the registry" in out
+
+
+# --- less common shapes --------------------------------------------------------------------------
+
+BARE = "apiVersion: v1\nkind: ImageStream\nmetadata:\n  name: app\n"
+
+
+def test_a_stream_without_spec_gets_one_after_its_metadata():
+    """A stream with no spec gains spec.tags with the new tag, below metadata."""
+    out = set_tag(BARE + "status: {}\n", APP, "prod", ALIAS)
+    assert out == BARE + (
+        "spec:\n  tags:\n  - name: prod\n    from:\n      kind: ImageStreamTag\n"
+        "      name: app:test\nstatus: {}\n"
+    )
+
+
+def test_an_empty_spec_is_filled_in_place():
+    """spec: written empty becomes a mapping with the new tag."""
+    out = set_tag(BARE + "spec:\n", APP, "a", ALIAS)
+    assert load(out)["spec"] == {  # type: ignore[index]
+        "tags": [{"name": "a", "from": {"kind": "ImageStreamTag", "name": "app:test"}}]
+    }
+
+
+def test_a_splice_that_would_change_the_meaning_falls_back_to_ruamel():
+    """Mixed indentation ruamel re-indents is never half-spliced into invalid YAML."""
+    text = (
+        "kind: ImageStream\napiVersion: v1\nmetadata:\n    name: app\nspec:\n  tags:\n"
+        "  - name: a\n    from:\n      kind: DockerImage\n      name: x\n"
+    )
+    out = set_tag(text, APP, "a", ALIAS, scheduled=False)
+    assert load(out)["spec"]["tags"] == [  # type: ignore[index]
+        {"name": "a", "from": {"kind": "ImageStreamTag", "name": "app:test"}}
+    ]
+
+
+def test_null_values_are_replaced_by_mappings():
+    """lookupPolicy:, importPolicy: and from: written empty are filled in place."""
+    text = BARE + "spec:\n  lookupPolicy:\n  tags:\n  - name: a\n    from:\n    importPolicy:\n"
+    out = set_lookup_policy(set_tag(text, APP, "a", DOCKER, scheduled=True), APP, True)
+    assert load(out)["spec"] == {  # type: ignore[index]
+        "lookupPolicy": {"local": True},
+        "tags": [
+            {
+                "name": "a",
+                "from": {"kind": "DockerImage", "name": "quay.io/shop/app:1.4"},
+                "importPolicy": {"scheduled": True},
+            }
+        ],
+    }
+
+
+def test_a_tag_without_from_gets_it_after_its_name():
+    """A tag missing from (invalid, but editable) gets from right after name."""
+    text = BARE + "spec:\n  tags:\n  - name: a\n    annotations: {x: y}\n"
+    out = set_tag(text, APP, "a", ALIAS)
+    assert out == BARE + (
+        "spec:\n  tags:\n  - name: a\n    from:\n      kind: ImageStreamTag\n"
+        "      name: app:test\n    annotations: {x: y}\n"
+    )
+
+
+def test_scheduled_false_never_adds_an_import_policy():
+    """scheduled=False on a tag without importPolicy writes nothing; with one, sets false."""
+    assert set_tag(SOURCE, APP, "prod", DOCKER, scheduled=False) == set_tag(
+        SOURCE, APP, "prod", DOCKER
+    )
+    assert "      scheduled: false\n" in set_tag(SOURCE, APP, "test", DOCKER, scheduled=False)
+
+
+def test_flow_style_tag_lists_are_edited_through_ruamel():
+    """tags: [{…}, {…}] is edited as a flow list, and deleting one tag keeps the other."""
+    text = BARE + "spec:\n  tags: [{name: a, from: {kind: DockerImage, name: x}}, {name: b}]\n"
+    added = set_tag(text, APP, "c", ALIAS)
+    assert load(added)["spec"]["tags"][2]["name"] == "c"  # type: ignore[index]
+    assert load(delete_tag(text, APP, "a"))["spec"]["tags"] == [{"name": "b"}]  # type: ignore[index]
+
+
+def test_a_dash_on_its_own_line_is_left_to_ruamel():
+    """List items written as '-' then the mapping below still get edited correctly."""
+    text = BARE + "spec:\n  tags:\n  -\n    name: a\n    from: {kind: DockerImage, name: x}\n"
+    text += "  -\n    name: b\n    from: {kind: DockerImage, name: y}\n"
+    assert [t["name"] for t in load(set_tag(text, APP, "c", ALIAS))["spec"]["tags"]] == [  # type: ignore[index]
+        "a",
+        "b",
+        "c",
+    ]
+    assert [t["name"] for t in load(delete_tag(text, APP, "a"))["spec"]["tags"]] == ["b"]  # type: ignore[index]
+
+
+def test_blank_lines_inside_a_tag_belong_to_it():
+    """A blank line within a tag does not end it: deleting the tag removes all its lines."""
+    text = BARE + (
+        "spec:\n  tags:\n  - name: a\n\n    from: {kind: DockerImage, name: x}\n"
+        "    # about a\n  - name: b\n    from: {kind: DockerImage, name: y}\n"
+    )
+    assert delete_tag(text, APP, "a") == BARE + (
+        "spec:\n  tags:\n  - name: b\n    from: {kind: DockerImage, name: y}\n"
+    )
+
+
+def test_a_comment_after_a_blank_line_is_not_taken_with_the_tag_above():
+    """Only comments directly below a tag's last line belong to it."""
+    text = BARE + (
+        "spec:\n  tags:\n  - name: a\n    from: {kind: DockerImage, name: x}\n\n"
+        "    # about what follows\n  - name: b\n    from: {kind: DockerImage, name: y}\n"
+    )
+    assert delete_tag(text, APP, "a") == BARE + (
+        "spec:\n  tags:\n\n    # about what follows\n  - name: b\n"
+        "    from: {kind: DockerImage, name: y}\n"
+    )
+
+
+def test_duplicate_tags_are_refused():
+    """A tag name written twice makes the edit ambiguous."""
+    text = SOURCE + "  - name: prod\n    from: {kind: DockerImage, name: x}\n"
+    with pytest.raises(InputError, match="defined 2 times"):
+        set_tag(text, APP, "prod", PIN)
+
+
+def test_documents_that_are_not_image_streams_are_skipped():
+    """A leading '---', a list document and a ConfigMap do not confuse the search."""
+    text = "\n---\n- a\n- b\n---\nkind: ConfigMap\nmetadata: {name: app}\n---\n" + SOURCE
+    out = set_lookup_policy(text, APP, True)
+    assert out == text.replace("    local: false\n", "    local: true\n")
+
+
+def test_a_syntax_error_is_an_input_error():
+    """Broken YAML or JSON is reported with the path."""
+    with pytest.raises(InputError, match=r"streams/shop/app\.yaml: not valid YAML"):
+        set_tag("kind: [\n", APP, "a", PIN)
+    json_file = StreamLocation("streams/shop/app.json", "shop", "app", "shop")
+    with pytest.raises(InputError, match="not valid JSON"):
+        set_tag("{", json_file, "a", PIN)
+
+
+def test_json_files_without_the_stream_are_an_error():
+    """A JSON file defining another stream is not edited."""
+    json_file = StreamLocation("streams/shop/app.json", "shop", "app", "shop")
+    with pytest.raises(InputError, match="does not define"):
+        set_tag('{"kind": "ImageStream", "metadata": {"name": "web"}}', json_file, "a", PIN)
+
+
+def test_json_indentation_is_detected():
+    """Tab-indented and single-line JSON keep their layout; keys added keep their place."""
+    json_file = StreamLocation("streams/shop/app.json", "shop", "app", "shop")
+    tabbed = '{\n\t"kind": "ImageStream",\n\t"metadata": {"name": "app"}\n}\n'
+    assert set_lookup_policy(tabbed, json_file, True).startswith('{\n\t"kind"')
+    flush = '{\n"kind": "ImageStream",\n"metadata": {"name": "app"}\n}\n'
+    assert set_lookup_policy(flush, json_file, True).startswith('{\n"kind": "ImageStream",\n')
+    flat = '{"kind": "ImageStream", "metadata": {"name": "app"}, "status": {}}'
+    assert set_lookup_policy(flat, json_file, True) == (
+        '{"kind": "ImageStream", "metadata": {"name": "app"}, '
+        '"spec": {"lookupPolicy": {"local": true}}, "status": {}}'
+    )
+
+
+def test_splice_places_insertions_next_to_the_lines_they_follow():
+    """Insertions at the start, after a kept line or before one land in the person's text."""
+    original = ["a:  1\n", "b: 2\n", "c: 3\n"]
+    normalised = ["a: 1\n", "b: 2\n", "c: 3\n"]
+    assert _splice(original, normalised, ["x: 0\n", *normalised]) == ["x: 0\n", *original]
+    assert _splice(original, normalised, ["a: 1\n", "b: 2\n", "y: 9\n", "c: 3\n"]) == [
+        "a:  1\n",
+        "b: 2\n",
+        "y: 9\n",
+        "c: 3\n",
+    ]
+
+
+def test_splice_gives_up_where_ruamel_rearranged_lines():
+    """An edit inside lines ruamel merged returns the re-emitted document."""
+    original = ["a: [1,\n", "  2]\n", "b: 3\n"]
+    normalised = ["a: [1, 2]\n", "b: 3\n"]
+    edited = ["a: [1, 5]\n", "b: 3\n"]
+    assert _splice(original, normalised, edited) == edited
+    assert _splice(original, normalised, ["a: [1, 2]\n", "b: 3\n", "c: 4\n"]) == [
+        *original,
+        "c: 4\n",
+    ]
+
+
+def test_same_data_is_false_for_broken_text():
+    """The splice safety net treats unreadable text as different."""
+    assert not _same_data(["a: [\n"], ["a: 1\n"])
+
+
+def test_a_splice_that_changes_the_data_is_replaced_by_the_edited_document():
+    """When lines paired one for one are not the same lines, ruamel's output wins."""
+    original = ["a: 1\n", "b: 2\n"]
+    normalised = ["b: 2\n", "a: 1\n"]
+    edited = ["b: 3\n", "a: 1\n"]
+    assert _merge(original, normalised, edited) == edited
+    renamed = ["c: 1\n", "d: 2\n"]
+    assert _merge(original, renamed, ["c: 1\n", "d: 5\n"]) == ["c: 1\n", "d: 5\n"]
+
+
+def test_splice_gives_up_on_lines_ruamel_dropped_or_cannot_place():
+    """Gaps, unplaceable insertions and impossible shifts return the edited document."""
+    gap = ["a: 1\n", "# c\n", "b: 2\n"]
+    assert _splice(gap, ["a: 1\n", "b: 2\n"], ["a: 5\n", "b: 6\n"]) == ["a: 5\n", "b: 6\n"]
+    merged = ["a: [1,\n", "  2]\n"]
+    assert _splice(merged, ["a: [1, 2]\n"], ["a: [1, 2]\n", "b: 1\n"]) == ["a: [1, 2]\n", "b: 1\n"]
+    assert _splice(["x: 1\n"], ["    x: 1\n"], ["  y: 1\n"]) == ["  y: 1\n"]
+
+
+def test_a_document_without_lists_still_gets_its_indentation():
+    """Indentation is guessed from mappings alone when a document has no lists."""
+    text = BARE.replace("  name", "    name") + "spec:\n    lookupPolicy:\n        local: false\n"
+    assert set_lookup_policy(text, APP, True) == text.replace("false", "true")
