@@ -64,7 +64,11 @@ class Registry:
         self, requests: Sequence[ImportRequest]
     ) -> Mapping[tuple[str, str, str], Observation]:
         return {
-            r.key: Image(self.served[r.reference], created="2026-10-01T00:00:00Z")
+            r.key: Image(
+                self.served[r.reference],
+                created="2026-10-01T00:00:00Z",
+                labels={"org.opencontainers.image.version": self.served[r.reference][7:9]},
+            )
             for r in requests
             if r.reference in self.served
         }
@@ -206,6 +210,36 @@ def test_a_tag_without_destination_is_a_usage_error(imported: Shop):
     assert imported.run("tag", "shop/app:test")[0] == 64
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tag", "-d", "--alias", "shop/app:prod"),
+        ("tag", "--scheduled", "shop/app:test", "shop/app:prod"),
+        ("tag", "shop/app:test", "shop/app:prod", "shop/app:prod"),
+        ("tag", "--alias", "shop/app@" + "ab" * 6, "shop/app:prod"),
+    ],
+)
+def test_contradictory_tag_options_are_usage_errors(imported: Shop, args: tuple[str, ...]):
+    """Options that cannot go together exit 64 before anything is written."""
+    assert imported.run(*args)[0] == 64
+    assert imported.repo.git("status", "--porcelain") == ""
+
+
+def test_promotion_into_another_namespace_needs_a_grant(imported: Shop):
+    """Pinning shop's image in staging without access.shop.pullers is refused."""
+    code, _, err = imported.run("tag", "shop/app:test", "staging/app:prod")
+    assert code == 1
+    assert "grant it in streamlock.yaml access.shop.pullers" in err
+
+
+def test_an_alias_that_would_close_a_cycle_is_refused(imported: Shop):
+    """prod follows test, so test cannot follow prod."""
+    assert imported.run("tag", "--alias", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
+    code, _, err = imported.run("tag", "--alias", "shop/app:prod", "shop/app:test")
+    assert code == 1
+    assert "cycle" in err
+
+
 def test_commit_refuses_a_file_with_uncommitted_changes(imported: Shop):
     """--commit never sweeps a person's unfinished edit into the commit."""
     path = imported.work / STREAM_FILE
@@ -226,6 +260,13 @@ def test_rollback_writes_the_previous_image_to_the_lock(imported: Shop):
     assert entry.image == digest(1)
     assert [item.image for item in entry.history] == [digest(1)]
     assert "git revert" in err
+
+
+def test_rollback_writes_the_lock_a_git_revert_of_the_last_bump_would(imported: Shop):
+    """The rolled-back lock is byte-identical to the lock before the last bump."""
+    before_bump = imported.repo.git("show", f"HEAD~1:{LOCK}")
+    assert imported.run("rollback", "shop/app:test")[0] == 0
+    assert (imported.work / LOCK).read_text() == before_bump
 
 
 def test_a_committed_rollback_is_kept_until_the_registry_moves_on(imported: Shop):
