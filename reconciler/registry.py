@@ -780,7 +780,7 @@ class RegistryClient:
             return await self._attempt(endpoint, method, target, headers, limit)
         except _FAILURES as exc:
             first: BaseException | None = exc
-            if not self._backoff(exc):
+            if self._backoff(exc) is False:
                 raise self._translate(endpoint, exc) from exc
         policy = self._retry
         result: _Response | None = None

@@ -177,3 +177,10 @@ async def test_bad_platform_is_invalid_spec() -> None:
         observation = await client.resolve(ImportRequest("quay.io/a/b:1", platform="amd64"))
     assert isinstance(observation, ImportFailure)
     assert observation.reason == status.INVALID_SPEC
+
+
+def test_backoff_zero_retry_after_still_retries() -> None:
+    """``Retry-After: 0`` means retry now: a zero delay, not "do not retry"."""
+    decision = backoff(RetryableResponse(429, 0.0), RetryPolicy())
+    assert decision is not False
+    assert decision == 0.0

@@ -1,0 +1,293 @@
+"""Authenticated registries: every credential source, bearer tokens, and no leaked secrets."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from reconciler import status
+from reconciler.config import Config, RegistryAuth, RegistryConfig
+from reconciler.image import Image, ImportFailure, ImportRequest
+from reconciler.registry import RegistryClient, RetryPolicy
+from tests.fixtures.images import Seeder
+from tests.fixtures.registry_server import RegistryServer
+from tests.fixtures.token_server import TokenServer
+
+FAST = RetryPolicy(
+    attempts=3, timeout=30, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=0
+)
+
+
+def _basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _write(path: Path, data: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _env_auth(host: str) -> Config:
+    auth = RegistryAuth(username_env="REG_USER", password_env="REG_PASS")
+    return Config(registries=(RegistryConfig(host=host, auth=auth),))
+
+
+async def _resolve(
+    reference: str, *, config: Config | None = None, env: dict[str, str], **kwargs: Any
+) -> Any:
+    async with RegistryClient(config or Config(), env=env, retry=FAST, **kwargs) as client:
+        return await client.resolve(ImportRequest(reference))
+
+
+@pytest.fixture
+def pushed(
+    registry_htpasswd: RegistryServer, make_seeder: Callable[..., Seeder], repo_name: str
+) -> tuple[str, str]:
+    """(reference, digest) of an image on the htpasswd registry."""
+    seeder = make_seeder(registry_htpasswd)
+    return seeder.ref(repo_name, "1.0"), seeder.push_image(repo_name, "1.0")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+async def test_docker_config_auths(
+    registry_htpasswd: RegistryServer, pushed: tuple[str, str], home: Path
+) -> None:
+    """Basic auth with credentials from ~/.docker/config.json ``auths``."""
+    user, password = registry_htpasswd.auth  # type: ignore[misc]
+    _write(
+        home / ".docker" / "config.json",
+        {"auths": {registry_htpasswd.host: {"auth": _basic(user, password)}}},
+    )
+    found = await _resolve(pushed[0], env={"HOME": str(home)})
+    assert isinstance(found, Image)
+    assert found.digest == pushed[1]
+
+
+async def test_registry_auth_file(
+    registry_htpasswd: RegistryServer, pushed: tuple[str, str], home: Path, tmp_path: Path
+) -> None:
+    """Basic auth with a containers auth.json named by REGISTRY_AUTH_FILE."""
+    user, password = registry_htpasswd.auth  # type: ignore[misc]
+    auth_file = _write(
+        tmp_path / "auth.json",
+        {"auths": {registry_htpasswd.host: {"username": user, "password": password}}},
+    )
+    env = {"HOME": str(home), "REGISTRY_AUTH_FILE": str(auth_file)}
+    found = await _resolve(pushed[0], env=env)
+    assert isinstance(found, Image)
+    assert found.digest == pushed[1]
+
+
+async def test_credential_helper(
+    registry_htpasswd: RegistryServer, pushed: tuple[str, str], home: Path, tmp_path: Path
+) -> None:
+    """Basic auth from ``docker-credential-test get`` found on the injected PATH."""
+    user, password = registry_htpasswd.auth  # type: ignore[misc]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-test"
+    answer = json.dumps({"Username": user, "Secret": password})
+    helper.write_text(
+        f'#!/bin/sh\nread server\n[ "$server" = "{registry_htpasswd.host}" ] || exit 1\n'
+        f"echo '{answer}'\n"
+    )
+    helper.chmod(0o755)
+    config = Config(
+        registries=(RegistryConfig(host=registry_htpasswd.host, auth=RegistryAuth(helper="test")),)
+    )
+    found = await _resolve(pushed[0], config=config, env={"HOME": str(home), "PATH": str(bin_dir)})
+    assert isinstance(found, Image)
+    assert found.digest == pushed[1]
+
+
+async def test_environment_variables(
+    registry_htpasswd: RegistryServer, pushed: tuple[str, str], home: Path
+) -> None:
+    """Basic auth from the environment variables named in ``auth.env``."""
+    user, password = registry_htpasswd.auth  # type: ignore[misc]
+    env = {"HOME": str(home), "REG_USER": user, "REG_PASS": password}
+    found = await _resolve(pushed[0], config=_env_auth(registry_htpasswd.host), env=env)
+    assert isinstance(found, Image)
+    assert found.digest == pushed[1]
+
+
+async def test_no_credentials(pushed: tuple[str, str], home: Path) -> None:
+    """Without credentials the failure is permanent Unauthorized and says where we looked."""
+    failure = await _resolve(pushed[0], env={"HOME": str(home)})
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.UNAUTHORIZED, False)
+    assert ".docker/config.json" in failure.message
+
+
+async def test_wrong_password_leaks_nothing(
+    registry_htpasswd: RegistryServer,
+    pushed: tuple[str, str],
+    home: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A refused password is Unauthorized; it appears in no message, log line or output."""
+    secret = "wrong-but-secret-password"
+    env = {"HOME": str(home), "REG_USER": "alice", "REG_PASS": secret}
+    caplog.set_level(logging.DEBUG)
+    with structlog.testing.capture_logs() as events:
+        failure = await _resolve(pushed[0], config=_env_auth(registry_htpasswd.host), env=env)
+    assert isinstance(failure, ImportFailure)
+    assert failure.reason == status.UNAUTHORIZED
+    captured = capsys.readouterr()
+    texts = [failure.message, repr(failure), repr(events), caplog.text, captured.out, captured.err]
+    encoded = _basic("alice", secret)
+    assert not [t for t in texts if secret in t or encoded in t]
+
+
+# --- bearer tokens ------------------------------------------------------------------------------
+@pytest.fixture
+def token_repo(
+    registry_token: RegistryServer,
+    token_server: TokenServer,
+    make_seeder: Callable[..., Seeder],
+    repo_name: str,
+) -> tuple[Seeder, str]:
+    """Two seeded repositories; the token server forgets the seeder's own token requests."""
+    seeder = make_seeder(registry_token)
+    seeder.push_tags_bulk(repo_name, ["a", "b", "c", "d"])
+    seeder.push_tags_bulk(f"{repo_name}-other", ["a"])
+    token_server.reset()
+    return seeder, repo_name
+
+
+def _token_env(registry_token: RegistryServer, home: Path) -> tuple[Config, dict[str, str]]:
+    user, password = registry_token.auth  # type: ignore[misc]
+    env = {"HOME": str(home), "REG_USER": user, "REG_PASS": password}
+    return _env_auth(registry_token.host), env
+
+
+class _ExpiredOnce:
+    """Truthy exactly once: the token server issues one expired token, then valid ones."""
+
+    def __init__(self) -> None:
+        self.used = False
+
+    def __bool__(self) -> bool:
+        first, self.used = not self.used, True
+        return first
+
+
+async def test_token_cached_per_scope(
+    registry_token: RegistryServer,
+    token_server: TokenServer,
+    token_repo: tuple[Seeder, str],
+    home: Path,
+) -> None:
+    """One token per repository scope serves every request, sequential or concurrent."""
+    seeder, repo = token_repo
+    config, env = _token_env(registry_token, home)
+    async with RegistryClient(config, env=env, retry=FAST) as client:
+        first = await client.resolve(ImportRequest(seeder.ref(repo, "a")))
+        rest = await client.resolve_all(
+            [ImportRequest(seeder.ref(repo, tag)) for tag in ("b", "c", "d")]
+        )
+        other = await client.resolve(ImportRequest(seeder.ref(f"{repo}-other", "a")))
+    assert all(isinstance(o, Image) for o in [first, other, *rest.values()])
+    assert token_server.issued_count == 2
+    assert {r.scopes for r in token_server.requests} == {
+        (f"repository:{repo}:pull",),
+        (f"repository:{repo}-other:pull",),
+    }
+
+
+async def test_token_refetched_after_expires_in(
+    registry_token: RegistryServer,
+    token_server: TokenServer,
+    token_repo: tuple[Seeder, str],
+    home: Path,
+) -> None:
+    """A cached token is used until ``expires_in`` (less a margin), then fetched anew."""
+    seeder, repo = token_repo
+    config, env = _token_env(registry_token, home)
+    now = [1000.0]
+    async with RegistryClient(config, env=env, retry=FAST, clock=lambda: now[0]) as client:
+        await client.resolve(ImportRequest(seeder.ref(repo, "a")))
+        now[0] += token_server.expires_in - 30
+        await client.resolve(ImportRequest(seeder.ref(repo, "b")))
+        assert token_server.issued_count == 1
+        now[0] += 60
+        found = await client.resolve(ImportRequest(seeder.ref(repo, "c")))
+    assert isinstance(found, Image)
+    assert token_server.issued_count == 2
+
+
+async def test_rejected_cached_token_is_refetched(
+    registry_token: RegistryServer,
+    token_server: TokenServer,
+    token_repo: tuple[Seeder, str],
+    home: Path,
+) -> None:
+    """A cached token the registry rejects is dropped and fetched once more."""
+    seeder, repo = token_repo
+    config, env = _token_env(registry_token, home)
+    async with RegistryClient(config, env=env, retry=FAST) as client:
+        await client.resolve(ImportRequest(seeder.ref(f"{repo}-other", "a")))
+        token_server.issue_expired = _ExpiredOnce()  # type: ignore[assignment]
+        found = await client.resolve(ImportRequest(seeder.ref(repo, "a")))
+    assert isinstance(found, Image)
+    assert token_server.issued_count == 3
+
+
+async def test_rejected_tokens_fail_bounded(
+    registry_token: RegistryServer,
+    token_server: TokenServer,
+    token_repo: tuple[Seeder, str],
+    home: Path,
+) -> None:
+    """If the fresh token is rejected too, the tag fails Unauthorized after two token requests."""
+    seeder, repo = token_repo
+    config, env = _token_env(registry_token, home)
+    async with RegistryClient(config, env=env, retry=FAST) as client:
+        await client.resolve(ImportRequest(seeder.ref(f"{repo}-other", "a")))
+        token_server.issue_expired = True
+        failure = await client.resolve(ImportRequest(seeder.ref(repo, "a")))
+    assert isinstance(failure, ImportFailure)
+    assert failure.reason == status.UNAUTHORIZED
+    assert token_server.issued_count == 3
+
+
+async def test_anonymous_token(
+    registry_token: RegistryServer,
+    token_server: TokenServer,
+    token_repo: tuple[Seeder, str],
+    home: Path,
+) -> None:
+    """Without credentials an anonymous token is requested (public repositories)."""
+    seeder, repo = token_repo
+    token_server.anonymous_pull = True
+    found = await _resolve(seeder.ref(repo, "a"), env={"HOME": str(home)})
+    assert isinstance(found, Image)
+    assert [r.account for r in token_server.requests] == [None]
+
+
+async def test_anonymous_token_refused(
+    registry_token: RegistryServer,
+    token_server: TokenServer,
+    token_repo: tuple[Seeder, str],
+    home: Path,
+) -> None:
+    """A token server refusing anonymous access is a permanent Unauthorized failure."""
+    seeder, repo = token_repo
+    failure = await _resolve(seeder.ref(repo, "a"), env={"HOME": str(home)})
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.UNAUTHORIZED, False)
