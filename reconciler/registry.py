@@ -241,21 +241,25 @@ class _Response:
             return ""
 
 
-class _RateLimiter:
-    """Spaces requests ``1/rate`` seconds apart (a token bucket of one)."""
+class RateLimiter:
+    """Spaces requests ``1/rate`` seconds apart (a token bucket of one), per registry."""
 
     __slots__ = ("_interval", "_next")
 
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate
-        self._next = 0.0
+        self._next = float("-inf")
 
-    async def wait(self) -> None:
-        now = time.monotonic()
+    def reserve(self, now: float) -> float:
+        """Take the next slot; how long to wait for it from ``now``."""
         slot = max(now, self._next)
         self._next = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        return slot - now
+
+    async def wait(self) -> None:
+        delay = self.reserve(time.monotonic())
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 class _Endpoint:
@@ -314,7 +318,7 @@ class _Endpoint:
         concurrency = max(1, config.concurrency if config is not None else DEFAULT_CONCURRENCY)
         self.semaphore = asyncio.Semaphore(concurrency)
         rate = config.requests_per_second if config is not None else None
-        self.limiter = _RateLimiter(rate) if rate else None
+        self.limiter = RateLimiter(rate) if rate else None
         self.scheme = b""
         self.connections: OriginPool | None = None
         self.set_scheme(scheme)

@@ -12,6 +12,7 @@ from reconciler.config import Config
 from reconciler.image import ImportFailure, ImportRequest
 from reconciler.registry import (
     Challenge,
+    RateLimiter,
     RegistryClient,
     RetryableResponse,
     RetryPolicy,
@@ -184,3 +185,10 @@ def test_backoff_zero_retry_after_still_retries() -> None:
     decision = backoff(RetryableResponse(429, 0.0), RetryPolicy())
     assert decision is not False
     assert decision == 0.0
+
+
+def test_rate_limiter_spaces_requests() -> None:
+    """At 10 requests/s, a burst of three waits 0, 0.1 and 0.2 s; an idle limiter waits 0."""
+    limiter = RateLimiter(10)
+    assert [round(limiter.reserve(100.0), 6) for _ in range(3)] == [0.0, 0.1, 0.2]
+    assert limiter.reserve(200.0) == 0.0
