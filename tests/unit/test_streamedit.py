@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.config import Config
@@ -655,3 +657,45 @@ def test_a_document_without_lists_still_gets_its_indentation():
     """Indentation is guessed from mappings alone when a document has no lists."""
     text = BARE.replace("  name", "    name") + "spec:\n    lookupPolicy:\n        local: false\n"
     assert set_lookup_policy(text, APP, True) == text.replace("false", "true")
+
+
+# --- property ------------------------------------------------------------------------------------
+
+_SOURCES = st.sampled_from([PIN, ALIAS, DOCKER, TagReference("ImageStreamTag", "a:b", "build")])
+_TAGS = st.sampled_from(["test", "prod", "stage", "1.0", "x_y"])
+_OPS = st.lists(
+    st.tuples(st.sampled_from(["set", "delete"]), _TAGS, _SOURCES, st.sampled_from([None, True])),
+    max_size=6,
+)
+
+
+def _model(data: dict, op: str, tag: str, source: TagReference, scheduled: bool | None) -> None:
+    tags = data["spec"]["tags"]
+    found = [item for item in tags if item["name"] == tag]
+    if op == "delete":
+        tags.remove(found[0])
+        return
+    item = found[0] if found else {"name": tag}
+    if not found:
+        tags.append(item)
+    item["from"] = source.to_dict()
+    if scheduled:
+        item.setdefault("importPolicy", {})["scheduled"] = True
+
+
+@settings(max_examples=40, deadline=None)
+@given(_OPS)
+def test_any_sequence_of_edits_says_what_the_model_says(ops: list) -> None:
+    """Edits in any order leave exactly the data a plain model of the spec predicts."""
+    text, expected = SOURCE, load(SOURCE)
+    for op, tag, source, scheduled in ops:
+        present = any(item["name"] == tag for item in expected["spec"]["tags"])  # type: ignore[index]
+        if op == "delete" and not present:
+            continue
+        if op == "delete":
+            text = delete_tag(text, APP, tag)
+        else:
+            text = set_tag(text, APP, tag, source, scheduled=scheduled)
+        _model(expected, op, tag, source, scheduled)  # type: ignore[arg-type]
+        assert load(text) == expected
+    assert text.startswith("# The shop's app.\n")
