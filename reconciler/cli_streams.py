@@ -366,11 +366,10 @@ def _edit_streams(
     streams = ctx.streams
     for dst in destinations:
         stream = streams.get(dst.key)
+        if stream is None and not create:
+            stream = ctx.stream(dst)  # raises "not found"
         if stream is not None:
             path = stream.path
-        elif not create:
-            ctx.stream(dst)  # raises "not found"
-            raise AssertionError("unreachable")  # pragma: no cover
         else:
             path = streamedit.stream_file_path(dst.namespace, dst.stream)
         if path not in texts:
