@@ -46,12 +46,18 @@ class TagReference:
             data["namespace"] = self.namespace
         return data
 
-    def identity(self) -> str:
-        """The ``Streamlock-From`` trailer value: the pull spec, or ``Kind:ns/name``."""
+    def identity(self, namespace: str, stream: str) -> str:
+        """The ``Streamlock-From`` trailer value: the pull spec, or ``Kind:ns/stream:tag``.
+
+        ``namespace``/``stream`` are the tag's own, filling in what a same-stream or
+        same-namespace reference leaves out, so every trailer names its source in full.
+        """
         if self.kind == DOCKER_IMAGE:
             return self.name
-        ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind}:{ns}{self.name}"
+        name = self.name
+        if self.kind == IMAGE_STREAM_TAG and ":" not in name:
+            name = f"{stream}:{name}"
+        return f"{self.kind}:{self.namespace or namespace}/{name}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,7 +323,8 @@ class _Pass:
                 _status(stream, spec, status.UNCHANGED, status.UP_TO_DATE, "", old.image),
             )
         if old is not None and not spec_changed and not override:
-            base = self.bases.get((tag_key(ns, stream.name, spec.name), spec.source.identity()))
+            key = tag_key(ns, stream.name, spec.name)
+            base = self.bases.get((key, spec.source.identity(ns, stream.name)))
             if base is not None and old.image != base and image.digest == base:
                 message = (
                     f"kept {old.image[:19]}: a person moved the tag away from "
@@ -651,7 +652,7 @@ def _blocks(changes: Sequence[TagChange]) -> list[TrailerBlock]:
     return [
         TrailerBlock(
             tag=change.key,
-            source=change.new.source.identity(),
+            source=change.new.source.identity(change.namespace, change.stream),
             previous=change.old.image if change.old else None,
             image=change.new.image,
         )

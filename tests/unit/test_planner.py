@@ -420,3 +420,12 @@ def test_lock_file_is_stable_bytes():
     data = result.files["locks/shop/app.lock.yaml"]
     assert dumps(loads(data)) == data
     assert isinstance(loads(data), StreamLock)
+
+
+def test_follower_trailer_names_its_source_in_full():
+    """A same-stream alias's Streamlock-From names namespace, stream and tag."""
+    result = run(
+        [stream("app", docker("test", APP), follow("latest", "test"))], observations=obs(APP, 1)
+    )
+    sources = {b.tag: b.source for b in parse_message(result.commits[0].message)}
+    assert sources == {"shop/app:test": APP, "shop/app:latest": "ImageStreamTag:shop/app:test"}
