@@ -371,7 +371,7 @@ def test_the_reconciler_keeps_a_rolled_back_lock_while_the_source_serves_the_sam
     rolled = StreamLock("shop", "app", {"test": inspect.rolled_back(TEST_ENTRY, 1)}, "p")
     stream = ImageStream("shop", "app", (TEST_SPEC,), path="streams/shop/app.yaml")
     observations = {ImportRequest(SOURCE.name).key: Image(digest(3))}
-    bases = {("shop/app:test", SOURCE.identity()): digest(3)}
+    bases = {("shop/app:test", SOURCE.name): digest(3)}  # a DockerImage source is its pull spec
     result = plan([stream], {rolled.key: rolled}, bases, observations, Config(), NOW)
     assert result.locks[("shop", "app")].tags["test"].image == digest(2)
     assert result.statuses[0].reason == status.REVERT_RESPECTED
