@@ -40,7 +40,10 @@ def main(argv: list[str]) -> int:
     chosen = argv or available
     unknown = [name for name in chosen if name not in available]
     if unknown:
-        print(f"✗ unknown benchmark {', '.join(unknown)}; have: {', '.join(available)}", file=sys.stderr)
+        print(
+            f"✗ unknown benchmark {', '.join(unknown)}; have: {', '.join(available)}",
+            file=sys.stderr,
+        )
         return 64
     rows: list[tuple[str, ...]] = []
     failed = False
