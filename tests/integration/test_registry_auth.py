@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import structlog
@@ -16,7 +19,7 @@ from reconciler import status
 from reconciler.config import Config, RegistryAuth, RegistryConfig
 from reconciler.image import Image, ImportFailure, ImportRequest
 from reconciler.registry import RegistryClient, RetryPolicy
-from tests.fixtures.images import Seeder
+from tests.fixtures.images import Seeder, build_image, sha256
 from tests.fixtures.registry_server import RegistryServer
 from tests.fixtures.token_server import TokenServer
 
@@ -291,3 +294,85 @@ async def test_anonymous_token_refused(
     failure = await _resolve(seeder.ref(repo, "a"), env={"HOME": str(home)})
     assert isinstance(failure, ImportFailure)
     assert (failure.reason, failure.transient) == (status.UNAUTHORIZED, False)
+
+
+# --- redirects to blob storage ----------------------------------------------------------------
+class _Storage(BaseHTTPRequestHandler):
+    """Blob storage on another origin (as S3 behind Docker Hub): records Authorization headers."""
+
+    protocol_version = "HTTP/1.1"
+    blobs: ClassVar[dict[str, bytes]] = {}
+    authorizations: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        type(self).authorizations.append(self.headers.get("Authorization"))
+        body = self.blobs[self.path.rsplit("/", 1)[-1]]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def _redirecting_registry(storage: str, user: str, password: str) -> type[BaseHTTPRequestHandler]:
+    expected = "Basic " + _basic(user, password)
+
+    class Registry(BaseHTTPRequestHandler):
+        """Basic-auth registry whose blob GETs redirect to ``storage``."""
+
+        protocol_version = "HTTP/1.1"
+        manifests: ClassVar[dict[str, bytes]] = {}
+
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != expected:
+                self._reply(401, b"{}", [("WWW-Authenticate", 'Basic realm="fake"')])
+            elif "/blobs/" in self.path:
+                digest = self.path.rsplit("/", 1)[-1]
+                self._reply(307, b"", [("Location", f"{storage}/store/{digest}")])
+            else:
+                body = self.manifests[self.path.rsplit("/", 1)[-1]]
+                self._reply(200, body, [("Content-Type", json.loads(body)["mediaType"])])
+
+        def _reply(self, code: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+            self.send_response(code)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    return Registry
+
+
+@contextlib.contextmanager
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def test_blob_redirect_gets_no_credentials(home: Path) -> None:
+    """A blob redirected to storage on another origin is fetched there without our credentials."""
+    manifest, config, _ = build_image(labels={"org.opencontainers.image.version": "9"})
+    _Storage.blobs = {sha256(config): config}
+    _Storage.authorizations = []
+    with _serve(_Storage) as storage:
+        handler = _redirecting_registry(f"http://{storage}", "carol", "carol-secret")
+        handler.manifests = {"1.0": manifest}  # type: ignore[attr-defined]
+        with _serve(handler) as host:
+            env = {"HOME": str(home), "REG_USER": "carol", "REG_PASS": "carol-secret"}
+            found = await _resolve(f"{host}/fake/app:1.0", config=_env_auth(host), env=env)
+    assert isinstance(found, Image)
+    assert found.labels == {"org.opencontainers.image.version": "9"}
+    assert _Storage.authorizations == [None]
