@@ -366,3 +366,10 @@ def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=None if argv is None else list(argv), prog_name="streamlock")
+
+
+# Commands for people live in their own module, which builds on the helpers above.
+from reconciler.cli_streams import COMMANDS  # noqa: E402
+
+for _command in COMMANDS:
+    cli.add_command(_command)
