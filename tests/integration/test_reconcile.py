@@ -274,3 +274,51 @@ def test_review_branch_mode(config_repo, seeder, repo_name):
     streamlock("reconcile", "--repo", str(repo.work))
     lock = loads(repo.read_remote(LOCK, ref="streamlock/shop-app").encode())
     assert lock.tags["test"].image == newer
+
+
+def test_promotion_story(app_repo, seeder, repo_name):
+    """tag app:test app:prod pins prod; test bumps leave prod alone; --alias makes prod follow."""
+    repo, _ = app_repo
+    streamlock("reconcile", "--repo", str(repo.work))
+    second = seeder.push_image(repo_name, "1.0", salt="promote-2")
+    streamlock("reconcile", "--repo", str(repo.work))
+    assert lock_of(repo).tags["test"].image == second
+    code, _, err = streamlock(
+        "tag", "--repo", str(repo.work), "--commit", "shop/app:test", "shop/app:prod"
+    )
+    assert code == 0, err
+    repo.git("push", "--quiet", "origin", "HEAD:main")
+    assert streamlock("reconcile", "--repo", str(repo.work))[0] == 0
+    assert lock_of(repo).tags["prod"].image == second
+    assert lock_of(repo).tags["prod"].source.kind == "ImageStreamImage"
+    third = seeder.push_image(repo_name, "1.0", salt="promote-3")
+    streamlock("reconcile", "--repo", str(repo.work))
+    tags = lock_of(repo).tags
+    assert (tags["test"].image, tags["prod"].image) == (third, second)
+    code, _, err = streamlock(
+        "tag", "--repo", str(repo.work), "--commit", "--alias", "shop/app:test", "shop/app:prod"
+    )
+    assert code == 0, err
+    repo.git("push", "--quiet", "origin", "HEAD:main")
+    streamlock("reconcile", "--repo", str(repo.work))
+    assert lock_of(repo).tags["prod"].image == third
+    fourth = seeder.push_image(repo_name, "1.0", salt="promote-4")
+    streamlock("reconcile", "--repo", str(repo.work))
+    assert lock_of(repo).tags["prod"].image == fourth
+
+
+def test_rollback_story(app_repo, seeder, repo_name):
+    """rollback goes to the previous image and the next passes keep it until a new image."""
+    repo, first = app_repo
+    streamlock("reconcile", "--repo", str(repo.work))
+    seeder.push_image(repo_name, "1.0", salt="rollback-2")
+    streamlock("reconcile", "--repo", str(repo.work))
+    code, out, err = streamlock("rollback", "--repo", str(repo.work), "--commit", "shop/app:test")
+    assert code == 0, err
+    repo.git("push", "--quiet", "origin", "HEAD:main")
+    code, out, _ = streamlock("reconcile", "--repo", str(repo.work), "-A")
+    assert code == 0 and "RevertRespected" in out
+    assert lock_of(repo).tags["test"].image == first
+    newest = seeder.push_image(repo_name, "1.0", salt="rollback-3")
+    streamlock("reconcile", "--repo", str(repo.work))
+    assert lock_of(repo).tags["test"].image == newest
