@@ -154,7 +154,9 @@ class Config:
                 grouping=git.get("grouping", "stream"),
                 remote=git.get("remote", "origin"),
             ),
-            consumers=tuple(data.get("consumers") or defaults.consumers),
+            consumers=tuple(
+                defaults.consumers if data.get("consumers") is None else data["consumers"]
+            ),
             access=access,
         )
 

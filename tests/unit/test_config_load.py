@@ -191,3 +191,11 @@ def test_config_symlinked_out_of_the_repo_is_refused(tmp_path: Path) -> None:
     os.symlink(tmp_path / "outside.yaml", tmp_path / "repo" / "streamlock.yaml")
     with pytest.raises(ValidationError, match="symlink points outside the repository"):
         load_config(tmp_path / "repo")
+
+
+def test_empty_consumers_list_switches_consumers_off():
+    """consumers: [] means none, not the default globs."""
+    from reconciler.config import Config
+
+    assert Config.from_mapping({"consumers": []}).consumers == ()
+    assert Config.from_mapping({}).consumers == Config().consumers
