@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from reconciler import status
 from reconciler.config import Config
+from reconciler.errors import InputError
 from reconciler.image import Image, ImportFailure, ImportRequest, Observation
 from reconciler.imagestream import (
     DOCKER_IMAGE,
@@ -268,7 +269,7 @@ class _Pass:
         if spec.source.kind == DOCKER_IMAGE and old.source == spec.source:
             try:
                 return ImageReference.parse(spec.source.name).with_digest(old.image)
-            except Exception:  # validated earlier; fall back to what the lock says
+            except InputError:  # validated earlier; fall back to what the lock says
                 return old.docker_image_reference
         return old.docker_image_reference
 
