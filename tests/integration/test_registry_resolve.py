@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +19,7 @@ from reconciler.config import Config, RegistryConfig
 from reconciler.image import PRESERVE_ORIGINAL, Image, ImportFailure, ImportRequest
 from reconciler.registry import RegistryClient, RetryPolicy
 from tests.fixtures.fault_proxy import FaultProxy
-from tests.fixtures.images import Seeder
+from tests.fixtures.images import OCI_MANIFEST, Seeder, build_image
 from tests.fixtures.registry_server import RegistryServer
 
 FAST = RetryPolicy(
@@ -374,3 +375,53 @@ async def test_allowed_registries(seeder: Seeder, repo_name: str) -> None:
     assert isinstance(refused, ImportFailure)
     assert refused.reason == status.ACCESS_DENIED
     assert isinstance(allowed, Image)
+
+
+class _CountingRegistry(BaseHTTPRequestHandler):
+    """Serves one image under any tag, slowly, and records the most requests in flight."""
+
+    protocol_version = "HTTP/1.1"
+    manifest, config, _layer = build_image()
+    lock = threading.Lock()
+    in_flight = 0
+    most: ClassVar[list[int]] = [0]
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.in_flight += 1
+            cls.most[0] = max(cls.most[0], cls.in_flight)
+        time.sleep(0.02)
+        body = cls.config if "/blobs/" in self.path else cls.manifest
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_MANIFEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        with cls.lock:
+            cls.in_flight -= 1
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize("concurrency", [None, 2])
+async def test_concurrency_per_registry(concurrency: int | None) -> None:
+    """No more requests are in flight to a registry than its concurrency (default 8)."""
+    _CountingRegistry.most = [0]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CountingRegistry)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    entries = () if concurrency is None else (RegistryConfig(host=host, concurrency=concurrency),)
+    try:
+        async with client(Config(registries=entries)) as registry_client:
+            results = await registry_client.resolve_all(
+                [ImportRequest(f"{host}/app:t{n}") for n in range(20)]
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert all(isinstance(o, Image) for o in results.values())
+    assert _CountingRegistry.most[0] == (concurrency or 8)
