@@ -110,10 +110,7 @@ class ImageReference:
     def is_loopback(self) -> bool:
         """Loopback registries speak plain HTTP by default, as Docker does."""
         host = self.registry
-        if host.startswith("["):
-            host = host[1 : host.index("]")]
-        else:
-            host = host.rsplit(":", 1)[0]
+        host = host[1 : host.index("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
         if host == "localhost":
             return True
         try:

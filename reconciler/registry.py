@@ -401,6 +401,7 @@ class RegistryClient:
             "timeout": {"connect": t.connect, "read": t.read, "write": t.write, "pool": t.pool}
         }
         self._observer = observer
+        self._connect_timeout = t.connect
         self._max_inflight = max(1, max_inflight)
         self._clock = clock
         self._endpoints: dict[str, _Endpoint] = {}
@@ -891,7 +892,7 @@ class RegistryClient:
         """The hot path: a request to the registry's own origin on a kept-alive connection."""
         pool = endpoint.connections
         assert pool is not None
-        connection = await pool.acquire()
+        connection = await pool.acquire(self._connect_timeout)
         try:
             response = await connection.handle_async_request(
                 httpcore.Request(

@@ -240,8 +240,9 @@ class OriginPool:
     """Keep-alive HTTP/1.1 connections to one origin, one request per connection at a time.
 
     httpcore's general pool re-examines every connection on each request (quadratic in the pool
-    size); the registry client already bounds concurrency per registry with a semaphore, so a
-    stack of idle connections is all the pooling it needs. Connections are httpcore's own.
+    size) and wraps each connection in another lock; the registry client already bounds
+    concurrency per registry with a semaphore, so a stack of idle httpcore HTTP/1.1 connections is
+    all the pooling it needs.
     """
 
     def __init__(
@@ -254,30 +255,43 @@ class OriginPool:
         max_idle: int,
     ) -> None:
         self.origin = origin
+        self._host = origin.host.decode("ascii")
         self._ssl_context = ssl_context
+        if ssl_context is not None:
+            ssl_context.set_alpn_protocols(["http/1.1"])
         self._backend = backend
         self._keepalive_expiry = keepalive_expiry
         self._max_idle = max_idle
-        self._idle: list[httpcore.AsyncHTTPConnection] = []
+        self._idle: list[httpcore.AsyncHTTP11Connection] = []
         self._closed = False
 
-    async def acquire(self) -> httpcore.AsyncHTTPConnection:
-        """A live idle connection, or a new one (it connects on its first request)."""
+    async def acquire(self, connect_timeout: float | None) -> httpcore.AsyncHTTP11Connection:
+        """A live idle connection, or a newly connected one."""
         while self._idle:
             connection = self._idle.pop()
             if connection.is_idle() and not connection.has_expired():
                 return connection
             await connection.aclose()
-        return httpcore.AsyncHTTPConnection(
-            self.origin,
-            ssl_context=self._ssl_context,
-            keepalive_expiry=self._keepalive_expiry,
-            network_backend=self._backend,
+        stream = await self._backend.connect_tcp(
+            self._host, self.origin.port, timeout=connect_timeout
+        )
+        if self.origin.scheme == b"https":
+            assert self._ssl_context is not None
+            stream = await stream.start_tls(
+                self._ssl_context, server_hostname=self._host, timeout=connect_timeout
+            )
+        return httpcore.AsyncHTTP11Connection(
+            self.origin, stream, keepalive_expiry=self._keepalive_expiry
         )
 
-    async def release(self, connection: httpcore.AsyncHTTPConnection) -> None:
+    async def release(self, connection: httpcore.AsyncHTTP11Connection) -> None:
         """Back to the stack if it can serve another request; closed otherwise."""
-        if not self._closed and connection.is_idle() and len(self._idle) < self._max_idle:
+        if (
+            not self._closed
+            and connection.is_idle()
+            and not connection.is_closed()
+            and len(self._idle) < self._max_idle
+        ):
             self._idle.append(connection)
         else:
             await connection.aclose()
