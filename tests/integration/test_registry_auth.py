@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 import pytest
 import structlog
@@ -376,3 +377,56 @@ async def test_blob_redirect_gets_no_credentials(home: Path) -> None:
     assert isinstance(found, Image)
     assert found.labels == {"org.opencontainers.image.version": "9"}
     assert _Storage.authorizations == [None]
+
+
+class _OAuthRegistry(BaseHTTPRequestHandler):
+    """A bearer registry whose realm takes only the OAuth2 refresh-token POST (identity tokens)."""
+
+    protocol_version = "HTTP/1.1"
+    manifest, config, _layer = build_image()
+    forms: ClassVar[list[dict[str, list[str]]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        form = parse_qs(self.rfile.read(length).decode())
+        type(self).forms.append(form)
+        if self.path != "/oauth2/token" or form.get("refresh_token") != ["refresh-me"]:
+            self._reply(401, b"{}")
+            return
+        self._reply(200, json.dumps({"access_token": "granted", "expires_in": 300}).encode())
+
+    def do_GET(self) -> None:
+        if self.headers.get("Authorization") != "Bearer granted":
+            host = self.headers["Host"]
+            challenge = (
+                f'Bearer realm="http://{host}/oauth2/token",service="fake",'
+                'scope="repository:fake/app:pull"'
+            )
+            self._reply(401, b"{}", (("WWW-Authenticate", challenge),))
+            return
+        body = self.config if "/blobs/" in self.path else self.manifest
+        self._reply(200, body, (("Content-Type", "application/vnd.oci.image.manifest.v1+json"),))
+
+    def _reply(self, code: int, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_response(code)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+async def test_identity_token_uses_oauth2_refresh(home: Path) -> None:
+    """An identity token is exchanged by the OAuth2 refresh-token POST, not sent as a password."""
+    _OAuthRegistry.forms = []
+    with _serve(_OAuthRegistry) as host:
+        _write(home / ".docker" / "config.json", {"auths": {host: {"identitytoken": "refresh-me"}}})
+        found = await _resolve(f"{host}/fake/app:1.0", env={"HOME": str(home)})
+    assert isinstance(found, Image)
+    assert len(_OAuthRegistry.forms) == 1
+    assert _OAuthRegistry.forms[0]["grant_type"] == ["refresh_token"]
+    assert _OAuthRegistry.forms[0]["scope"] == ["repository:fake/app:pull"]
+    assert _OAuthRegistry.forms[0]["service"] == ["fake"]
