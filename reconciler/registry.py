@@ -461,7 +461,7 @@ class RegistryClient:
         """Every tag of the reference's repository, following ``Link`` pagination as given."""
         ref = ImageReference.parse(reference)
         self._check_allowed(ref)
-        endpoint = self._endpoint(ref.registry_host, ref.registry, insecure=False)
+        endpoint = self._endpoint(ref.registry_host, ref.registry)
         repository = ref.repository
         target: str | None = f"/v2/{repository}/tags/list?n={int(page_size)}"
         tags: list[str] = []
@@ -514,25 +514,16 @@ class RegistryClient:
                 "importPolicy.insecure ignored: registry not marked insecure in streamlock.yaml",
                 registry=ref.registry,
             )
-        last_error: RegistryError | None = None
         for mirror in source.mirrors if source is not None else ():
             host, repository = mirror_location(mirror, ref.repository)
-            mirror_config = self._registry_config(host)
-            endpoint = self._endpoint(
-                host, host, insecure=mirror_config is not None and mirror_config.insecure
-            )
             try:
-                return await self._resolve_at(endpoint, repository, ref, request, wanted)
+                return await self._resolve_at(
+                    self._endpoint(host, host), repository, ref, request, wanted
+                )
             except RegistryError as exc:
                 log.info("mirror failed, trying the next source", mirror=mirror, error=str(exc))
-                last_error = exc
-        endpoint = self._endpoint(ref.registry_host, ref.registry, insecure=insecure)
-        try:
-            return await self._resolve_at(endpoint, ref.repository, ref, request, wanted)
-        except RegistryError:
-            if last_error is not None:
-                log.debug("source failed after mirrors", reference=request.reference)
-            raise
+        endpoint = self._endpoint(ref.registry_host, ref.registry)
+        return await self._resolve_at(endpoint, ref.repository, ref, request, wanted)
 
     async def _resolve_at(
         self,
@@ -584,8 +575,11 @@ class RegistryClient:
             )
         entry = manifest.select(wanted)
         if preserve:
-            if entry is None:
-                entry = next((e for e in manifest.entries if e.platform is not None), None)
+            if entry is None:  # created and labels from the first runnable platform instead
+                entry = next(
+                    (e for e in manifest.entries if e.platform and e.platform.os != "unknown"),
+                    None,
+                )
             config = ImageConfig()
             if entry is not None:
                 config = await self._child_config(endpoint, repository, entry.digest, what)
@@ -1086,13 +1080,15 @@ class RegistryClient:
         if not self._config.registry_allowed(ref.registry):
             raise InputError(f"{ref.registry} is not in allowedRegistries of streamlock.yaml")
 
-    def _endpoint(self, host: str, cred_key: str, *, insecure: bool) -> _Endpoint:
+    def _endpoint(self, host: str, cred_key: str) -> _Endpoint:
+        """The pooled client for a registry host, made on first use from its config entry."""
         endpoint = self._endpoints.get(host)
         if endpoint is not None:
             return endpoint
         if self._closed:
             raise RuntimeError("registry client is closed")
         config = self._registry_config(cred_key) or self._registry_config(host)
+        insecure = config is not None and config.insecure
         has_tls_files = config is not None and bool(config.ca_file or config.cert_file)
         loopback = ImageReference(host, "x").is_loopback
         if insecure:
