@@ -756,13 +756,14 @@ class RegistryClient:
                 return response
             absolute = urljoin(response.url, location)
             parts = urlsplit(absolute)
-            same_origin = f"{parts.scheme}://{parts.netloc}" == endpoint.origin
+            if f"{parts.scheme}://{parts.netloc}" == endpoint.origin:
+                path = absolute[len(endpoint.origin) :] or "/"
+                response = await self._retrying(endpoint, method, path, request_headers, limit)
+                continue
             redirect_headers = [
                 (b"Host", parts.netloc.encode("ascii")),
-                (b"User-Agent", USER_AGENT.encode()),
+                (b"User-Agent", USER_AGENT_BYTES),
             ]
-            if same_origin:
-                redirect_headers = request_headers
             response = await self._retrying(endpoint, method, absolute, redirect_headers, limit)
         return response
 
@@ -1001,7 +1002,7 @@ class RegistryClient:
         params = {"scope": scope}
         if endpoint.service:
             params["service"] = endpoint.service
-        headers = [(b"Host", parts.netloc.encode("ascii")), (b"User-Agent", USER_AGENT.encode())]
+        headers = [(b"Host", parts.netloc.encode("ascii")), (b"User-Agent", USER_AGENT_BYTES)]
         if credential is not None and credential.identity_token:
             form = {
                 "grant_type": "refresh_token",
