@@ -95,21 +95,22 @@ def resolve_repo(repo: Path | None) -> Path:
     return repo if repo is not None else find_repo(Path.cwd())
 
 
-def registry_factory(config: Config) -> Resolver:
-    from reconciler.registry import RegistryClient
-
-    return _ClientResolver(RegistryClient, config)
+def registry_factory(config: Config, root: Path) -> Resolver:
+    return _ClientResolver(config, root)
 
 
 class _ClientResolver:
-    """Opens one pooled registry client for the whole pass and closes it afterwards."""
+    """Opens one pooled registry client for the pass; relative paths in the config (CA files,
+    auth files) are taken from the repository root."""
 
-    def __init__(self, client_class: Any, config: Config) -> None:
-        self.client_class = client_class
+    def __init__(self, config: Config, root: Path) -> None:
         self.config = config
+        self.root = root
 
     async def resolve_all(self, requests: Sequence[Any]) -> Any:
-        async with self.client_class(self.config) as client:
+        from reconciler.registry import RegistryClient
+
+        async with RegistryClient(self.config, base_dir=self.root) as client:
             return await client.resolve_all(requests)
 
 

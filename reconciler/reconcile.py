@@ -151,7 +151,7 @@ async def _observe(
 
 async def run_pass(
     root: Path,
-    resolver_factory: Callable[[Config], Resolver],
+    resolver_factory: Callable[[Config, Path], Resolver],
     options: PassOptions = PassOptions(),
 ) -> PassResult:
     """Plan (and with ``options.write``, commit and push) one pass over the repo at ``root``."""
@@ -176,7 +176,7 @@ async def run_pass(
         tip = repo.fetch(remote, branch)
         if tip != repo.head():
             repo.reset_keep(tip)
-    resolver = resolver_factory(config)
+    resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
     cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
     index = TrailerIndex(git) if git is not None else None

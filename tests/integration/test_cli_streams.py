@@ -93,7 +93,7 @@ class Shop:
         """One committed, unpushed pass, an hour after the previous one."""
         self.passes += 1
         options = PassOptions(push=False, now=START + timedelta(hours=self.passes))
-        return asyncio.run(run_pass(self.work, lambda _config: self.registry, options))
+        return asyncio.run(run_pass(self.work, lambda _config, _root: self.registry, options))
 
     def run(self, *args: str) -> tuple[int, str, str]:
         """The CLI in-process on this repository: (exit code, stdout, stderr)."""

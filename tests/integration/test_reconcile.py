@@ -322,3 +322,25 @@ def test_rollback_story(app_repo, seeder, repo_name):
     newest = seeder.push_image(repo_name, "1.0", salt="rollback-3")
     streamlock("reconcile", "--repo", str(repo.work))
     assert lock_of(repo).tags["test"].image == newest
+
+
+def test_tls_registry_with_ca_file_relative_to_the_repo(
+    registry_tls, make_seeder, config_repo, repo_name, tmp_path, monkeypatch
+):
+    """caFile in streamlock.yaml is read from the repository, whatever the working directory."""
+    seeder = make_seeder(registry_tls)
+    digest = seeder.push_image(repo_name, "1.0", salt="tls")
+    files = {
+        "certs/ca.pem": Path(registry_tls.ca_file).read_text(),
+        "streamlock.yaml": (
+            f"registries:\n  - host: {registry_tls.host!r}\n    caFile: certs/ca.pem\n"
+        ),
+        "streams/shop/app.yaml": stream_file(
+            "app", docker_tag("test", seeder.ref(repo_name, "1.0"))
+        ),
+    }
+    repo = config_repo(files)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    assert lock_of(repo).tags["test"].image == digest
