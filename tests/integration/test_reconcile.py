@@ -344,3 +344,17 @@ def test_tls_registry_with_ca_file_relative_to_the_repo(
     code, _, err = streamlock("reconcile", "--repo", str(repo.work))
     assert code == 0, err
     assert lock_of(repo).tags["test"].image == digest
+
+
+def test_import_image_forces_an_unscheduled_tag(config_repo, seeder, repo_name):
+    """A tag without scheduled: true is only re-imported when import-image asks for it."""
+    first = seeder.push_image(repo_name, "1.0", salt="manual-1")
+    tags = docker_tag("stable", seeder.ref(repo_name, "1.0"), scheduled=False)
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", tags)})
+    streamlock("reconcile", "--repo", str(repo.work))
+    second = seeder.push_image(repo_name, "1.0", salt="manual-2")
+    assert streamlock("reconcile", "--repo", str(repo.work))[0] == 0
+    assert lock_of(repo).tags["stable"].image == first
+    code, out, err = streamlock("import-image", "--repo", str(repo.work), "shop/app:stable")
+    assert code == 0, err
+    assert lock_of(repo).tags["stable"].image == second and "updated" in out
