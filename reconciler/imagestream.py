@@ -177,14 +177,18 @@ def _source_problem(
     return None
 
 
-def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Problem]]:
-    tags: list[TagSpec] = []
+def _duplicate_tags(doc: schema.Document, base: JsonPath) -> list[Problem]:
+    """Tags named twice; checked even when the schema rejects other parts of the stream."""
     problems: list[Problem] = []
     first: dict[str, int] = {}
-    for index, item in enumerate(((doc.get(base).get("spec") or {}).get("tags")) or ()):
+    obj = doc.get(base)
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    tags = spec.get("tags") if isinstance(spec, dict) else None
+    for index, item in enumerate(tags if isinstance(tags, list) else ()):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
         where = (*base, "spec", "tags", index)
-        line = doc.position(where)[0]
-        name = item["name"]
         if name in first:
             problems.append(
                 doc.problem(
@@ -192,8 +196,22 @@ def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Pro
                     f"duplicate tag {name!r} (first defined on line {first[name]})",
                 )
             )
+        else:
+            first[name] = doc.position(where)[0]
+    return problems
+
+
+def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Problem]]:
+    tags: list[TagSpec] = []
+    problems: list[Problem] = _duplicate_tags(doc, base)
+    seen: set[str] = set()
+    for index, item in enumerate(((doc.get(base).get("spec") or {}).get("tags")) or ()):
+        where = (*base, "spec", "tags", index)
+        line = doc.position(where)[0]
+        name = item["name"]
+        if name in seen:
             continue
-        first[name] = line
+        seen.add(name)
         source = TagReference(
             item["from"]["kind"], item["from"]["name"], item["from"].get("namespace")
         )
@@ -281,7 +299,7 @@ def _parse_file(
         for base in objects:
             mine = [p for where, p in errors if where[: len(base)] == base]
             if mine:
-                problems += mine
+                problems += mine + _duplicate_tags(doc, base)
                 continue
             stream, rejected = _stream(doc, base, folder, config)
             problems += rejected

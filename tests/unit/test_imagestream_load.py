@@ -127,6 +127,20 @@ def test_duplicate_tag_names_reject_the_stream_at_the_duplicate() -> None:
     assert result.streams == ()
 
 
+def test_duplicate_tag_is_reported_beside_schema_errors() -> None:
+    """A stream with a schema error still gets its duplicate tag names reported."""
+    text = one_tag("""\
+  - name: "1.0"
+    from: {kind: Nonsense, name: x}
+""")
+    assert problems(text) == [
+        "streams/shop/app.yaml:11:11: spec.tags[1].name: duplicate tag '1.0' "
+        "(first defined on line 7)",
+        "streams/shop/app.yaml:12:18: spec.tags[1].from.kind: 'Nonsense' is not one of "
+        "DockerImage, ImageStreamTag, ImageStreamImage",
+    ]
+
+
 def test_missing_from_is_located_at_the_tag() -> None:
     """A tag without from is reported at the tag's first line."""
     text = one_tag("""\
