@@ -268,10 +268,10 @@ def history(name: str, namespace: str | None, output: str, repo: Path | None) ->
     target = inspect.parse_tag_name(name, ctx.default_namespace(namespace))
     assert target.tag is not None
     entry = inspect.tag_entry(ctx.stream(target), ctx.lock(*target.key), target.tag)
-    items = inspect.history_views(entry)
+    items = inspect.revisions(entry)
     now = _now()
     _emit(
-        [item.to_dict() for item in items],
+        [inspect.revision_data(revision, item) for revision, item in enumerate(items)],
         output,
         lambda: table(inspect.history_rows(items, now), inspect.HISTORY_HEADERS) + "\n",
     )

@@ -157,36 +157,12 @@ def lock_digests(lock: StreamLock | None) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class ImageView:
-    """One image a tag pointed at; revision 0 is the current one, 1 the one before, …"""
-
-    revision: int
-    image: str
-    docker_image_reference: str
-    created: str | None = None
-    imported_at: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "revision": self.revision,
-            "image": self.image,
-            "dockerImageReference": self.docker_image_reference,
-            "created": self.created,
-            "importedAt": self.imported_at,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class TagView:
     """A tag as ``describe`` shows it: its spec (None: only in the lock) and its lock entry."""
 
     name: str
     spec: TagSpec | None
     entry: LockEntry | None
-
-    @property
-    def history(self) -> tuple[ImageView, ...]:
-        return history_views(self.entry)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "inSpec": self.spec is not None}
@@ -211,7 +187,9 @@ class TagView:
                 data["labels"] = dict(sorted(entry.labels.items()))
             if entry.platforms is not None:
                 data["platforms"] = dict(sorted(entry.platforms.items()))
-        data["history"] = [item.to_dict() for item in self.history]
+        data["history"] = [
+            revision_data(revision, item) for revision, item in enumerate(revisions(entry))
+        ]
         return data
 
 
@@ -234,7 +212,7 @@ class StreamView:
 
     @property
     def unique_images(self) -> int:
-        return len({item.image for tag in self.tags for item in tag.history})
+        return len({item.image for tag in self.tags for item in revisions(tag.entry)})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -249,17 +227,27 @@ class StreamView:
         }
 
 
-def history_views(entry: LockEntry | None) -> tuple[ImageView, ...]:
-    """A lock entry's images, newest first; an entry without history still has its image."""
+def revisions(entry: LockEntry | None) -> tuple[HistoryItem, ...]:
+    """A lock entry's images, newest first: revision 0 is the current one, 1 the one before, …
+
+    An entry without history still has its current image.
+    """
     if entry is None:
         return ()
-    items = entry.history or (
+    return entry.history or (
         HistoryItem(entry.image, entry.docker_image_reference, entry.created, entry.imported_at),
     )
-    return tuple(
-        ImageView(index, item.image, item.docker_image_reference, item.created, item.imported_at)
-        for index, item in enumerate(items)
-    )
+
+
+def revision_data(revision: int, item: HistoryItem) -> dict[str, Any]:
+    """One revision as ``-o json|yaml`` prints it (absent times are null, not left out)."""
+    return {
+        "revision": revision,
+        "image": item.image,
+        "dockerImageReference": item.docker_image_reference,
+        "created": item.created,
+        "importedAt": item.imported_at,
+    }
 
 
 def describe(stream: ImageStream, lock: StreamLock | None, tag: str | None = None) -> StreamView:
@@ -426,7 +414,7 @@ def source_line(spec: TagSpec, import_interval: float) -> str:
     return f"pinned to {where}{source.name} (ImageStreamImage)"
 
 
-def _image_lines(item: ImageView, now: datetime, current: bool) -> list[str]:
+def _image_lines(item: HistoryItem, now: datetime, current: bool) -> list[str]:
     mark = "*" if current else " "
     when = [f"imported {age(item.imported_at, now)}"]
     if item.imported_at:
@@ -458,9 +446,9 @@ def _tag_lines(tag: TagView, now: datetime, import_interval: float) -> list[str]
     if entry is None:
         lines.append("  no image yet: run streamlock reconcile")
         return lines
-    for item in tag.history:
-        lines += _image_lines(item, now, current=item.revision == 0)
-        if item.revision == 0:
+    for revision, item in enumerate(revisions(entry)):
+        lines += _image_lines(item, now, current=revision == 0)
+        if revision == 0:
             version = entry.labels.get("org.opencontainers.image.version")
             revision = entry.labels.get("org.opencontainers.image.revision")
             facts = [f"version {version}"] if version else []
@@ -495,17 +483,17 @@ def render_describe(view: StreamView, now: datetime, import_interval: float = 90
 HISTORY_HEADERS = ("REVISION", "IMAGE", "CREATED", "IMPORTED", "AGE")
 
 
-def history_rows(items: Sequence[ImageView], now: datetime) -> list[list[str]]:
+def history_rows(items: Sequence[HistoryItem], now: datetime) -> list[list[str]]:
     """Rows for ``history``: the REVISION is what ``rollback --to`` takes."""
     return [
         [
-            str(item.revision),
+            str(revision),
             short_digest(item.image),
             item.created or "-",
             item.imported_at or "-",
             age(item.imported_at, now),
         ]
-        for item in items
+        for revision, item in enumerate(items)
     ]
 
 

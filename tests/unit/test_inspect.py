@@ -228,7 +228,7 @@ def test_yaml_output_loads_back_to_the_same_data():
 
 def test_history_rows_number_revisions_from_the_current_image():
     """REVISION 0 is the current image; ages are relative to now."""
-    rows = inspect.history_rows(inspect.history_views(TEST_ENTRY), NOW)
+    rows = inspect.history_rows(inspect.revisions(TEST_ENTRY), NOW)
     assert rows == [
         ["0", "sha256:" + digest(3)[7:19], "2026-11-28T10:00:00Z", "2026-11-28T12:00:00Z",
          "24 hours ago"],
@@ -240,7 +240,7 @@ def test_history_rows_number_revisions_from_the_current_image():
 def test_an_entry_without_history_still_has_its_current_image():
     """A hand-written entry with no history shows one revision."""
     entry = LockEntry(SOURCE, digest(5), f"{REPO}@{digest(5)}", "x")
-    assert [v.image for v in inspect.history_views(entry)] == [digest(5)]
+    assert [item.image for item in inspect.revisions(entry)] == [digest(5)]
 
 
 def test_resolve_a_tag_gives_its_pull_spec():
