@@ -11,7 +11,6 @@ a plain :class:`asyncio.Protocol`. HTTP itself stays httpcore's.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -78,9 +77,23 @@ class _Protocol(asyncio.Protocol):
             waiter.set_result(None)
 
 
-def _expire(waiter: asyncio.Future[None], error: Exception) -> None:
+def _expire(waiter: asyncio.Future[None], error: type[Exception], message: str) -> None:
     if not waiter.done():
-        waiter.set_exception(error)
+        waiter.set_exception(error(message))
+
+
+async def _wait(
+    waiter: asyncio.Future[None], timeout: float | None, error: type[Exception], message: str
+) -> None:
+    """Wait for the protocol to wake ``waiter``; ``error`` if ``timeout`` seconds pass first."""
+    handle = None
+    if timeout is not None:
+        handle = asyncio.get_running_loop().call_later(timeout, _expire, waiter, error, message)
+    try:
+        await waiter
+    finally:
+        if handle is not None:
+            handle.cancel()
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -93,18 +106,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
         if not protocol.buffer and not protocol.eof:
-            loop = asyncio.get_running_loop()
-            waiter = protocol.waiter = loop.create_future()
-            handle = None
-            if timeout is not None:
-                handle = loop.call_later(
-                    timeout, _expire, waiter, httpcore.ReadTimeout("timed out reading")
-                )
-            try:
-                await waiter
-            finally:
-                if handle is not None:
-                    handle.cancel()
+            protocol.waiter = asyncio.get_running_loop().create_future()
+            await _wait(protocol.waiter, timeout, httpcore.ReadTimeout, "timed out reading")
         if protocol.buffer:
             data = bytes(protocol.buffer[:max_bytes])
             del protocol.buffer[:max_bytes]
@@ -124,18 +127,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError("connection closed")
         self._transport.write(buffer)
         if protocol.paused_writing:
-            loop = asyncio.get_running_loop()
-            waiter = protocol.drain_waiter = loop.create_future()
-            handle = None
-            if timeout is not None:
-                handle = loop.call_later(
-                    timeout, _expire, waiter, httpcore.WriteTimeout("timed out writing")
-                )
-            try:
-                await waiter
-            finally:
-                if handle is not None:
-                    handle.cancel()
+            protocol.drain_waiter = asyncio.get_running_loop().create_future()
+            await _wait(protocol.drain_waiter, timeout, httpcore.WriteTimeout, "timed out writing")
             if protocol.error is not None:
                 raise httpcore.WriteError(str(protocol.error)) from protocol.error
 
@@ -216,12 +209,11 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
+        # asyncio already sets TCP_NODELAY on TCP transports.
         sock = transport.get_extra_info("socket")
         if sock is not None:
             for option in socket_options or ():
                 sock.setsockopt(*option)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return AsyncioStream(transport, protocol)  # type: ignore[arg-type]
 
     async def connect_unix_socket(
