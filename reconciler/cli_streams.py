@@ -639,7 +639,7 @@ def rollback(
     lock = ctx.lock(*target.key)
     entry = inspect.tag_entry(stream, lock, target.tag)
     revision = inspect.rollback_revision(entry, to, str(target))
-    item = entry.history[revision]
+    item = inspect.revisions(entry)[revision]
     was = short_digest(entry.image)
     goal = short_digest(item.image)
     when = inspect.age(item.imported_at, _now())

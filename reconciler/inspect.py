@@ -230,13 +230,17 @@ class StreamView:
 def revisions(entry: LockEntry | None) -> tuple[HistoryItem, ...]:
     """A lock entry's images, newest first: revision 0 is the current one, 1 the one before, …
 
-    An entry without history still has its current image.
+    Revision 0 is always the entry's own image, also when a hand edit of the lock changed it
+    without adding it to the history (or the history is empty); the history follows.
     """
     if entry is None:
         return ()
-    return entry.history or (
-        HistoryItem(entry.image, entry.docker_image_reference, entry.created, entry.imported_at),
+    current = HistoryItem(
+        entry.image, entry.docker_image_reference, entry.created, entry.imported_at
     )
+    history = entry.history
+    older = history[1:] if history and history[0].image == entry.image else history
+    return (current, *older)
 
 
 def revision_data(revision: int, item: HistoryItem) -> dict[str, Any]:
@@ -530,7 +534,7 @@ def rollback_revision(entry: LockEntry, to: str | None, what: str) -> int:
 
     A number shorter than a digest prefix is a revision; anything else is a digest prefix.
     """
-    history = entry.history
+    history = revisions(entry)
     last = len(history) - 1
     if to is None or (to.isdecimal() and len(to) < MIN_PREFIX):
         revision = 1 if to is None else int(to)
@@ -548,17 +552,18 @@ def rollback_revision(entry: LockEntry, to: str | None, what: str) -> int:
     digest = match_digest(to, [item.image for item in history], what)
     if digest == entry.image:
         raise InputError(f"{what}: {short_digest(digest)} is the current image already")
-    return next(i for i, item in enumerate(history) if i > 0 and item.image == digest)
+    return next(i for i, item in enumerate(history) if item.image == digest)
 
 
 def rolled_back(entry: LockEntry, revision: int, recovered: LockEntry | None = None) -> LockEntry:
     """The entry as ``git revert`` of the last ``revision`` bumps leaves it.
 
-    The image, pull spec and times come from the history item; history drops the newer items.
+    The image, pull spec and times come from that revision; history drops the newer ones.
     Platform details of that image (labels, platforms, index digest) come from ``recovered``,
     the entry as a reconciler commit once wrote it, when it is for this image and this spec.
     """
-    item = entry.history[revision]
+    history = revisions(entry)
+    item = history[revision]
     same = (
         recovered is not None
         and recovered.image == item.image
@@ -579,7 +584,7 @@ def rolled_back(entry: LockEntry, revision: int, recovered: LockEntry | None = N
             else dict(recovered.platforms)
         ),
         index_digest=recovered.index_digest if same and recovered else None,
-        history=entry.history[revision:],
+        history=history[revision:],
     )
 
 

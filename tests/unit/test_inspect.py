@@ -243,6 +243,21 @@ def test_an_entry_without_history_still_has_its_current_image():
     assert [item.image for item in inspect.revisions(entry)] == [digest(5)]
 
 
+def test_a_hand_edited_image_is_revision_0_above_the_history():
+    """A lock edit that changed the image but not the history shows the edit as current."""
+    edited = replace(TEST_ENTRY, image=digest(9), docker_image_reference=f"{REPO}@{digest(9)}")
+    images = [item.image for item in inspect.revisions(edited)]
+    assert images == [digest(9), digest(3), digest(2), digest(1)]
+
+
+def test_rolling_back_a_hand_edit_goes_to_the_history_it_left():
+    """Rolling back a hand-edited image to the history's newest restores the lock as it was."""
+    edited = replace(TEST_ENTRY, image=digest(9), docker_image_reference=f"{REPO}@{digest(9)}")
+    revision = inspect.rollback_revision(edited, digest(3)[:19], "x")
+    assert revision == 1
+    assert inspect.rolled_back(edited, revision).history == HISTORY
+
+
 def test_resolve_a_tag_gives_its_pull_spec():
     """stream:tag resolves to the lock's dockerImageReference."""
     found = inspect.resolve(STREAM, LOCK, ObjectName("shop", "app", "test"))
