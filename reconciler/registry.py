@@ -84,6 +84,7 @@ MAX_TAG_PAGES = 1000
 MAX_ERROR_BODY = 64 * 1024
 MAX_TOKEN_BODY = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+\Z")  # visible ASCII: safe in an Authorization header
 
 Observer = Callable[[str, int, float], None]
 
@@ -1040,8 +1041,9 @@ class RegistryClient:
             ttl = float(data.get("expires_in") or DEFAULT_TOKEN_TTL)
         except (ValueError, AttributeError, TypeError) as exc:
             raise AuthError(f"{endpoint.host}: the token server's answer is not JSON") from exc
-        if not isinstance(token, str) or not token:
-            raise AuthError(f"{endpoint.host}: the token server's answer holds no token")
+        if not isinstance(token, str) or not _HEADER_TOKEN.match(token):
+            # Never echo it: a token is a secret even when it is unusable.
+            raise AuthError(f"{endpoint.host}: the token server's answer holds no usable token")
         return f"Bearer {token}".encode(), ttl
 
     async def _token_request(
@@ -1211,5 +1213,8 @@ def _is_certificate_error(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpcore.LocalProtocolError):
+        # Its text quotes the offending request header, which may be the Authorization header.
+        return "the request could not be sent (invalid header)"
     text = str(exc) or type(exc).__name__
     return text if len(text) < 300 else text[:297] + "..."

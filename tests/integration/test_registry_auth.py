@@ -430,3 +430,49 @@ async def test_identity_token_uses_oauth2_refresh(home: Path) -> None:
     assert _OAuthRegistry.forms[0]["grant_type"] == ["refresh_token"]
     assert _OAuthRegistry.forms[0]["scope"] == ["repository:fake/app:pull"]
     assert _OAuthRegistry.forms[0]["service"] == ["fake"]
+
+
+def _bearer_registry(token: str) -> type[BaseHTTPRequestHandler]:
+    """A bearer registry whose token server (same origin) issues ``token`` to anyone."""
+
+    class Registry(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        manifest, config, _layer = build_image()
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/token"):
+                self._reply(200, json.dumps({"token": token, "expires_in": 300}).encode())
+            elif self.headers.get("Authorization") != f"Bearer {token}":
+                challenge = f'Bearer realm="http://{self.headers["Host"]}/token",service="fake"'
+                self._reply(401, b"{}", (("WWW-Authenticate", challenge),))
+            else:
+                body = self.config if "/blobs/" in self.path else self.manifest
+                self._reply(
+                    200, body, (("Content-Type", "application/vnd.oci.image.manifest.v1+json"),)
+                )
+
+        def _reply(self, code: int, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
+            self.send_response(code)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    return Registry
+
+
+async def test_unusable_token_leaks_nothing(home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A token that cannot be sent in a header is Unauthorized; it appears in no message or log."""
+    secret = "issued-secret-token"
+    caplog.set_level(logging.DEBUG)
+    registry = _bearer_registry(f"{secret}\r\nX-Injected: yes")
+    with _serve(registry) as host, structlog.testing.capture_logs() as events:
+        failure = await _resolve(f"{host}/fake/app:1.0", env={"HOME": str(home)})
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.UNAUTHORIZED, False)
+    texts = [failure.message, repr(failure), repr(events), caplog.text]
+    assert not [t for t in texts if secret in t]
