@@ -584,10 +584,6 @@ def _recover_entry(ctx: _Repo, name: ObjectName, digest: str) -> LockEntry | Non
     return None
 
 
-def _hex7(digest: str) -> str:
-    return digest.partition(":")[2][:7]
-
-
 def _source_words(source: TagReference, namespace: str) -> str:
     if source.kind == DOCKER_IMAGE:
         return f"{source.name} still serves"
@@ -694,7 +690,7 @@ def rollback(
         {lock_path(*target.key): dumps(new_lock)},
         subject=(
             f"{target.namespace}/{target.stream}: roll back {target.tag} "
-            f"{_hex7(entry.image)} → {_hex7(item.image)}"
+            f"{trailers.short_hex(entry.image)} → {trailers.short_hex(item.image)}"
         ),
         body=textwrap.fill(explanation, 72),
         said=(

@@ -166,8 +166,9 @@ def parse_message(message: str) -> list[TrailerBlock]:
     return blocks
 
 
-def _short(digest: str | None, missing: str) -> str:
-    return missing if digest is None else digest.rsplit(":", 1)[-1][:7]
+def short_hex(digest: str) -> str:
+    """The first seven hex digits, as subjects show a digest (like git's short commit ids)."""
+    return digest.rsplit(":", 1)[-1][:7]
 
 
 def bump_subject(
@@ -187,7 +188,9 @@ def bump_subject(
     for tag, old, new in changes:
         if old is None and new is None:
             raise ValueError(f"change of tag {tag!r} has neither an old nor a new digest")
-        parts.append(f"{tag} {_short(old, 'new')} {ARROW} {_short(new, 'removed')}")
+        before = "new" if old is None else short_hex(old)
+        after = "removed" if new is None else short_hex(new)
+        parts.append(f"{tag} {before} {ARROW} {after}")
     head = f"{namespace}/{stream}: "
     text = head + ", ".join(parts)
     for shown in range(len(parts) - 1, 0, -1):
