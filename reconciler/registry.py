@@ -270,15 +270,16 @@ class _Endpoint:
         "auth_scheme",
         "backend",
         "basic",
+        "concurrency",
         "config",
         "connections",
         "cred_key",
         "host",
-        "host_header",
         "hostname",
         "http_fallback",
         "limiter",
         "manifest_headers",
+        "origin",
         "others",
         "plain_headers",
         "port",
@@ -309,20 +310,17 @@ class _Endpoint:
         self.ssl_factory = ssl_factory
         self.ssl_context: ssl.SSLContext | None = None
         self.backend = backend
-        self.http_fallback = http_fallback
+        self.http_fallback = http_fallback  # insecure: plain HTTP if TLS cannot connect
         hostname, port = _split_host(host)
         self.hostname = hostname.encode("ascii") if hostname.isascii() else hostname.encode("idna")
         self.port = port
-        self.host_header = host.encode("ascii")
-        self.plain_headers = [(b"Host", self.host_header), (b"User-Agent", USER_AGENT_BYTES)]
+        self.plain_headers = [(b"Host", host.encode("ascii")), (b"User-Agent", USER_AGENT_BYTES)]
         self.manifest_headers = [*self.plain_headers, (b"Accept", ACCEPT_BYTES)]
-        concurrency = max(1, config.concurrency if config is not None else DEFAULT_CONCURRENCY)
-        self.semaphore = asyncio.Semaphore(concurrency)
+        self.concurrency = max(1, config.concurrency if config is not None else DEFAULT_CONCURRENCY)
+        self.semaphore = asyncio.Semaphore(self.concurrency)
         rate = config.requests_per_second if config is not None else None
         self.limiter = RateLimiter(rate) if rate else None
-        self.scheme = b""
-        self.connections: OriginPool | None = None
-        self.set_scheme(scheme)
+        self.scheme, self.origin, self.connections = self._origin_pool(scheme)
         # Redirect targets (blob storage) and token realms on other origins.
         self.others: httpcore.AsyncConnectionPool | None = None
         self.auth_scheme: str | None = None  # learned from the first 401
@@ -332,23 +330,33 @@ class _Endpoint:
         self.tokens: dict[str, tuple[bytes, float]] = {}
         self.token_inflight: dict[str, asyncio.Future[bytes]] = {}
 
-    def set_scheme(self, scheme: str) -> None:
-        self.scheme = scheme.encode("ascii")
+    def _origin_pool(self, scheme: str) -> tuple[bytes, str, OriginPool]:
         port = self.port if self.port is not None else (443 if scheme == "https" else 80)
-        concurrency = self.semaphore._value  # the configured concurrency, before any acquire
-        self.connections = OriginPool(
-            httpcore.Origin(self.scheme, self.hostname, port),
+        pool = OriginPool(
+            httpcore.Origin(scheme.encode("ascii"), self.hostname, port),
             ssl_context=self.tls() if scheme == "https" else None,
             backend=self.backend,
             keepalive_expiry=KEEPALIVE_EXPIRY,
-            max_idle=concurrency,
+            max_idle=self.concurrency,
         )
+        return scheme.encode("ascii"), f"{scheme}://{self.host}", pool
+
+    async def fall_back_to_http(self) -> bool:
+        """An insecure registry that does not speak TLS: plain HTTP from now on (only once)."""
+        if not self.http_fallback:
+            return False
+        self.http_fallback = False
+        old = self.connections
+        self.scheme, self.origin, self.connections = self._origin_pool("http")
+        await old.aclose()
+        log.info("insecure registry answers plain HTTP", registry=self.host)
+        return True
 
     def other_origins(self) -> httpcore.AsyncConnectionPool:
         if self.others is None:
             self.others = httpcore.AsyncConnectionPool(
                 ssl_context=self.tls(),
-                max_connections=self.semaphore._value or 1,
+                max_connections=self.concurrency,
                 keepalive_expiry=KEEPALIVE_EXPIRY,
                 network_backend=self.backend,
             )
@@ -365,13 +373,8 @@ class _Endpoint:
             scheme=self.scheme, host=self.hostname, port=self.port, target=target.encode()
         )
 
-    @property
-    def origin(self) -> str:
-        return f"{self.scheme.decode()}://{self.host}"
-
     async def aclose(self) -> None:
-        if self.connections is not None:
-            await self.connections.aclose()
+        await self.connections.aclose()
         if self.others is not None:
             await self.others.aclose()
 
@@ -842,30 +845,16 @@ class RegistryClient:
             if endpoint.limiter is not None:
                 await endpoint.limiter.wait()
             started = time.perf_counter() if self._observer is not None else 0.0
-            if not target.startswith("/"):
+            if target.startswith("/"):
+                code, response_headers, body = await self._exchange_own(
+                    endpoint, method, target, headers, limit
+                )
+                text_url = endpoint.origin + target
+            else:
                 code, response_headers, body = await self._exchange_other(
                     endpoint, method, target, headers, limit
                 )
                 text_url = target
-            else:
-                try:
-                    code, response_headers, body = await self._exchange_own(
-                        endpoint, method, target, headers, limit
-                    )
-                except httpcore.ConnectError:
-                    if not (endpoint.http_fallback and endpoint.scheme == b"https"):
-                        raise
-                    # An insecure registry that does not speak TLS: plain HTTP from now on.
-                    endpoint.http_fallback = False
-                    old = endpoint.connections
-                    endpoint.set_scheme("http")
-                    if old is not None:
-                        await old.aclose()
-                    log.info("insecure registry answers plain HTTP", registry=endpoint.host)
-                    code, response_headers, body = await self._exchange_own(
-                        endpoint, method, target, headers, limit
-                    )
-                text_url = endpoint.origin + target
         if self._observer is not None:
             self._observer(endpoint.host, code, time.perf_counter() - started)
         if code == 429 or code >= 500:
@@ -887,8 +876,14 @@ class RegistryClient:
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The hot path: a request to the registry's own origin on a kept-alive connection."""
         pool = endpoint.connections
-        assert pool is not None
-        connection = await pool.acquire(self._connect_timeout)
+        try:
+            connection = await pool.acquire(self._connect_timeout)
+        except httpcore.ConnectError:
+            # Unless another request already switched it, only an insecure endpoint may retry.
+            if pool is endpoint.connections and not await endpoint.fall_back_to_http():
+                raise
+            pool = endpoint.connections
+            connection = await pool.acquire(self._connect_timeout)
         try:
             response = await connection.handle_async_request(
                 httpcore.Request(

@@ -366,6 +366,51 @@ async def test_insecure_plain_registry_falls_back_to_http(
     assert found.digest == pushed
 
 
+class _OneImage(BaseHTTPRequestHandler):
+    """Serves one image under any tag over plain HTTP and records each request's client port."""
+
+    protocol_version = "HTTP/1.1"
+    manifest, config, _layer = build_image()
+    ports: ClassVar[list[int]] = []
+
+    def do_GET(self) -> None:
+        type(self).ports.append(self.client_address[1])
+        body = self.config if "/blobs/" in self.path else self.manifest
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_MANIFEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def one_image() -> Iterator[str]:
+    """The host of a tiny plain-HTTP registry serving one image under any tag."""
+    _OneImage.ports = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OneImage)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def test_insecure_fallback_keeps_connections_alive(one_image: str) -> None:
+    """After falling back to plain HTTP, an insecure registry's connection is kept alive."""
+    config = Config(registries=(RegistryConfig(host=one_image, insecure=True, concurrency=1),))
+    async with client(config) as registry_client:
+        for n in range(4):
+            image(await registry_client.resolve(ImportRequest(f"{one_image}/app:t{n}")))
+    assert len(_OneImage.ports) == 5  # four manifests and the shared config blob
+    assert len(set(_OneImage.ports)) == 1
+
+
 async def test_allowed_registries(seeder: Seeder, repo_name: str) -> None:
     """A registry outside allowedRegistries is refused; a matching pattern is allowed."""
     seeder.push_image(repo_name, "1.0")
