@@ -32,6 +32,7 @@ from reconciler.imagestream import (
     ImageStream,
     StreamSet,
     TagReference,
+    TagSpec,
     load_streams,
 )
 from reconciler.inspect import ObjectName, short_digest
@@ -409,19 +410,18 @@ def _subject(destinations: Sequence[ObjectName], action: str) -> str:
     return f"{action} " + ", ".join(str(dst) for dst in destinations)
 
 
-def _followers(ctx: _Repo, deleted: Sequence[ObjectName]) -> list[str]:
-    """Tags left following a deleted tag."""
-    gone = {(d.namespace, d.stream, d.tag) for d in deleted}
+def _followers(ctx: _Repo, targets: Sequence[ObjectName]) -> list[tuple[ObjectName, TagSpec]]:
+    """The tags (other than ``targets``) that follow one of ``targets``."""
+    wanted = {str(t) for t in targets}
     found = []
     for stream in ctx.streamset.streams:
         for spec in stream.tags:
             if spec.source.kind != IMAGE_STREAM_TAG:
                 continue
-            name, _, tag = spec.source.name.rpartition(":")
-            key = (spec.source.namespace or stream.namespace, name or stream.name, tag)
-            mine = (stream.namespace, stream.name, spec.name)
-            if key in gone and mine not in gone:
-                found.append(f"{stream.namespace}/{stream.name}:{spec.name}")
+            name = ObjectName(stream.namespace, stream.name, spec.name)
+            upstream = inspect.followed(spec.source, stream.namespace, stream.name)
+            if str(upstream) in wanted and str(name) not in wanted:
+                found.append((name, spec))
     return found
 
 
@@ -543,7 +543,7 @@ def _delete_tags(
     said = [f"✓ {dst} deleted from the spec" for dst in destinations]
     said += [
         f"! {follower} follows a deleted tag and will fail until it changes"
-        for follower in _followers(ctx, destinations)
+        for follower, _ in _followers(ctx, destinations)
     ]
     step = "the next reconcile removes the lock entries; Git history keeps their past"
     change = _Change(

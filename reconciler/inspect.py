@@ -113,6 +113,16 @@ def parse_image_name(text: str, default_namespace: str) -> ObjectName:
     return name
 
 
+def followed(source: TagReference, namespace: str, stream: str) -> ObjectName:
+    """The tag an ``ImageStreamTag`` source of a tag in ``namespace``/``stream`` names.
+
+    ``from.name`` may leave out the stream (``latest``) and ``from.namespace`` the namespace;
+    both are the following tag's own then.
+    """
+    name, _, tag = source.name.rpartition(":")
+    return ObjectName(source.namespace or namespace, name or stream, tag)
+
+
 def _prefix_hex(prefix: str, what: str) -> str:
     hexpart = prefix.removeprefix(SHA256)
     if len(hexpart) < MIN_PREFIX:
@@ -617,7 +627,5 @@ def follows(
         spec = stream.tag(current.tag) if stream is not None and current.tag else None
         if spec is None or spec.source.kind != IMAGE_STREAM_TAG:
             return False
-        name, _, tag = spec.source.name.rpartition(":")
-        namespace = spec.source.namespace or current.namespace
-        current = ObjectName(namespace, name or current.stream, tag)
+        current = followed(spec.source, current.namespace, current.stream)
     return False

@@ -205,6 +205,14 @@ def test_tag_delete_removes_the_tag_from_the_spec(imported: Shop):
     assert (imported.work / STREAM_FILE).read_text() == STREAM
 
 
+def test_deleting_a_followed_tag_warns_about_its_followers(imported: Shop):
+    """tag -d names the tags left following the deleted one."""
+    assert imported.run("tag", "--alias", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
+    code, _, err = imported.run("tag", "-d", "shop/app:test")
+    assert code == 0, err
+    assert "! shop/app:prod follows a deleted tag and will fail until it changes" in err
+
+
 def test_a_tag_without_destination_is_a_usage_error(imported: Shop):
     """tag with only SRC exits 64, like every usage error."""
     assert imported.run("tag", "shop/app:test")[0] == 64

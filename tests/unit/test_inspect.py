@@ -418,6 +418,16 @@ def test_a_reference_tag_pins_its_own_repository():
     assert inspect.pin_source(STREAM, spec, digest(2)).name == f"{REPO}@{digest(2)}"
 
 
+def test_a_short_follow_source_names_a_tag_of_the_own_stream_and_namespace():
+    """from: {kind: ImageStreamTag, name: latest} follows latest of the following tag's stream."""
+    assert inspect.followed(TagReference("ImageStreamTag", "latest"), "shop", "app") == (
+        ObjectName("shop", "app", "latest")
+    )
+    assert inspect.followed(
+        TagReference("ImageStreamTag", "base:1", "platform"), "shop", "app"
+    ) == (ObjectName("platform", "base", "1"))
+
+
 def test_follows_walks_alias_chains_and_stops_at_cycles():
     """b → a is found through a chain; a cycle elsewhere does not loop forever."""
     streams = {
