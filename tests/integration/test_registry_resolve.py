@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -423,38 +422,51 @@ async def test_allowed_registries(seeder: Seeder, repo_name: str) -> None:
 
 
 class _CountingRegistry(BaseHTTPRequestHandler):
-    """Serves one image under any tag, slowly, and records the most requests in flight."""
+    """Serves one image under any tag and records the most requests in flight.
+
+    Each request is held until ``expected`` requests have been in flight at once (at most
+    ``HOLD`` seconds), so reaching the limit does not depend on how fast the machine is.
+    """
 
     protocol_version = "HTTP/1.1"
+    HOLD = 5.0
     manifest, config, _layer = build_image()
-    lock = threading.Lock()
+    changed = threading.Condition()
     in_flight = 0
+    expected = 0
     most: ClassVar[list[int]] = [0]
 
     def do_GET(self) -> None:
         cls = type(self)
-        with cls.lock:
+        with cls.changed:
             cls.in_flight += 1
             cls.most[0] = max(cls.most[0], cls.in_flight)
-        time.sleep(0.02)
+            cls.changed.notify_all()
+            if not cls.changed.wait_for(lambda: cls.most[0] >= cls.expected, timeout=cls.HOLD):
+                cls.expected = 0  # never reached: stop holding the others
         body = cls.config if "/blobs/" in self.path else cls.manifest
         self.send_response(200)
         self.send_header("Content-Type", OCI_MANIFEST)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        with cls.lock:
+        with cls.changed:
             cls.in_flight -= 1
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet."""
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # the default backlog of 5 drops simultaneous connects
+
+
 @pytest.mark.parametrize("concurrency", [None, 2])
 async def test_concurrency_per_registry(concurrency: int | None) -> None:
     """No more requests are in flight to a registry than its concurrency (default 8)."""
     _CountingRegistry.most = [0]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _CountingRegistry)
+    _CountingRegistry.expected = concurrency or 8
+    server = _Server(("127.0.0.1", 0), _CountingRegistry)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     host = f"127.0.0.1:{server.server_address[1]}"
