@@ -24,7 +24,7 @@ from reconciler import inspect, streamedit, trailers
 from reconciler.cli import output_option, repo_option, resolve_repo, table
 from reconciler.config import Config, load_config
 from reconciler.errors import GitError, InputError
-from reconciler.gitrepo import GitRepo
+from reconciler.gitrepo import GitRepo, TrailerIndex
 from reconciler.imagestream import (
     DOCKER_IMAGE,
     IMAGE_STREAM_IMAGE,
@@ -584,11 +584,14 @@ def _recover_entry(ctx: _Repo, name: ObjectName, digest: str) -> LockEntry | Non
     return None
 
 
-def _source_words(source: TagReference, namespace: str) -> str:
-    if source.kind == DOCKER_IMAGE:
-        return f"{source.name} still serves"
-    where = f"{source.namespace or namespace}/"
-    return f"{where}{source.name} still points at"
+def _last_committed(ctx: _Repo, name: ObjectName, spec: TagSpec) -> str | None:
+    """B of the revert rule: the image of the reconciler's newest commit for this tag and its
+    ``from``, from the trailers on the checked-out branch; None outside Git or when none says."""
+    try:
+        bases = TrailerIndex(GitRepo.open(ctx.root)).bases()
+    except GitError:
+        return None
+    return bases.get((str(name), spec.source.identity(name.namespace, name.stream)))
 
 
 @click.command("rollback")
@@ -618,9 +621,9 @@ def rollback(
     """Go back to an earlier image of a tag.
 
     A tag imported from a registry or following another tag is rolled back in its lock, exactly
-    as `git revert` of the bumps would; the reconciler keeps that until its source moves to a new
-    image. With --pin (and for tags that are pins already) the spec is changed instead, and the
-    image stays until a person changes the spec.
+    as 'git revert' of the bumps would; the output says how long the revert rule keeps it. With
+    --pin (and for tags that are pins already) the spec is changed instead, and the image stays
+    until a person changes the spec.
     """
     ctx = _Repo.load(repo)
     target = inspect.parse_tag_name(name, ctx.default_namespace(namespace))
@@ -679,12 +682,20 @@ def rollback(
     recovered = _recover_entry(ctx, target, item.image)
     new_entry = inspect.rolled_back(entry, revision, recovered)
     new_lock = replace(lock, tags={**lock.tags, target.tag: new_entry}, source_path=stream.path)
-    explanation = (
-        f"The lock now pins {goal}, as `git revert` of the last "
-        f"{'bump' if revision == 1 else f'{revision} bumps'} would. The reconciler keeps it while "
-        f"{_source_words(spec.source, target.namespace)} {was}; when that moves to a new image, "
-        "the tag moves with it. Tags that follow this one follow it back on the next reconcile. "
-        "For a pin that stays until someone changes the spec, use --pin."
+    bumps = "bump" if revision == 1 else f"{revision} bumps"
+    followers = [str(name) for name, other in _followers(ctx, [target]) if other.hold is None]
+    follow = "follows" if len(followers) == 1 else "follow"
+    explanation = " ".join(
+        [
+            f"The lock now pins {goal}, as 'git revert' of the last {bumps} would.",
+            inspect.rollback_outlook(stream, spec, item.image, _last_committed(ctx, target, spec)),
+            *(
+                [f"{', '.join(followers)} {follow} it back on the next reconcile."]
+                if followers
+                else []
+            ),
+            "For a pin that stays until someone changes the spec, use --pin.",
+        ]
     )
     change = _Change(
         {lock_path(*target.key): dumps(new_lock)},

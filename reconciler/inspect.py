@@ -21,6 +21,7 @@ from reconciler import schema
 from reconciler.errors import InputError
 from reconciler.imagestream import (
     DOCKER_IMAGE,
+    HOLD_ANNOTATION,
     IMAGE_STREAM_IMAGE,
     IMAGE_STREAM_TAG,
     LOCAL,
@@ -595,6 +596,47 @@ def rolled_back(entry: LockEntry, revision: int, recovered: LockEntry | None = N
         ),
         index_digest=recovered.index_digest if same and recovered else None,
         history=history[revision:],
+    )
+
+
+def rollback_outlook(stream: ImageStream, spec: TagSpec, goal: str, base: str | None) -> str:
+    """What the reconciler does next with a tag whose lock was rolled back to ``goal``.
+
+    The revert rule (DESIGN.md §4) with L = ``goal``, B = ``base`` (the image of the
+    reconciler's newest commit for this tag and its ``from``; None when Git has none) and U =
+    what the source gives at the next import: U == L or (L != B and U == B) keeps the tag,
+    anything else moves it to U. Held tags never move; unscheduled registry tags are looked at
+    again only on a spec change or ``import-image``, which takes U whatever it is.
+    """
+    if spec.hold is not None:
+        return (
+            f"The tag is held ({spec.hold}), so the reconciler leaves it there until the "
+            f"{HOLD_ANNOTATION} annotation is removed."
+        )
+    if spec.source.kind == DOCKER_IMAGE:
+        source, gives = spec.source.name, "serves"
+        if not spec.scheduled:
+            return (
+                f"The tag is not scheduled, so the reconciler does not look at {source} again "
+                "until the tag's spec changes or 'streamlock import-image' imports it, which "
+                f"takes whatever {source} serves then."
+            )
+    else:
+        source, gives = str(followed(spec.source, stream.namespace, stream.name)), "points at"
+    if base is None:
+        return (
+            "No reconciler commit on this branch records an image for this tag and source, so "
+            "the revert rule cannot tell the rollback from an outdated lock: the next reconcile "
+            f"takes whatever {source} {gives} then."
+        )
+    if base == goal:
+        return (
+            f"{short_digest(goal)} is the image the reconciler last committed, so it stays only "
+            f"while {source} {gives} it; once that moves, the next reconcile moves the tag too."
+        )
+    return (
+        f"The reconciler keeps it while {source} still {gives} {short_digest(base)}, the image "
+        "it last committed; when that moves to another image, the tag moves with it."
     )
 
 

@@ -287,6 +287,21 @@ def test_a_committed_rollback_is_kept_until_the_registry_moves_on(imported: Shop
     assert imported.images() == {"test": digest(3)}
 
 
+def test_a_second_rollback_names_the_image_the_reconciler_last_committed(imported: Shop):
+    """After two rollbacks the rule guards the reconciler's own last image, as the output says."""
+    imported.serve(3)
+    imported.reconcile()
+    assert imported.run("rollback", "--commit", "shop/app:test")[0] == 0
+    code, _, err = imported.run("rollback", "--commit", "shop/app:test")
+    assert code == 0, err
+    assert f"still serves sha256:{digest(3)[7:19]}, the image it last" in " ".join(err.split())
+    imported.reconcile()
+    assert imported.images() == {"test": digest(1)}
+    imported.serve(2)
+    imported.reconcile()
+    assert imported.images() == {"test": digest(2)}
+
+
 def test_a_rollback_commit_touches_only_the_lock_and_carries_no_trailers(imported: Shop):
     """The commit is a person's revert: no Streamlock-* trailers, so the revert rule sees it."""
     assert imported.run("rollback", "--commit", "shop/app:test")[0] == 0

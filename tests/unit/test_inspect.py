@@ -398,6 +398,48 @@ def test_a_rolled_back_lock_serialises_like_the_planner_would_keep_it():
     assert loads(dumps(rolled)).tags["test"] == rolled.tags["test"]
 
 
+def test_a_rollback_is_kept_while_the_source_serves_what_the_reconciler_last_committed():
+    """The outlook names B, the reconciler's own last image, not the image rolled back from."""
+    text = inspect.rollback_outlook(STREAM, TEST_SPEC, digest(1), digest(3))
+    assert text.startswith(
+        f"The reconciler keeps it while {REPO}:test still serves sha256:{digest(3)[7:19]},"
+    )
+
+
+def test_a_rollback_to_the_last_committed_image_stays_only_while_it_is_served():
+    """When L == B the rule keeps nothing: any other image U moves the tag."""
+    text = inspect.rollback_outlook(STREAM, TEST_SPEC, digest(3), digest(3))
+    assert "stays only while registry.example.com/shop/app:test serves it" in text
+
+
+def test_a_rollback_without_a_reconciler_commit_is_not_kept():
+    """Without B the next import takes whatever the source serves."""
+    text = inspect.rollback_outlook(STREAM, TEST_SPEC, digest(1), None)
+    assert "cannot tell the rollback from an outdated lock" in text
+
+
+def test_an_unscheduled_tag_is_rolled_back_until_the_next_import_image():
+    """An unscheduled registry tag is not looked at again, and import-image ignores the rule."""
+    spec = replace(TEST_SPEC, scheduled=False)
+    text = inspect.rollback_outlook(STREAM, spec, digest(1), digest(3))
+    assert text.startswith("The tag is not scheduled")
+    assert "'streamlock import-image'" in text
+
+
+def test_a_held_tag_stays_rolled_back_while_held():
+    """The hold annotation keeps any lock, rolled back or not."""
+    spec = replace(TEST_SPEC, annotations={"streamlock.dev/hold": "QA"})
+    text = inspect.rollback_outlook(STREAM, spec, digest(1), digest(3))
+    assert text.startswith("The tag is held (QA)")
+
+
+def test_a_follower_is_kept_while_its_tag_points_at_the_last_committed_image():
+    """A short ImageStreamTag source is named in full: namespace/stream:tag."""
+    spec = TagSpec("prod", TagReference("ImageStreamTag", "test"))
+    text = inspect.rollback_outlook(STREAM, spec, digest(1), digest(3))
+    assert f"while shop/app:test still points at sha256:{digest(3)[7:19]}," in text
+
+
 def test_pins_roll_back_in_the_spec_and_imports_in_the_lock():
     """ImageStreamImage and reference tags change the spec; --pin forces the spec."""
     assert inspect.rollback_mode(TEST_SPEC, pin=False) == inspect.ROLLBACK_LOCK
