@@ -778,10 +778,11 @@ class RegistryClient:
         target: str,
         headers: list[tuple[bytes, bytes]],
         limit: int,
+        content: bytes | None = None,
     ) -> _Response:
         """The first attempt runs bare (no retry machinery on the hot path); stamina the rest."""
         try:
-            return await self._attempt(endpoint, method, target, headers, limit)
+            return await self._attempt(endpoint, method, target, headers, limit, content)
         except _FAILURES as exc:
             first: BaseException | None = exc
             if self._backoff(exc) is False:
@@ -801,7 +802,7 @@ class RegistryClient:
                     if first is not None:
                         failure, first = first, None
                         raise failure
-                    result = await self._attempt(endpoint, method, target, headers, limit)
+                    result = await self._attempt(endpoint, method, target, headers, limit, content)
         except _FAILURES as exc:
             raise self._translate(endpoint, exc) from exc
         assert result is not None
@@ -839,6 +840,7 @@ class RegistryClient:
         target: str,
         headers: list[tuple[bytes, bytes]],
         limit: int,
+        content: bytes | None = None,
     ) -> _Response:
         """One HTTP exchange under the registry's concurrency and rate limits."""
         async with endpoint.semaphore:
@@ -852,7 +854,7 @@ class RegistryClient:
                 text_url = endpoint.origin + target
             else:
                 code, response_headers, body = await self._exchange_other(
-                    endpoint, method, target, headers, limit
+                    endpoint, method, target, headers, limit, content
                 )
                 text_url = target
         if self._observer is not None:
@@ -1011,15 +1013,17 @@ class RegistryClient:
                 (b"Content-Type", b"application/x-www-form-urlencoded"),
                 (b"Content-Length", str(len(body)).encode()),
             ]
-            response = await self._token_request(endpoint, b"POST", realm, headers, body)
+            response = await self._retrying(
+                endpoint, b"POST", realm, headers, MAX_TOKEN_BODY, content=body
+            )
         else:
             basic = credential.basic_header() if credential is not None else None
             if basic is not None:
                 headers.append((b"Authorization", basic.encode()))
             separator = "&" if parts.query else "?"
             query = urlencode(sorted(params.items()), quote_via=quote)
-            response = await self._token_request(
-                endpoint, b"GET", f"{realm}{separator}{query}", headers, b""
+            response = await self._retrying(
+                endpoint, b"GET", f"{realm}{separator}{query}", headers, MAX_TOKEN_BODY
             )
         if response.status != 200:
             who = f"credentials from {credential.source}" if credential else "anonymous access"
@@ -1040,38 +1044,6 @@ class RegistryClient:
             # Never echo it: a token is a secret even when it is unusable.
             raise AuthError(f"{endpoint.host}: the token server's answer holds no usable token")
         return f"Bearer {token}".encode(), ttl
-
-    async def _token_request(
-        self,
-        endpoint: _Endpoint,
-        method: bytes,
-        url: str,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-    ) -> _Response:
-        async def once() -> _Response:
-            code, response_headers, data = await self._exchange_other(
-                endpoint, method, url, headers, MAX_TOKEN_BODY, body or None
-            )
-            if code == 429 or code >= 500:
-                raise RetryableResponse(code, None)
-            return _Response(code, response_headers, data, url)
-
-        policy = self._retry
-        try:
-            async for attempt in stamina.retry_context(
-                on=self._backoff,
-                attempts=max(1, policy.attempts),
-                timeout=policy.timeout or None,
-                wait_initial=policy.wait_initial,
-                wait_max=policy.wait_max,
-                wait_jitter=policy.wait_jitter,
-            ):
-                with attempt:
-                    result = await once()
-        except _FAILURES as exc:
-            raise self._translate(endpoint, exc) from exc
-        return result
 
     # --- endpoints ----------------------------------------------------------------------------
     def _check_allowed(self, ref: ImageReference) -> None:

@@ -432,15 +432,24 @@ async def test_identity_token_uses_oauth2_refresh(home: Path) -> None:
     assert _OAuthRegistry.forms[0]["service"] == ["fake"]
 
 
-def _bearer_registry(token: str) -> type[BaseHTTPRequestHandler]:
-    """A bearer registry whose token server (same origin) issues ``token`` to anyone."""
+def _bearer_registry(token: str, failures: int = 0) -> type[BaseHTTPRequestHandler]:
+    """A bearer registry whose token server (same origin) issues ``token`` to anyone.
+
+    The token server answers 503 to its first ``failures`` requests; ``token_requests``
+    counts them all.
+    """
 
     class Registry(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         manifest, config, _layer = build_image()
+        token_requests: ClassVar[list[str]] = []
 
         def do_GET(self) -> None:
             if self.path.startswith("/token"):
+                self.token_requests.append(self.path)
+                if len(self.token_requests) <= failures:
+                    self._reply(503, b"{}")
+                    return
                 self._reply(200, json.dumps({"token": token, "expires_in": 300}).encode())
             elif self.headers.get("Authorization") != f"Bearer {token}":
                 challenge = f'Bearer realm="http://{self.headers["Host"]}/token",service="fake"'
@@ -476,3 +485,12 @@ async def test_unusable_token_leaks_nothing(home: Path, caplog: pytest.LogCaptur
     assert (failure.reason, failure.transient) == (status.UNAUTHORIZED, False)
     texts = [failure.message, repr(failure), repr(events), caplog.text]
     assert not [t for t in texts if secret in t]
+
+
+async def test_token_server_unavailable_then_served(home: Path) -> None:
+    """A token server answering 503 is retried like the registry, and the tag resolves."""
+    registry = _bearer_registry("good-token", failures=2)
+    with _serve(registry) as host:
+        found = await _resolve(f"{host}/fake/app:1.0", env={"HOME": str(home)})
+    assert isinstance(found, Image)
+    assert len(registry.token_requests) == 3  # type: ignore[attr-defined]
