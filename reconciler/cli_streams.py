@@ -88,10 +88,8 @@ class _Repo:
         key = (namespace, name)
         if key not in self.locks:
             relative = lock_path(namespace, name)
-            path = self.root / relative
-            if path.is_symlink():
-                raise InputError(f"{relative}: lock files may not be symlinks")
-            self.locks[key] = loads(path.read_bytes(), relative) if path.is_file() else None
+            data = _read(self.root, relative)
+            self.locks[key] = loads(data, relative) if data is not None else None
         return self.locks[key]
 
     def read_text(self, relative: str) -> str | None:

@@ -386,6 +386,16 @@ def test_set_image_lookup_commits_the_stream_file(imported: Shop):
     )
 
 
+def test_a_lock_folder_linked_out_of_the_repository_is_not_read(imported: Shop, tmp_path: Path):
+    """A symlink anywhere on a lock's path is refused, not only the lock file itself."""
+    outside = tmp_path / "outside"
+    (imported.work / "locks").rename(outside)
+    (imported.work / "locks").symlink_to(outside)
+    code, out, err = imported.run("resolve", "shop/app:test")
+    assert (code, out) == (1, "")
+    assert "locks is a symlink" in err
+
+
 def test_commands_on_a_missing_stream_say_it_is_not_found(imported: Shop):
     """describe and set image-lookup of an unknown stream fail with exit 1 and write nothing."""
     for args in (("describe", "shop/nope"), ("set", "image-lookup", "shop/nope")):
