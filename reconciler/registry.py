@@ -744,12 +744,7 @@ class RegistryClient:
     ) -> _Response:
         """One request with retries, then its redirects (no credentials to other origins)."""
         request_headers = (
-            headers
-            if authorization is None
-            else [
-                *headers,
-                (b"Authorization", authorization),
-            ]
+            headers if authorization is None else [*headers, (b"Authorization", authorization)]
         )
         response = await self._retrying(endpoint, method, target, request_headers, limit)
         for _ in range(MAX_REDIRECTS):
@@ -764,10 +759,9 @@ class RegistryClient:
                 path = absolute[len(endpoint.origin) :] or "/"
                 response = await self._retrying(endpoint, method, path, request_headers, limit)
                 continue
-            redirect_headers = [
-                (b"Host", parts.netloc.encode("ascii")),
-                (b"User-Agent", USER_AGENT_BYTES),
-            ]
+            # The same headers (Accept too) but another Host and never the Authorization.
+            host = parts.netloc.rpartition("@")[2].encode("ascii")
+            redirect_headers = [(b"Host", host), *(h for h in headers if h[0] != b"Host")]
             response = await self._retrying(endpoint, method, absolute, redirect_headers, limit)
         return response
 
@@ -1135,7 +1129,8 @@ async def _read_body(response: httpcore.Response, limit: int, what: str) -> byte
         async for chunk in response.stream:  # type: ignore[union-attr]
             size += len(chunk)
             if size > limit:
-                raise _TooLarge(f"response to {what} larger than {limit} bytes")
+                # No query: a signed storage URL's query is a credential of its own.
+                raise _TooLarge(f"response to {what.partition('?')[0]} larger than {limit} bytes")
             chunks.append(chunk)
     finally:
         await response.aclose()

@@ -19,6 +19,7 @@ import structlog
 from reconciler import status
 from reconciler.config import Config, RegistryAuth, RegistryConfig
 from reconciler.image import Image, ImportFailure, ImportRequest
+from reconciler.manifest import ACCEPT
 from reconciler.registry import RegistryClient, RetryPolicy
 from tests.fixtures.images import Seeder, build_image, sha256
 from tests.fixtures.registry_server import RegistryServer
@@ -299,14 +300,16 @@ async def test_anonymous_token_refused(
 
 # --- redirects to blob storage ----------------------------------------------------------------
 class _Storage(BaseHTTPRequestHandler):
-    """Blob storage on another origin (as S3 behind Docker Hub): records Authorization headers."""
+    """Storage on another origin (as S3 behind Docker Hub): records Authorization and Accept."""
 
     protocol_version = "HTTP/1.1"
     blobs: ClassVar[dict[str, bytes]] = {}
     authorizations: ClassVar[list[str | None]] = []
+    accepts: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         type(self).authorizations.append(self.headers.get("Authorization"))
+        type(self).accepts.append(self.headers.get("Accept"))
         body = self.blobs[self.path.rsplit("/", 1)[-1]]
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -317,11 +320,13 @@ class _Storage(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-def _redirecting_registry(storage: str, user: str, password: str) -> type[BaseHTTPRequestHandler]:
+def _redirecting_registry(
+    storage: str, user: str, password: str, *, manifests_too: bool = False
+) -> type[BaseHTTPRequestHandler]:
     expected = "Basic " + _basic(user, password)
 
     class Registry(BaseHTTPRequestHandler):
-        """Basic-auth registry whose blob GETs redirect to ``storage``."""
+        """Basic-auth registry whose blob (and maybe manifest) GETs redirect to ``storage``."""
 
         protocol_version = "HTTP/1.1"
         manifests: ClassVar[dict[str, bytes]] = {}
@@ -329,9 +334,9 @@ def _redirecting_registry(storage: str, user: str, password: str) -> type[BaseHT
         def do_GET(self) -> None:
             if self.headers.get("Authorization") != expected:
                 self._reply(401, b"{}", [("WWW-Authenticate", 'Basic realm="fake"')])
-            elif "/blobs/" in self.path:
-                digest = self.path.rsplit("/", 1)[-1]
-                self._reply(307, b"", [("Location", f"{storage}/store/{digest}")])
+            elif "/blobs/" in self.path or manifests_too:
+                name = self.path.rsplit("/", 1)[-1]
+                self._reply(307, b"", [("Location", f"{storage}/store/{name}")])
             else:
                 body = self.manifests[self.path.rsplit("/", 1)[-1]]
                 self._reply(200, body, [("Content-Type", json.loads(body)["mediaType"])])
@@ -367,7 +372,7 @@ async def test_blob_redirect_gets_no_credentials(home: Path) -> None:
     """A blob redirected to storage on another origin is fetched there without our credentials."""
     manifest, config, _ = build_image(labels={"org.opencontainers.image.version": "9"})
     _Storage.blobs = {sha256(config): config}
-    _Storage.authorizations = []
+    _Storage.authorizations, _Storage.accepts = [], []
     with _serve(_Storage) as storage:
         handler = _redirecting_registry(f"http://{storage}", "carol", "carol-secret")
         handler.manifests = {"1.0": manifest}  # type: ignore[attr-defined]
@@ -377,6 +382,24 @@ async def test_blob_redirect_gets_no_credentials(home: Path) -> None:
     assert isinstance(found, Image)
     assert found.labels == {"org.opencontainers.image.version": "9"}
     assert _Storage.authorizations == [None]
+
+
+async def test_manifest_redirect_keeps_accept_not_credentials(home: Path) -> None:
+    """A manifest redirected to another origin is asked for with every type, without credentials."""
+    manifest, config, _ = build_image()
+    _Storage.blobs = {"1.0": manifest, sha256(config): config}
+    _Storage.authorizations, _Storage.accepts = [], []
+    with _serve(_Storage) as storage:
+        handler = _redirecting_registry(
+            f"http://{storage}", "dan", "dan-secret", manifests_too=True
+        )
+        with _serve(handler) as host:
+            env = {"HOME": str(home), "REG_USER": "dan", "REG_PASS": "dan-secret"}
+            found = await _resolve(f"{host}/fake/app:1.0", config=_env_auth(host), env=env)
+    assert isinstance(found, Image)
+    assert found.digest == sha256(manifest)
+    assert _Storage.accepts[0] == ACCEPT
+    assert _Storage.authorizations == [None, None]
 
 
 class _OAuthRegistry(BaseHTTPRequestHandler):
