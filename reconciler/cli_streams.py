@@ -34,6 +34,7 @@ from reconciler.imagestream import (
     TagReference,
     TagSpec,
     load_streams,
+    parse_streams,
 )
 from reconciler.inspect import ObjectName, short_digest
 from reconciler.lockfile import LockEntry, StreamLock, dumps, loads, lock_path
@@ -92,15 +93,6 @@ class _Repo:
             self.locks[key] = loads(data, relative) if data is not None else None
         return self.locks[key]
 
-    def read_text(self, relative: str) -> str | None:
-        data = _read(self.root, relative)
-        if data is None:
-            return None
-        try:
-            return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{relative}: not valid UTF-8") from exc
-
     def location(self, namespace: str, name: str, path: str) -> streamedit.StreamLocation:
         implied = streamedit.implied_namespace(path, self.config.default_namespace)
         return streamedit.StreamLocation(path, namespace, name, implied)
@@ -121,6 +113,16 @@ def _checked(root: Path, relative: str) -> Path:
 def _read(root: Path, relative: str) -> bytes | None:
     path = _checked(root, relative)
     return path.read_bytes() if path.is_file() else None
+
+
+def _decode(data: bytes | None, relative: str) -> str:
+    """A stream file's text, without a byte-order mark (``_encode`` puts it back)."""
+    if data is None:
+        raise InputError(f"{relative} is gone", hint="run the command again")
+    try:
+        return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{relative}: not valid UTF-8") from exc
 
 
 def _encode(text: str, like: bytes | None) -> bytes:
@@ -377,11 +379,30 @@ def _edit_streams(
                 _check_new_stream(ctx, dst, path, originals[path])
                 texts[path] = streamedit.new_stream_text(dst.namespace, dst.stream)
             else:
-                text = ctx.read_text(path)
-                assert text is not None
-                texts[path] = text
+                texts[path] = _decode(originals[path], path)
         texts[path] = edit(texts[path], ctx.location(dst.namespace, dst.stream, path), dst)
-    return {path: _encode(texts[path], originals[path]) for path in texts}
+    files = {path: _encode(texts[path], originals[path]) for path in texts}
+    _check_edited(ctx, files, destinations)
+    return files
+
+
+def _check_edited(ctx: _Repo, files: Mapping[str, bytes], edited: Sequence[ObjectName]) -> None:
+    """Refuse an edit after which an edited stream no longer loads.
+
+    The other fields of a tag are kept, and some of them do not go with every ``from``
+    (``reference: true`` needs a digest pull spec): the loader says so before anything is written.
+    """
+    result = parse_streams(files, ctx.config)
+    loaded = {stream.key for stream in result.streams}
+    broken = sorted(
+        {f"{name.namespace}/{name.stream}" for name in edited if name.key not in loaded}
+    )
+    if broken:
+        problems = "; ".join(str(problem) for problem in result.problems)
+        raise InputError(
+            f"the edit would make image stream {', '.join(broken)} invalid: {problems}",
+            hint="change the conflicting fields by hand, or pick another destination",
+        )
 
 
 def _check_new_stream(ctx: _Repo, dst: ObjectName, path: str, existing: bytes | None) -> None:

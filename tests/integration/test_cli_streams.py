@@ -194,6 +194,22 @@ def test_tag_from_a_registry_creates_a_new_stream_that_reconciles(imported: Shop
     assert imported.lock("locks/web/site.lock.yaml").tags["live"].image == digest(7)
 
 
+def test_tag_refuses_an_edit_that_would_leave_the_stream_invalid(imported: Shop):
+    """A kept reference: true that a new mutable pull spec would break refuses the edit."""
+    path = imported.work / STREAM_FILE
+    pinned = f"{REPO}@{digest(2)}"
+    text = (
+        STREAM
+        + f"  - name: ref\n    reference: true\n    from: {{kind: DockerImage, name: {pinned}}}\n"
+    )
+    path.write_text(text)
+    code, _, err = imported.run("tag", "--source=docker", "quay.io/web/site:1", "shop/app:ref")
+    assert code == 1
+    assert "would make image stream shop/app invalid" in err
+    assert "reference: true needs a digest pull spec" in err
+    assert path.read_text() == text
+
+
 def test_tag_delete_removes_the_tag_from_the_spec(imported: Shop):
     """-d deletes the tag; the next pass drops its lock entry."""
     assert imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
