@@ -30,6 +30,7 @@ from reconciler.imagestream import (
     TagSpec,
 )
 from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, lock_path
+from reconciler.reference import ImageReference
 
 MIN_PREFIX = 12  # hex digits of a digest prefix, as DESIGN.md §11 asks
 SHA256 = "sha256:"
@@ -647,11 +648,8 @@ def pin_source(stream: ImageStream, spec: TagSpec, digest: str) -> TagReference:
     ``ImageStreamImage <own stream>@<digest>``, which the planner finds in the tag's own history.
     """
     if spec.reference:
-        repository = spec.source.name.split("@", 1)[0]
-        slash, colon = repository.rfind("/"), repository.rfind(":")
-        if colon > slash:
-            repository = repository[:colon]
-        return TagReference(DOCKER_IMAGE, f"{repository}@{digest}")
+        pull_spec = ImageReference.parse(spec.source.name).with_digest(digest)
+        return TagReference(DOCKER_IMAGE, pull_spec)
     return TagReference(IMAGE_STREAM_IMAGE, f"{stream.name}@{digest}")
 
 
