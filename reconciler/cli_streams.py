@@ -294,19 +294,20 @@ def resolve(name: str, namespace: str | None, output: str, repo: Path | None) ->
 # --- tag -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Source:
-    """What ``tag`` writes into each destination, before the namespace is settled."""
+_WORDS = {DOCKER_IMAGE: "import", IMAGE_STREAM_TAG: "alias", IMAGE_STREAM_IMAGE: "promotion"}
 
-    kind: str
-    name: str
-    namespace: str | None  # the source's namespace for stream sources
-    shown: str  # for messages: app@sha256:4f1c2a3, app:test, or the pull spec
-    word: str  # promotion | alias | import
 
-    def reference(self, destination_namespace: str) -> TagReference:
-        namespace = self.namespace if self.namespace != destination_namespace else None
-        return TagReference(self.kind, self.name, namespace)
+def _written_in(source: TagReference, namespace: str) -> TagReference:
+    """``source`` as a tag in ``namespace`` writes it: ``from.namespace`` only for another one."""
+    return replace(source, namespace=None) if source.namespace == namespace else source
+
+
+def _shown(ref: TagReference, digits: int = inspect.MIN_PREFIX) -> str:
+    """A ``from`` for messages: the pull spec, ``app:test``, or ``app@sha256:`` and ``digits``."""
+    if ref.kind == IMAGE_STREAM_IMAGE:
+        stream, _, digest = ref.name.partition("@")
+        return f"{stream}@{short_digest(digest, digits)}"
+    return ref.name
 
 
 def _tag_source(
@@ -315,8 +316,9 @@ def _tag_source(
     default_namespace: str,
     kind: str | None,
     alias: bool,
-) -> tuple[_Source, ObjectName | None]:
-    """The ``from`` a ``tag`` writes, and the stream name it came from (None for a pull spec)."""
+) -> tuple[TagReference, ObjectName | None]:
+    """The ``from`` a ``tag`` writes (with the namespace of a stream source), and the stream name
+    it came from (None for a pull spec)."""
     if kind == DOCKER_IMAGE:
         if alias:
             raise click.UsageError("--alias needs an image stream tag as SRC, not --source=docker")
@@ -326,7 +328,7 @@ def _tag_source(
                 f"registry {reference.registry} is not in allowedRegistries",
                 hint="add it to allowedRegistries in streamlock.yaml",
             )
-        return _Source(DOCKER_IMAGE, text, None, text, "import"), None
+        return TagReference(DOCKER_IMAGE, text), None
     src = inspect.parse_image_name(text, default_namespace)
     if kind == IMAGE_STREAM_TAG and src.tag is None:
         raise click.UsageError(f"--source=istag needs SRC as STREAM:TAG, got {text!r}")
@@ -341,17 +343,14 @@ def _tag_source(
                 f"{src} is not a tag",
                 hint=f"'streamlock describe {src.namespace}/{src.stream}' lists the tags",
             )
-        name = f"{src.stream}:{src.tag}"
-        return _Source(IMAGE_STREAM_TAG, name, src.namespace, name, "alias"), src
+        return TagReference(IMAGE_STREAM_TAG, f"{src.stream}:{src.tag}", src.namespace), src
     lock = ctx.lock(*src.key)
     if src.tag is not None:
         digest = inspect.tag_entry(stream, lock, src.tag).image
     else:
         assert src.digest is not None
         digest = inspect.match_digest(src.digest, inspect.lock_digests(lock), str(src))
-    name = f"{src.stream}@{digest}"
-    shown = f"{src.stream}@{short_digest(digest, 7)}"
-    return _Source(IMAGE_STREAM_IMAGE, name, src.namespace, shown, "promotion"), src
+    return TagReference(IMAGE_STREAM_IMAGE, f"{src.stream}@{digest}", src.namespace), src
 
 
 def _edit_streams(
@@ -511,40 +510,32 @@ def tag(
                 f"{src} follows {dst} already; making {dst} follow it would be a cycle",
             )
 
+    written = {str(dst): _written_in(source, dst.namespace) for dst in destinations}
+
     def edit(text: str, where: streamedit.StreamLocation, dst: ObjectName) -> str:
         assert dst.tag is not None
         return streamedit.set_tag(
-            text, where, dst.tag, source.reference(dst.namespace), scheduled=scheduled or None
+            text, where, dst.tag, written[str(dst)], scheduled=scheduled or None
         )
 
     files = _edit_streams(ctx, destinations, edit, create=True)
     said = []
+    lines = []
     for dst in destinations:
-        ref = source.reference(dst.namespace)
+        ref = written[str(dst)]
         where = f"{ref.namespace}/" if ref.namespace else ""
         said.append(f"✓ {dst} → {ref.kind} {where}{_shown(ref)}")
-    word = f"{source.word}, scheduled" if scheduled else source.word
+        lines.append(f"{dst.tag}: {ref.kind} {ref.name}")
+    word = f"{_WORDS[source.kind]}, scheduled" if scheduled else _WORDS[source.kind]
     origin = f" from {src}" if src is not None else ""
-    lines = [
-        f"{dst.tag}: {ref.kind} {ref.name}"
-        for dst in destinations
-        for ref in [source.reference(dst.namespace)]
-    ]
     change = _Change(
         files,
-        subject=f"{_subject(destinations, 'tag')} ← {source.shown} ({word})",
+        subject=f"{_subject(destinations, 'tag')} ← {_shown(source, 7)} ({word})",
         body="\n".join([*lines, "", f"Made with streamlock tag{origin}."]),
         said=tuple(said),
         next_step="the next reconcile updates the lock",
     )
     _apply(ctx, change, commit)
-
-
-def _shown(ref: TagReference) -> str:
-    if ref.kind == IMAGE_STREAM_IMAGE:
-        stream, _, digest = ref.name.partition("@")
-        return f"{stream}@{short_digest(digest)}"
-    return ref.name
 
 
 def _delete_tags(
