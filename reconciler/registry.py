@@ -103,10 +103,13 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
+    """Seconds per step of one attempt; ``attempt`` bounds it all, so a trickle cannot stall."""
+
     connect: float = 10.0
-    read: float = 30.0
+    read: float = 30.0  # between two reads
     write: float = 30.0
     pool: float = 120.0
+    attempt: float = 120.0  # from connecting to the last byte of the body
 
 
 # --- pure helpers -----------------------------------------------------------------------------
@@ -406,6 +409,7 @@ class RegistryClient:
         }
         self._observer = observer
         self._connect_timeout = t.connect
+        self._attempt_timeout = t.attempt
         self._max_inflight = max(1, max_inflight)
         self._clock = clock
         self._endpoints: dict[str, _Endpoint] = {}
@@ -837,30 +841,34 @@ class RegistryClient:
         content: bytes | None = None,
     ) -> _Response:
         """One HTTP exchange under the registry's concurrency and rate limits."""
+        own = target.startswith("/")  # else an absolute URL on another origin
         async with endpoint.semaphore:
             if endpoint.limiter is not None:
                 await endpoint.limiter.wait()
             started = time.perf_counter() if self._observer is not None else 0.0
-            if target.startswith("/"):
-                code, response_headers, body = await self._exchange_own(
-                    endpoint, method, target, headers, limit
-                )
-                text_url = endpoint.origin + target
-            else:
-                code, response_headers, body = await self._exchange_other(
-                    endpoint, method, target, headers, limit, content
-                )
-                text_url = target
+            try:
+                async with asyncio.timeout(self._attempt_timeout):
+                    if own:
+                        code, response_headers, body = await self._exchange_own(
+                            endpoint, method, target, headers, limit
+                        )
+                    else:
+                        code, response_headers, body = await self._exchange_other(
+                            endpoint, method, target, headers, limit, content
+                        )
+            except TimeoutError as exc:
+                raise httpcore.ReadTimeout(
+                    f"no complete answer within {self._attempt_timeout:g} s"
+                ) from exc
         if self._observer is not None:
             self._observer(endpoint.host, code, time.perf_counter() - started)
+        response = _Response(
+            code, response_headers, body, endpoint.origin + target if own else target
+        )
         if code == 429 or code >= 500:
-            retry_after = None
-            for key, value in response_headers:
-                if key.lower() == b"retry-after":
-                    retry_after = parse_retry_after(value.decode("latin-1"), datetime.now(UTC))
-                    break
+            retry_after = parse_retry_after(response.header(b"retry-after"), datetime.now(UTC))
             raise RetryableResponse(code, retry_after)
-        return _Response(code, response_headers, body, text_url)
+        return response
 
     async def _exchange_own(
         self,

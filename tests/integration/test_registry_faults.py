@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -13,7 +16,7 @@ from reconciler.config import Config, RegistryConfig
 from reconciler.image import Image, ImportFailure, ImportRequest
 from reconciler.registry import RegistryClient, RetryPolicy, Timeouts
 from tests.fixtures.fault_proxy import WRONG_DIGEST, FaultProxy
-from tests.fixtures.images import Seeder
+from tests.fixtures.images import OCI_MANIFEST, Seeder, build_image
 from tests.fixtures.registry_server import RegistryServer
 
 ATTEMPTS = 4
@@ -157,3 +160,52 @@ async def test_rate_limit_shared_by_registry(
         )
     assert all(isinstance(o, Image) for o in results.values())
     assert proxy.count("GET", MANIFESTS) == len(tags) + 3
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Answers every GET one byte per 50 ms: each read is quick, the whole answer is not."""
+
+    protocol_version = "HTTP/1.1"
+    manifest, _config, _layer = build_image()
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).requests.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_MANIFEST)
+        self.send_header("Content-Length", str(len(self.manifest)))
+        self.end_headers()
+        try:
+            for byte in self.manifest[:100]:  # bounded: about 5 s at most
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            return  # the client gave up
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def trickle() -> Iterator[str]:
+    """The host of a registry that trickles its answers in."""
+    _Trickle.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def test_trickling_answer_is_abandoned(trickle: str) -> None:
+    """An answer that keeps trickling in is cut off per attempt; the tag fails after the budget."""
+    failure = await _resolve(f"{trickle}/app:1.0", timeouts=Timeouts(read=1.0, attempt=0.3))
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.REGISTRY_UNAVAILABLE, True)
+    assert "0.3 s" in failure.message
+    assert len(_Trickle.requests) == ATTEMPTS
