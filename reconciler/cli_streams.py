@@ -225,6 +225,17 @@ def _commit_option(func: Any) -> Any:
     )(func)
 
 
+def _view_command(name: str, metavar: str) -> Callable[[Callable[..., None]], click.Command]:
+    """A read command: one NAME argument, then -n, -o and --repo."""
+
+    def wrap(func: Callable[..., None]) -> click.Command:
+        for option in (repo_option, output_option, _namespace_option):
+            func = option(func)
+        return click.command(name)(click.argument("name", metavar=metavar)(func))
+
+    return wrap
+
+
 def _emit(data: Any, output: str, text: Callable[[], str]) -> None:
     if output == "table":
         click.echo(text(), nl=False)
@@ -239,11 +250,7 @@ def _now() -> datetime:
 # --- describe / history / resolve ----------------------------------------------------------------
 
 
-@click.command("describe")
-@click.argument("name", metavar="NAMESPACE/STREAM[:TAG]")
-@_namespace_option
-@output_option
-@repo_option
+@_view_command("describe", "NAMESPACE/STREAM[:TAG]")
 def describe(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
     """Show a stream like ``oc describe is``: source, current image and history of each tag."""
     ctx = _Repo.load(repo)
@@ -258,11 +265,7 @@ def describe(name: str, namespace: str | None, output: str, repo: Path | None) -
     )
 
 
-@click.command("history")
-@click.argument("name", metavar="NAMESPACE/STREAM:TAG")
-@_namespace_option
-@output_option
-@repo_option
+@_view_command("history", "NAMESPACE/STREAM:TAG")
 def history(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
     """List the images a tag pointed at, newest first; REVISION is what ``rollback --to`` takes."""
     ctx = _Repo.load(repo)
@@ -278,11 +281,7 @@ def history(name: str, namespace: str | None, output: str, repo: Path | None) ->
     )
 
 
-@click.command("resolve")
-@click.argument("name", metavar="NAMESPACE/STREAM:TAG|NAMESPACE/STREAM@sha256:PREFIX")
-@_namespace_option
-@output_option
-@repo_option
+@_view_command("resolve", "NAMESPACE/STREAM:TAG|NAMESPACE/STREAM@sha256:PREFIX")
 def resolve(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
     """Print the pull spec (dockerImageReference) a tag or a stream image resolves to."""
     ctx = _Repo.load(repo)
