@@ -252,7 +252,10 @@ def _now() -> datetime:
 
 @_view_command("describe", "NAMESPACE/STREAM[:TAG]")
 def describe(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
-    """Show a stream like ``oc describe is``: source, current image and history of each tag."""
+    """Show an image stream, like 'oc describe is'.
+
+    For each tag: where its image comes from, the current image and the images before it.
+    """
     ctx = _Repo.load(repo)
     target = inspect.parse_stream_name(name, ctx.default_namespace(namespace))
     stream = ctx.stream(target)
@@ -267,7 +270,11 @@ def describe(name: str, namespace: str | None, output: str, repo: Path | None) -
 
 @_view_command("history", "NAMESPACE/STREAM:TAG")
 def history(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
-    """List the images a tag pointed at, newest first; REVISION is what ``rollback --to`` takes."""
+    """List the images a tag pointed at, newest first.
+
+    REVISION is what 'rollback --to' takes; IMAGE is a digest prefix that
+    NAMESPACE/STREAM@sha256:PREFIX names accept.
+    """
     ctx = _Repo.load(repo)
     target = inspect.parse_tag_name(name, ctx.default_namespace(namespace))
     assert target.tag is not None
@@ -283,7 +290,10 @@ def history(name: str, namespace: str | None, output: str, repo: Path | None) ->
 
 @_view_command("resolve", "NAMESPACE/STREAM:TAG|NAMESPACE/STREAM@sha256:PREFIX")
 def resolve(name: str, namespace: str | None, output: str, repo: Path | None) -> None:
-    """Print the pull spec (dockerImageReference) a tag or a stream image resolves to."""
+    """Print the pull spec a tag or a stream image resolves to.
+
+    Only the pull spec (the lock's dockerImageReference) goes to stdout, for scripts.
+    """
     ctx = _Repo.load(repo)
     target = inspect.parse_image_name(name, ctx.default_namespace(namespace))
     found = inspect.resolve(ctx.stream(target), ctx.lock(*target.key), target)
@@ -474,7 +484,9 @@ def tag(
     commit: bool,
     repo: Path | None,
 ) -> None:
-    """Point DST tags at SRC, like ``oc tag``; edits the stream files only.
+    """Point DST tags at SRC, like 'oc tag'.
+
+    Only the stream files are edited; the next reconcile updates the locks.
 
     \b
     streamlock tag shop/app:test shop/app:prod          promote: pin prod to test's image
@@ -726,7 +738,7 @@ def rollback(
 
 @click.group("set")
 def set_group() -> None:
-    """Change a setting of image streams (like ``oc set``)."""
+    """Change a setting of image streams, like 'oc set'."""
 
 
 @set_group.command("image-lookup")
@@ -743,7 +755,11 @@ def set_group() -> None:
 def image_lookup(
     names: tuple[str, ...], enabled: bool, namespace: str | None, commit: bool, repo: Path | None
 ) -> None:
-    """Set spec.lookupPolicy.local on image streams (like ``oc set image-lookup``)."""
+    """Set spec.lookupPolicy.local, like 'oc set image-lookup'.
+
+    With it, 'streamlock render' resolves short stream:tag image names in the namespace's
+    manifests.
+    """
     ctx = _Repo.load(repo)
     default = ctx.default_namespace(namespace)
     targets = [inspect.parse_stream_name(text, default) for text in names]

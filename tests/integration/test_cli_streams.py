@@ -419,3 +419,13 @@ def test_commands_on_a_missing_stream_say_it_is_not_found(imported: Shop):
         assert code == 1
         assert err.startswith("✗ image stream shop/nope not found; no file under streams/")
     assert imported.repo.git("status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    "command", ["describe", "history", "resolve", "tag", "rollback", "set", "set image-lookup"]
+)
+def test_help_is_plain_terminal_text(command: str):
+    """--help of the commands for people shows no reST markup such as ``oc tag``."""
+    result = CliRunner().invoke(GROUP, [*command.split(), "--help"])
+    assert result.exit_code == 0
+    assert "``" not in result.stdout
