@@ -787,6 +787,7 @@ class RegistryClient:
                 raise self._translate(endpoint, exc) from exc
         policy = self._retry
         result: _Response | None = None
+        attempts = 1
         try:
             async for attempt in stamina.retry_context(
                 on=self._backoff,
@@ -797,30 +798,32 @@ class RegistryClient:
                 wait_jitter=policy.wait_jitter,
             ):
                 with attempt:
+                    attempts = attempt.num  # the first one is the bare attempt's failure
                     if first is not None:
                         failure, first = first, None
                         raise failure
                     result = await self._attempt(endpoint, method, target, headers, limit, content)
         except _FAILURES as exc:
-            raise self._translate(endpoint, exc) from exc
+            raise self._translate(endpoint, exc, attempts) from exc
         assert result is not None
         return result
 
     def _backoff(self, exc: BaseException) -> bool | float:
         return backoff(exc, self._retry)
 
-    def _translate(self, endpoint: _Endpoint, exc: BaseException) -> RegistryError:
+    def _translate(
+        self, endpoint: _Endpoint, exc: BaseException, attempts: int = 1
+    ) -> RegistryError:
         if isinstance(exc, RegistryError):
             return exc
         if isinstance(exc, RetryableResponse):
             if exc.status_code == 429:
                 return RateLimited(
-                    f"{endpoint.host}: rate limited (HTTP 429) after {self._retry.attempts} "
-                    "attempts",
+                    f"{endpoint.host}: rate limited (HTTP 429) after {attempts} attempts",
                     retry_after=exc.retry_after,
                 )
             return RegistryUnavailable(
-                f"{endpoint.host}: HTTP {exc.status_code} after {self._retry.attempts} attempts"
+                f"{endpoint.host}: HTTP {exc.status_code} after {attempts} attempts"
             )
         if isinstance(exc, _TooLarge):
             return UnsupportedManifest(f"{endpoint.host}: {exc}")

@@ -65,6 +65,7 @@ async def test_rate_limited_throughout(proxy: FaultProxy, reference: str) -> Non
     assert isinstance(failure, ImportFailure)
     assert (failure.reason, failure.transient) == (status.RATE_LIMITED, True)
     assert proxy.count() == ATTEMPTS
+    assert f"after {ATTEMPTS} attempts" in failure.message
 
 
 async def test_unavailable_then_served(proxy: FaultProxy, reference: str) -> None:
@@ -82,6 +83,20 @@ async def test_unavailable_throughout(proxy: FaultProxy, reference: str) -> None
     assert isinstance(failure, ImportFailure)
     assert (failure.reason, failure.transient) == (status.REGISTRY_UNAVAILABLE, True)
     assert proxy.count() == ATTEMPTS
+    assert f"HTTP 503 after {ATTEMPTS} attempts" in failure.message
+
+
+async def test_retry_time_runs_out_first(proxy: FaultProxy, reference: str) -> None:
+    """When the retry time ends before the attempt budget, the message counts real attempts."""
+    policy = RetryPolicy(
+        attempts=1000, timeout=0.3, wait_initial=0.05, wait_max=0.05, wait_jitter=0
+    )
+    proxy.fail(503, times=None)
+    async with RegistryClient(Config(), env={}, retry=policy) as client:
+        failure = await client.resolve(ImportRequest(reference))
+    assert isinstance(failure, ImportFailure)
+    assert 1 < proxy.count() < policy.attempts
+    assert f"HTTP 503 after {proxy.count()} attempts" in failure.message
 
 
 async def test_connection_reset_then_served(proxy: FaultProxy, reference: str) -> None:
