@@ -123,7 +123,14 @@ class ImageStream:
 
 STREAMS_DIR = "streams"
 STREAM_SUFFIXES = (".yaml", ".yml", ".json")
-_LIST_KINDS = ("List", "ImageStreamList")
+LIST_KINDS = ("List", "ImageStreamList")
+
+
+def folder_namespace(path: str) -> str | None:
+    """The namespace a stream file's folder gives objects without ``metadata.namespace``: the
+    first folder under ``streams/`` (``streams/shop/x/app.yaml`` → ``shop``), else None."""
+    parts = PurePosixPath(path).parts
+    return parts[1] if len(parts) > 2 and parts[0] == STREAMS_DIR else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +279,7 @@ def _stream(
 
 def _objects(doc: schema.Document) -> list[JsonPath]:
     """Paths of the ImageStream objects in a schema-valid document."""
-    if doc.data.get("kind") in _LIST_KINDS:
+    if doc.data.get("kind") in LIST_KINDS:
         return [("items", index) for index in range(len(doc.data.get("items") or ()))]
     return [()]
 
@@ -285,8 +292,7 @@ def _parse_file(
         documents = schema.parse_documents(data, path)
     except ValidationError as exc:
         return [], list(exc.problems)
-    parts = PurePosixPath(path).parts
-    folder = parts[1] if len(parts) > 2 and parts[0] == STREAMS_DIR else None
+    folder = folder_namespace(path)
     found: list[tuple[ImageStream, schema.Document, JsonPath]] = []
     problems: list[Problem] = []
     for doc in documents:

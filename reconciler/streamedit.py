@@ -23,7 +23,6 @@ import json
 import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -32,12 +31,10 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 
 from reconciler.errors import InputError
-from reconciler.imagestream import TagReference
+from reconciler.imagestream import LIST_KINDS, STREAMS_DIR, TagReference, folder_namespace
 
 API_VERSION = "image.openshift.io/v1"
 KIND = "ImageStream"
-LIST_KINDS = ("List", "ImageStreamList")
-STREAMS_DIR = "streams"
 
 _MARKER_RE = re.compile(r"^---(?:[ \t]|$)")
 _COMMENT_RE = re.compile(r"\s+#.*$")
@@ -60,10 +57,7 @@ class StreamLocation:
 def implied_namespace(path: str, default_namespace: str) -> str:
     """The namespace of a stream file's objects without ``metadata.namespace``: its folder under
     ``streams/``, else the config default (the loader's rule)."""
-    parts = PurePosixPath(path).parts
-    if len(parts) > 2 and parts[0] == STREAMS_DIR:
-        return parts[1]
-    return default_namespace
+    return folder_namespace(path) or default_namespace
 
 
 def stream_file_path(namespace: str, name: str) -> str:
