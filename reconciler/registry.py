@@ -468,7 +468,9 @@ class RegistryClient:
     async def list_tags(self, reference: str, page_size: int = 100) -> list[str]:
         """Every tag of the reference's repository, following ``Link`` pagination as given."""
         ref = ImageReference.parse(reference)
-        self._check_allowed(ref)
+        refusal = self._refusal(ref)
+        if refusal is not None:
+            raise InputError(refusal)
         endpoint = self._endpoint(ref.registry_host, ref.registry)
         repository = ref.repository
         target: str | None = f"/v2/{repository}/tags/list?n={int(page_size)}"
@@ -504,12 +506,9 @@ class RegistryClient:
 
     async def _resolve(self, request: ImportRequest) -> Observation:
         ref = self._parse(request.reference)
-        if not self._config.registry_allowed(ref.registry):
-            return ImportFailure(
-                status.ACCESS_DENIED,
-                f"{ref.registry} is not in allowedRegistries of streamlock.yaml",
-                transient=False,
-            )
+        refusal = self._refusal(ref)
+        if refusal is not None:
+            return ImportFailure(status.ACCESS_DENIED, refusal, transient=False)
         try:
             wanted = Platform.parse(request.platform)
         except ValueError as exc:
@@ -1051,9 +1050,11 @@ class RegistryClient:
         return f"Bearer {token}".encode(), ttl
 
     # --- endpoints ----------------------------------------------------------------------------
-    def _check_allowed(self, ref: ImageReference) -> None:
-        if not self._config.registry_allowed(ref.registry):
-            raise InputError(f"{ref.registry} is not in allowedRegistries of streamlock.yaml")
+    def _refusal(self, ref: ImageReference) -> str | None:
+        """Why ``allowedRegistries`` forbids asking the reference's registry, or None."""
+        if self._config.registry_allowed(ref.registry):
+            return None
+        return f"{ref.registry} is not in allowedRegistries of streamlock.yaml"
 
     def _endpoint(self, host: str, cred_key: str) -> _Endpoint:
         """The pooled client for a registry host, made on first use from its config entry."""

@@ -9,6 +9,7 @@ import pytest
 
 from reconciler import status
 from reconciler.config import Config
+from reconciler.errors import InputError
 from reconciler.image import ImportFailure, ImportRequest
 from reconciler.registry import (
     Challenge,
@@ -156,12 +157,20 @@ async def test_disallowed_registry_fails_without_a_request() -> None:
     """A registry outside allowedRegistries is a permanent AccessDenied failure."""
     config = Config(allowed_registries=("quay.io",))
     async with RegistryClient(config, env={}) as client:
-        observation = await client.resolve(ImportRequest("docker.io/library/python:3"))
+        # Were 127.0.0.1:9 asked, the failure would be a refused connection instead.
+        observation = await client.resolve(ImportRequest("127.0.0.1:9/app:3"))
     assert observation == ImportFailure(
         status.ACCESS_DENIED,
-        "docker.io is not in allowedRegistries of streamlock.yaml",
+        "127.0.0.1:9 is not in allowedRegistries of streamlock.yaml",
         transient=False,
     )
+
+
+async def test_disallowed_registry_lists_no_tags() -> None:
+    """Tag listing refuses a registry outside allowedRegistries before any request."""
+    async with RegistryClient(Config(allowed_registries=("quay.io",)), env={}) as client:
+        with pytest.raises(InputError, match="allowedRegistries"):
+            await client.list_tags("127.0.0.1:9/app")  # were it asked: connection refused
 
 
 async def test_bad_reference_is_invalid_spec() -> None:
