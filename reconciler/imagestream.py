@@ -142,7 +142,7 @@ class StreamSet:
     files: tuple[str, ...] = ()  # repository-relative paths read, sorted
 
 
-def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+def name_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
     """Stream, namespace and tag name patterns, taken from the schema so they never drift."""
     return (
         schema.definition_pattern(schema.IMAGESTREAM_SCHEMA, "streamName"),
@@ -155,7 +155,7 @@ def _source_problem(
     doc: schema.Document, where: JsonPath, source: TagReference, reference: bool
 ) -> Problem | None:
     """Checks of ``from.name`` the schema cannot express, by kind."""
-    stream_re, _, tag_re = _patterns()
+    stream_re, _, tag_re = name_patterns()
     name = source.name
     at = (*where, "from", "name")
     if source.kind == DOCKER_IMAGE:
@@ -253,7 +253,7 @@ def _stream(
     problems: list[Problem] = []
     if namespace is None and folder is not None:
         namespace = folder
-        if not _patterns()[1].search(folder):
+        if not name_patterns()[1].search(folder):
             problems.append(
                 doc.problem(
                     (*base, "metadata"),

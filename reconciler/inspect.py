@@ -17,7 +17,6 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from reconciler import schema
 from reconciler.errors import InputError
 from reconciler.imagestream import (
     DOCKER_IMAGE,
@@ -28,6 +27,7 @@ from reconciler.imagestream import (
     ImageStream,
     TagReference,
     TagSpec,
+    name_patterns,
 )
 from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, lock_path
 from reconciler.reference import ImageReference
@@ -63,9 +63,7 @@ class ObjectName:
 
 def parse_name(text: str, default_namespace: str) -> ObjectName:
     """``[ns/]stream[:tag|@[sha256:]hex]``; the namespace defaults to ``default_namespace``."""
-    stream_re = schema.definition_pattern(schema.IMAGESTREAM_SCHEMA, "streamName")
-    namespace_re = schema.definition_pattern(schema.IMAGESTREAM_SCHEMA, "namespaceName")
-    tag_re = schema.definition_pattern(schema.IMAGESTREAM_SCHEMA, "tagName")
+    stream_re, namespace_re, tag_re = name_patterns()
     hint = "write NAMESPACE/STREAM:TAG, STREAM:TAG (with -n) or STREAM@sha256:<digest prefix>"
     rest, digest, tag = text, None, None
     if "@" in rest:
