@@ -125,6 +125,11 @@ def followed(source: TagReference, namespace: str, stream: str) -> ObjectName:
 
 def _prefix_hex(prefix: str, what: str) -> str:
     hexpart = prefix.removeprefix(SHA256)
+    if not set(hexpart) <= _HEX:
+        raise InputError(
+            f"{what}: {prefix!r} is not a sha256 digest or prefix",
+            hint="give lower-case hex digits, as 'streamlock history' prints them",
+        )
     if len(hexpart) < MIN_PREFIX:
         raise InputError(
             f"{what}: digest prefix {prefix!r} is too short",

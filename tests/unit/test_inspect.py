@@ -134,6 +134,12 @@ def test_a_short_prefix_is_an_error():
         inspect.match_digest("sha256:abcdef", ["sha256:" + "abcdef" * 10 + "abcd"], "x")
 
 
+def test_a_prefix_that_is_not_hex_is_refused_as_such():
+    """--to takes a digest prefix without going through name parsing; non-hex is named."""
+    with pytest.raises(InputError, match="not a sha256 digest or prefix"):
+        inspect.rollback_revision(TEST_ENTRY, "sha256:release-2026", "x")
+
+
 def test_a_prefix_matching_nothing_is_an_error():
     """An unknown image points to history."""
     with pytest.raises(InputError, match="no image"):
