@@ -24,11 +24,11 @@ import json
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpcore
@@ -87,6 +87,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+\Z")  # visible ASCII: safe in an Authorization header
 
 Observer = Callable[[str, int, float], None]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +416,7 @@ class RegistryClient:
         self._endpoints: dict[str, _Endpoint] = {}
         self._manifests: dict[str, Manifest] = {}
         self._configs: dict[str, ImageConfig] = {}
-        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._inflight: dict[str, asyncio.Future[ImageConfig]] = {}  # config blobs
         self._warned_insecure: set[str] = set()
         self._closed = False
         self._network_backend = AsyncioBackend()
@@ -666,12 +667,8 @@ class RegistryClient:
         cached = self._configs.get(digest)
         if cached is not None:
             return cached
-        inflight = self._inflight.get(digest)
-        if inflight is not None:
-            return await asyncio.shield(inflight)
-        future: asyncio.Future[ImageConfig] = asyncio.get_running_loop().create_future()
-        self._inflight[digest] = future
-        try:
+
+        async def fetch() -> ImageConfig:
             response = await self._send(
                 endpoint,
                 b"GET",
@@ -682,16 +679,10 @@ class RegistryClient:
             )
             self._raise_for_status(response, f"{what} config {digest[:19]}")
             verify_digest(response.body, digest, f"{what} config")
-            config = parse_config(response.body, what)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            del self._inflight[digest]
-        self._configs[digest] = config
-        future.set_result(config)
-        return config
+            config = self._configs[digest] = parse_config(response.body, what)
+            return config
+
+        return await _shared(self._inflight, digest, fetch)
 
     def _raise_for_status(self, response: _Response, what: str) -> None:
         code = response.status
@@ -974,24 +965,16 @@ class RegistryClient:
         return await self._credentials.get(endpoint.cred_key, repository)
 
     async def _token(self, endpoint: _Endpoint, repository: str, scope: str) -> bytes:
-        """A bearer token for ``scope``; concurrent askers share one token request."""
+        """A bearer token for ``scope``, cached until it expires; askers share one request."""
         key = default_scope(repository)
-        inflight = endpoint.token_inflight.get(key)
-        if inflight is not None:
-            return await asyncio.shield(inflight)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        endpoint.token_inflight[key] = future
-        try:
+
+        async def fetch() -> bytes:
             header, ttl = await self._fetch_token(endpoint, repository, scope)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        finally:
-            del endpoint.token_inflight[key]
-        endpoint.tokens[key] = (header, self._clock() + max(0.0, ttl - min(TOKEN_MARGIN, ttl / 10)))
-        future.set_result(header)
-        return header
+            expiry = self._clock() + max(0.0, ttl - min(TOKEN_MARGIN, ttl / 10))
+            endpoint.tokens[key] = (header, expiry)
+            return header
+
+        return await _shared(endpoint.token_inflight, key, fetch)
 
     async def _fetch_token(
         self, endpoint: _Endpoint, repository: str, scope: str
@@ -1147,6 +1130,27 @@ async def _read_body(response: httpcore.Response, limit: int, what: str) -> byte
     finally:
         await response.aclose()
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _shared(
+    inflight: dict[str, asyncio.Future[_T]], key: str, fetch: Callable[[], Awaitable[_T]]
+) -> _T:
+    """One ``fetch`` per key at a time: concurrent askers await the first asker's result."""
+    pending = inflight.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+    inflight[key] = future
+    try:
+        result = await fetch()
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: the waiters re-raise it, nobody else must
+        raise
+    finally:
+        del inflight[key]
+    future.set_result(result)
+    return result
 
 
 def _best_request(group: Sequence[ImportRequest]) -> ImportRequest:

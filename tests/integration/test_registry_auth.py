@@ -215,6 +215,23 @@ async def test_token_cached_per_scope(
     }
 
 
+async def test_concurrent_first_requests_share_a_token(
+    registry_token: RegistryServer,
+    token_server: TokenServer,
+    token_repo: tuple[Seeder, str],
+    home: Path,
+) -> None:
+    """Tags of one repository resolved at once, before any token exists, ask for one token."""
+    seeder, repo = token_repo
+    config, env = _token_env(registry_token, home)
+    async with RegistryClient(config, env=env, retry=FAST) as client:
+        results = await client.resolve_all(
+            [ImportRequest(seeder.ref(repo, tag)) for tag in ("a", "b", "c", "d")]
+        )
+    assert all(isinstance(o, Image) for o in results.values())
+    assert token_server.issued_count == 1
+
+
 async def test_token_refetched_after_expires_in(
     registry_token: RegistryServer,
     token_server: TokenServer,
