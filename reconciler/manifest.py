@@ -161,14 +161,19 @@ class ManifestIndex:
 Manifest = ImageManifest | ManifestIndex
 
 
-def parse_manifest(body: bytes, content_type: str | None, what: str) -> Manifest:
-    """Classify a manifest body; schema1 and unknown types are refused with a clear message."""
+def _json_object(body: bytes, subject: str) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UnsupportedManifest(f"{what}: the manifest is not JSON") from exc
+        raise UnsupportedManifest(f"{subject} is not JSON") from exc
     if not isinstance(data, dict):
-        raise UnsupportedManifest(f"{what}: the manifest is not a JSON object")
+        raise UnsupportedManifest(f"{subject} is not a JSON object")
+    return data
+
+
+def parse_manifest(body: bytes, content_type: str | None, what: str) -> Manifest:
+    """Classify a manifest body; schema1 and unknown types are refused with a clear message."""
+    data = _json_object(body, f"{what}: the manifest")
     media_type = data.get("mediaType")
     if not isinstance(media_type, str) or not media_type:
         media_type = (content_type or "").split(";", 1)[0].strip()
@@ -225,12 +230,7 @@ class ImageConfig:
 
 def parse_config(body: bytes, what: str) -> ImageConfig:
     """``created``, ``os/architecture[/variant]`` and the recorded OCI labels of a config blob."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UnsupportedManifest(f"{what}: the image config is not JSON") from exc
-    if not isinstance(data, dict):
-        raise UnsupportedManifest(f"{what}: the image config is not a JSON object")
+    data = _json_object(body, f"{what}: the image config")
     created = data.get("created")
     platform = _platform_of(data)
     inner = data.get("config")

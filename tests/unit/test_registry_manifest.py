@@ -175,6 +175,13 @@ def test_config_without_labels() -> None:
     assert (config.created, config.platform, config.labels) == (None, "linux/amd64", {})
 
 
+@pytest.mark.parametrize("body", [b"not json", b"\xff", b"[1]"])
+def test_unusable_config_refused(body: bytes) -> None:
+    """A config blob that is not a JSON object is UnsupportedManifest, naming the image."""
+    with pytest.raises(UnsupportedManifest, match=r"^quay\.io/a:b: the image config is not"):
+        parse_config(body, "quay.io/a:b")
+
+
 def test_verify_digest_accepts_matching_claim() -> None:
     """The computed digest is returned when it equals the claim (or there is none)."""
     assert verify_digest(b"abc", sha256_digest(b"abc"), "x") == sha256_digest(b"abc")
