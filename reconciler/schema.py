@@ -475,11 +475,20 @@ def repo_relative(root: Path, path: Path) -> str:
         return str(path)
 
 
+def _real(path: Path) -> Path:
+    """Where ``path`` leads once every symlink is followed; a link loop stays unresolved.
+
+    ``Path.resolve`` raises RuntimeError on a loop (Python 3.11); ``realpath`` stops, and the
+    caller then finds no regular file or directory there.
+    """
+    return Path(os.path.realpath(path))
+
+
 def read_repo_file(root: Path, rel: str) -> bytes:
     """Bytes of a repository file; refuses links out of the repository, non-files, huge files."""
     path = root / rel
-    real = path.resolve()
-    if not real.is_relative_to(root.resolve()):
+    real = _real(path)
+    if not real.is_relative_to(_real(root)):
         raise ValidationError([Problem(rel, 1, 1, "symlink points outside the repository")])
     if not real.is_file():
         raise ValidationError([Problem(rel, 1, 1, "not a regular file")])
@@ -501,18 +510,18 @@ def repo_files(
     Hidden entries (``.name``) are skipped. Symlinks are followed only while they stay inside the
     repository; each directory is visited once, so link loops end.
     """
-    real_root = root.resolve()
+    real_root = _real(root)
     top = root / folder
     if not top.exists():
         return [], []
-    if not top.resolve().is_relative_to(real_root):
+    if not _real(top).is_relative_to(real_root):
         return [], [Problem(folder, 1, 1, "symlink points outside the repository")]
     if not top.is_dir():
         return [], [Problem(folder, 1, 1, "not a directory")]
     files: list[str] = []
     problems: list[Problem] = []
     pending = [top]
-    seen = {top.resolve()}
+    seen = {_real(top)}
     while pending:
         directory = pending.pop()
         with os.scandir(directory) as entries:
@@ -521,10 +530,10 @@ def repo_files(
                     continue
                 path = Path(entry.path)
                 rel = repo_relative(root, path)
-                real = path.resolve()
+                real = _real(path)
                 if entry.is_symlink() and not real.is_relative_to(real_root):
                     problems.append(Problem(rel, 1, 1, "symlink points outside the repository"))
-                elif entry.is_dir():
+                elif real.is_dir():  # False for a link loop, which is then read as a file
                     if real not in seen:
                         seen.add(real)
                         pending.append(path)

@@ -193,6 +193,14 @@ def test_config_symlinked_out_of_the_repo_is_refused(tmp_path: Path) -> None:
         load_config(tmp_path / "repo")
 
 
+def test_config_in_a_symlink_loop_is_a_located_problem(tmp_path: Path) -> None:
+    """A streamlock.yaml in a symlink loop is reported, not a crash."""
+    os.symlink("other.yaml", tmp_path / "streamlock.yaml")
+    os.symlink("streamlock.yaml", tmp_path / "other.yaml")
+    with pytest.raises(ValidationError, match=r"streamlock\.yaml:1:1: not a regular file"):
+        load_config(tmp_path)
+
+
 def test_empty_consumers_list_switches_consumers_off():
     """consumers: [] means none, not the default globs."""
     from reconciler.config import Config

@@ -247,3 +247,14 @@ def test_read_repo_file_refuses_links_out_of_the_repo(tmp_path: Path) -> None:
     os.symlink(tmp_path / "secret", tmp_path / "repo" / "x.yaml")
     with pytest.raises(ValidationError, match=r"x\.yaml:1:1: symlink points outside the repo"):
         schema.read_repo_file(tmp_path / "repo", "x.yaml")
+
+
+def test_a_symlink_loop_is_reported_not_raised(tmp_path: Path) -> None:
+    """Links that point at each other are listed, and reading one is a located problem."""
+    (tmp_path / "streams/shop").mkdir(parents=True)
+    os.symlink("b.yaml", tmp_path / "streams/shop/a.yaml")
+    os.symlink("a.yaml", tmp_path / "streams/shop/b.yaml")
+    files, problems = schema.repo_files(tmp_path, "streams", (".yaml",))
+    assert (files, problems) == (["streams/shop/a.yaml", "streams/shop/b.yaml"], [])
+    with pytest.raises(ValidationError, match=r"a\.yaml:1:1: not a regular file"):
+        schema.read_repo_file(tmp_path, "streams/shop/a.yaml")
