@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import structlog
 import trustme
 
 from reconciler import status
 from reconciler.config import Config, RegistryConfig
+from reconciler.errors import RateLimited
 from reconciler.image import PRESERVE_ORIGINAL, Image, ImportFailure, ImportRequest
 from reconciler.registry import RegistryClient, RetryPolicy
 from tests.fixtures.fault_proxy import FaultProxy
@@ -162,6 +165,25 @@ async def test_list_tags(seeder: Seeder, repo_name: str) -> None:
     assert sorted(listed) == tags
 
 
+@pytest.mark.parametrize("delay", [7, "http-date"])
+async def test_retry_after_read_from_answers(
+    proxy: FaultProxy, seeder: Seeder, repo_name: str, delay: object
+) -> None:
+    """Retry-After in seconds or as an HTTP date is read from the 429 and kept on RateLimited."""
+    seeder.push_image(repo_name, "1.0")
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    proxy.rate_limit(retry_after=when if delay == "http-date" else delay, times=None)
+    async with client() as registry_client:
+        with pytest.raises(RateLimited) as caught:
+            await registry_client.list_tags(via(proxy, repo_name))
+    retry_after = caught.value.retry_after
+    assert retry_after is not None
+    if delay == "http-date":
+        assert 0 < retry_after <= 30
+    else:
+        assert retry_after == 7
+
+
 class _PagedTags(BaseHTTPRequestHandler):
     """Serves ``/v2/paged/tags/list`` a page at a time with ``Link`` headers, as distribution v3."""
 
@@ -253,10 +275,29 @@ async def test_changed_digest_is_fetched(proxy: FaultProxy, seeder: Seeder, repo
     assert proxy.count("GET", "/manifests/") == 1
 
 
+async def test_index_moved_platform_unchanged(
+    proxy: FaultProxy, seeder: Seeder, repo_name: str
+) -> None:
+    """Legacy: a new index with the same platform manifest keeps the image, new index digest."""
+    seeder.push_index(repo_name, "multi")
+    request = ImportRequest(via(proxy, repo_name, "multi"))
+    old = image(await resolve(request))
+    platforms = (("linux", "amd64", None), ("linux", "s390x", None))
+    new_index, digests = seeder.push_index(repo_name, "multi", platforms)
+    proxy.clear_requests()
+    found = image(await resolve(replace(request, known=old)))
+    assert digests["linux/amd64"] == old.digest
+    assert found == replace(old, index_digest=new_index)
+    assert [(r.method, r.path.split("/")[-1]) for r in proxy.requests] == [
+        ("HEAD", "multi"),
+        ("GET", "multi"),
+    ]
+
+
 async def test_identical_references_resolved_once(
     proxy: FaultProxy, seeder: Seeder, repo_name: str
 ) -> None:
-    """Requests naming one image (also in different spellings) cost one resolution."""
+    """Requests naming one image cost one resolution; another tag is resolved on its own."""
     seeder.push_image(repo_name, "1.0")
     ref = via(proxy, repo_name, "1.0")
     requests = [ImportRequest(ref), ImportRequest(ref), ImportRequest(ref.replace("1.0", "2.0"))]
@@ -299,6 +340,23 @@ async def test_mirror_serves_first(
     assert found.digest == pushed
     assert source.count() == 0
     assert mirror.count("GET", f"/v2/mirrored/{repo_name}/manifests/1.0") == 1
+
+
+async def test_mirrors_asked_in_order(
+    registry: RegistryServer,
+    fault_proxy: Callable[..., FaultProxy],
+    seeder: Seeder,
+    repo_name: str,
+) -> None:
+    """With two mirrors holding the tag, the first listed answers and the second is not asked."""
+    source, first, second = fault_proxy(registry), fault_proxy(registry), fault_proxy(registry)
+    wanted = seeder.push_image(f"one/{repo_name}", "1.0", salt="first")
+    seeder.push_image(f"two/{repo_name}", "1.0", salt="second")
+    mirrors = (f"{first.host}/one", f"{second.host}/two")
+    config = Config(registries=(RegistryConfig(host=source.host, mirrors=mirrors),))
+    found = image(await resolve(ImportRequest(via(source, repo_name, "1.0")), config))
+    assert found.digest == wanted
+    assert (source.count(), second.count()) == (0, 0)
 
 
 async def test_failing_mirror_falls_through(
@@ -353,6 +411,24 @@ async def test_insecure_tls_registry_skips_verification(
     config = Config(registries=(RegistryConfig(host=registry_tls.host, insecure=True),))
     found = image(await resolve(ImportRequest(f"{registry_tls.host}/{repo_name}:1.0"), config))
     assert found.digest == pushed
+
+
+async def test_tag_insecure_ignored_for_secure_registry(
+    registry_tls: RegistryServer, tmp_path: Path, repo_name: str
+) -> None:
+    """importPolicy.insecure does not turn off TLS checks for a registry not marked insecure."""
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    config = Config(registries=(RegistryConfig(host=registry_tls.host, ca_file=str(other)),))
+    request = ImportRequest(f"{registry_tls.host}/{repo_name}:1.0", insecure=True)
+    with structlog.testing.capture_logs() as events:
+        failure = await resolve(request, config)
+    assert isinstance(failure, ImportFailure)
+    assert failure.reason == status.REGISTRY_UNAVAILABLE
+    assert "certificate" in failure.message
+    assert [e["event"] for e in events if e["log_level"] == "warning"] == [
+        "importPolicy.insecure ignored: registry not marked insecure in streamlock.yaml"
+    ]
 
 
 async def test_insecure_plain_registry_falls_back_to_http(
