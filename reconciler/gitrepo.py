@@ -55,16 +55,19 @@ def parse_author(author: str) -> tuple[str, str]:
 
 
 def _repo_path(path: str) -> str:
-    """A normalised path relative to the repository root, or an InputError."""
+    """A normalised path relative to the repository root, or an InputError.
+
+    No ``.git`` at any depth (git would skip such an index entry silently) and no control
+    characters (``cat-file --batch`` reads one path per line).
+    """
     pure = PurePosixPath(path)
     if (
         not path
         or "\\" in path
-        or "\x00" in path
+        or any(ord(c) < 0x20 or c == "\x7f" for c in path)
         or pure.is_absolute()
         or str(pure) != path
-        or any(part in ("..", ".") for part in pure.parts)
-        or pure.parts[0].lower() == ".git"
+        or any(part in ("..", ".") or part.lower() == ".git" for part in pure.parts)
     ):
         raise InputError(
             f"refusing path {path!r}: not a plain path inside the repository",

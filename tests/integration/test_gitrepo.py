@@ -184,7 +184,18 @@ def test_commit_without_changes_is_refused(repo: GitRepo) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["../outside", "/etc/passwd", "locks/../../x", ".git/config", "./README", "a//b", ""]
+    "path",
+    [
+        "../outside",
+        "/etc/passwd",
+        "locks/../../x",
+        ".git/config",
+        "sub/.Git/config",
+        "./README",
+        "a//b",
+        "a\nb",
+        "",
+    ],
 )
 def test_commit_refuses_paths_outside_the_repo(repo: GitRepo, path: str) -> None:
     """Paths that escape the working tree or reach into .git are refused before any write."""
