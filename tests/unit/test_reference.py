@@ -86,28 +86,45 @@ def test_round_trip(text: str) -> None:
             "library/python",
             "docker.io/library/python:3.12",
         ),
-        ("docker.io/python", "docker.io", "registry-1.docker.io", "library/python", None),
+        (
+            "docker.io/python",
+            "docker.io",
+            "registry-1.docker.io",
+            "library/python",
+            "docker.io/library/python",
+        ),
         (
             "index.docker.io/library/python",
             "docker.io",
             "registry-1.docker.io",
             "library/python",
-            None,
+            "docker.io/library/python",
         ),
-        ("registry-1.docker.io/user/app", "docker.io", "registry-1.docker.io", "user/app", None),
+        (
+            "registry-1.docker.io/user/app",
+            "docker.io",
+            "registry-1.docker.io",
+            "user/app",
+            "docker.io/user/app",
+        ),
         ("user/app", "docker.io", "registry-1.docker.io", "user/app", "docker.io/user/app"),
         ("quay.io/ns/app:1", "quay.io", "quay.io", "ns/app", "quay.io/ns/app:1"),
-        ("localhost:5000/app", "localhost:5000", "localhost:5000", "app", None),
+        (
+            "localhost:5000/app@sha256:" + "c" * 64,
+            "localhost:5000",
+            "localhost:5000",
+            "app",
+            "localhost:5000/app@sha256:" + "c" * 64,
+        ),
     ],
 )
 def test_docker_hub_normalisation(
-    text: str, registry: str, host: str, repository: str, canonical: str | None
+    text: str, registry: str, host: str, repository: str, canonical: str
 ) -> None:
     """Every Docker Hub spelling talks to registry-1.docker.io and gains library/ when bare."""
     ref = ImageReference.parse(text)
     assert (ref.registry, ref.registry_host, ref.repository) == (registry, host, repository)
-    if canonical is not None:
-        assert ref.canonical == canonical
+    assert ref.canonical == canonical
 
 
 def test_canonical_makes_spellings_equal() -> None:

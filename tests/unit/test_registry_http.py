@@ -173,6 +173,16 @@ async def test_disallowed_registry_lists_no_tags() -> None:
             await client.list_tags("127.0.0.1:9/app")  # were it asked: connection refused
 
 
+async def test_spellings_of_one_image_resolved_once() -> None:
+    """``python:3`` and its docker.io spellings are one resolution: they share one observation."""
+    spellings = ["python:3", "docker.io/library/python:3", "index.docker.io/library/python:3"]
+    config = Config(allowed_registries=("quay.io",))  # refused before any request
+    async with RegistryClient(config, env={}) as client:
+        results = await client.resolve_all([ImportRequest(s) for s in spellings])
+    assert len({id(results[ImportRequest(s).key]) for s in spellings}) == 1
+    assert isinstance(results[ImportRequest("python:3").key], ImportFailure)
+
+
 async def test_bad_reference_is_invalid_spec() -> None:
     """An unparsable reference is an InvalidSpec failure, not an exception."""
     async with RegistryClient(Config(), env={}) as client:
@@ -184,7 +194,7 @@ async def test_bad_reference_is_invalid_spec() -> None:
 async def test_bad_platform_is_invalid_spec() -> None:
     """A platform that is not os/arch[/variant] is an InvalidSpec failure."""
     async with RegistryClient(Config(), env={}) as client:
-        observation = await client.resolve(ImportRequest("quay.io/a/b:1", platform="amd64"))
+        observation = await client.resolve(ImportRequest("127.0.0.1:9/a/b:1", platform="amd64"))
     assert isinstance(observation, ImportFailure)
     assert observation.reason == status.INVALID_SPEC
 
