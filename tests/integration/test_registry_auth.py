@@ -401,6 +401,21 @@ async def test_blob_redirect_gets_no_credentials(home: Path) -> None:
     assert _Storage.authorizations == [None]
 
 
+async def test_redirected_blob_with_other_bytes_refused(home: Path) -> None:
+    """Storage answering a config digest with other bytes is a DigestMismatch, never an image."""
+    manifest, config, _ = build_image()
+    _Storage.blobs = {sha256(config): config.replace(b"linux", b"LINUX")}
+    _Storage.authorizations, _Storage.accepts = [], []
+    with _serve(_Storage) as storage:
+        handler = _redirecting_registry(f"http://{storage}", "erin", "erin-secret")
+        handler.manifests = {"1.0": manifest}  # type: ignore[attr-defined]
+        with _serve(handler) as host:
+            env = {"HOME": str(home), "REG_USER": "erin", "REG_PASS": "erin-secret"}
+            failure = await _resolve(f"{host}/fake/app:1.0", config=_env_auth(host), env=env)
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.DIGEST_MISMATCH, False)
+
+
 async def test_manifest_redirect_keeps_accept_not_credentials(home: Path) -> None:
     """A manifest redirected to another origin is asked for with every type, without credentials."""
     manifest, config, _ = build_image()
