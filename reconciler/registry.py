@@ -21,6 +21,7 @@ import asyncio
 import email.utils
 import functools
 import json
+import os
 import re
 import ssl
 import time
@@ -37,7 +38,7 @@ import structlog
 
 from reconciler import status
 from reconciler.config import Config, RegistryConfig
-from reconciler.credentials import Credential, CredentialStore, normalize_key
+from reconciler.credentials import Credential, CredentialStore, expand_path, normalize_key
 from reconciler.errors import (
     AuthError,
     InputError,
@@ -275,7 +276,6 @@ class _Endpoint:
         "backend",
         "basic",
         "concurrency",
-        "config",
         "connections",
         "cred_key",
         "host",
@@ -310,7 +310,6 @@ class _Endpoint:
     ) -> None:
         self.host = host
         self.cred_key = cred_key
-        self.config = config
         self.ssl_factory = ssl_factory
         self.ssl_context: ssl.SSLContext | None = None
         self.backend = backend
@@ -402,6 +401,7 @@ class RegistryClient:
     ) -> None:
         self._config = config
         self._credentials = credentials or CredentialStore(config, env=env, base_dir=base_dir)
+        self._env = os.environ if env is None else env  # HOME, for ~ in caFile and certFile
         self._base_dir = base_dir
         self._retry = retry or RetryPolicy()
         t = timeouts or Timeouts()
@@ -1098,10 +1098,7 @@ class RegistryClient:
         return context
 
     def _path(self, text: str) -> Path:
-        path = Path(text).expanduser()
-        if not path.is_absolute() and self._base_dir is not None:
-            path = self._base_dir / path
-        return path
+        return expand_path(text, self._env, self._base_dir)
 
 
 def backoff(exc: BaseException, policy: RetryPolicy) -> bool | float:

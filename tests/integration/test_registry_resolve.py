@@ -390,6 +390,21 @@ async def test_tls_with_ca_file(
     assert found.digest == pushed
 
 
+async def test_ca_file_under_injected_home(
+    registry_tls: RegistryServer,
+    make_seeder: Callable[..., Seeder],
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    """``caFile: ~/…`` is read from the HOME the client was given, as credentials files are."""
+    pushed = make_seeder(registry_tls).push_image(repo_name, "1.0")
+    (tmp_path / "ca.pem").write_bytes(registry_tls.ca_file.read_bytes())  # type: ignore[union-attr]
+    config = Config(registries=(RegistryConfig(host=registry_tls.host, ca_file="~/ca.pem"),))
+    async with RegistryClient(config, env={"HOME": str(tmp_path)}, retry=FAST) as registry_client:
+        found = await registry_client.resolve(ImportRequest(f"{registry_tls.host}/{repo_name}:1.0"))
+    assert image(found).digest == pushed
+
+
 async def test_tls_with_wrong_ca_fails(
     registry_tls: RegistryServer, tmp_path: Path, repo_name: str
 ) -> None:
