@@ -27,6 +27,7 @@ from reconciler.errors import GitError, InputError
 from reconciler.gitrepo import GitRepo, TrailerIndex
 from reconciler.imagestream import (
     DOCKER_IMAGE,
+    HOLD_ANNOTATION,
     IMAGE_STREAM_IMAGE,
     IMAGE_STREAM_TAG,
     ImageStream,
@@ -452,6 +453,21 @@ def _followers(ctx: _Repo, targets: Sequence[ObjectName]) -> list[tuple[ObjectNa
     return found
 
 
+def _held(ctx: _Repo, names: Sequence[ObjectName]) -> list[str]:
+    """Warnings for tags whose spec edit will not reach the lock: a hold keeps their image."""
+    lines = []
+    for name in names:
+        stream = ctx.streams.get(name.key)
+        spec = stream.tag(name.tag) if stream is not None and name.tag else None
+        lock = ctx.lock(*name.key) if spec is not None and spec.hold is not None else None
+        if spec is not None and lock is not None and name.tag in lock.tags:
+            lines.append(
+                f"! {name} is held ({spec.hold}): its lock keeps the current image until the "
+                f"{HOLD_ANNOTATION} annotation is removed"
+            )
+    return lines
+
+
 @click.command("tag")
 @click.argument("names", nargs=-1, required=True, metavar="[SRC] DST...")
 @click.option(
@@ -537,6 +553,8 @@ def tag(
         where = f"{ref.namespace}/" if ref.namespace else ""
         said.append(f"✓ {dst} → {ref.kind} {where}{_shown(ref)}")
         lines.append(f"{dst.tag}: {ref.kind} {ref.name}")
+    held = _held(ctx, destinations)
+    said += held
     word = f"{_WORDS[source.kind]}, scheduled" if scheduled else _WORDS[source.kind]
     origin = f" from {src}" if src is not None else ""
     change = _Change(
@@ -544,7 +562,7 @@ def tag(
         subject=f"{_subject(destinations, 'tag')} ← {_shown(source, 7)} ({word})",
         body="\n".join([*lines, "", f"Made with streamlock tag{origin}."]),
         said=tuple(said),
-        next_step="the next reconcile updates the lock",
+        next_step="the next reconcile updates the lock" + (" of tags not held" if held else ""),
     )
     _apply(ctx, change, commit)
 
@@ -675,8 +693,9 @@ def rollback(
         said = (
             f"✓ {target} pinned to {_shown(source)} (revision {revision}, imported {when}) "
             f"in {stream.path}",
-            "  The spec now pins this image: it stays until someone changes the tag's `from` "
+            "  The spec now pins this image: it stays until someone changes the tag's 'from' "
             f"(it was {spec.source.kind} {spec.source.name}).",
+            *_held(ctx, [target]),
         )
         change = _Change(
             files,

@@ -210,6 +210,20 @@ def test_tag_refuses_an_edit_that_would_leave_the_stream_invalid(imported: Shop)
     assert path.read_text() == text
 
 
+def test_tagging_a_held_tag_warns_that_its_lock_stays(imported: Shop):
+    """tag keeps a hold; the command says the lock will not follow, and the pass agrees."""
+    held = "  - name: prod\n    annotations: {streamlock.dev/hold: QA}\n"
+    held += f"    from: {{kind: DockerImage, name: '{REPO}:prod'}}\n"
+    imported.repo.commit({STREAM_FILE: STREAM + held}, "prod is held", push=False)
+    imported.serve(5, f"{REPO}:prod")
+    imported.reconcile()
+    code, _, err = imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")
+    assert code == 0, err
+    assert "! shop/app:prod is held (QA): its lock keeps the current image" in err
+    imported.reconcile()
+    assert imported.images()["prod"] == digest(5)
+
+
 def test_tag_delete_removes_the_tag_from_the_spec(imported: Shop):
     """-d deletes the tag; the next pass drops its lock entry."""
     assert imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
