@@ -439,11 +439,8 @@ class RegistryClient:
         """What ``request.reference`` points to now; registry problems become ImportFailure."""
         try:
             return await self._resolve(request)
-        except StreamlockError as exc:
-            reason = exc.reason if isinstance(exc, RegistryError) else status.INVALID_SPEC
-            if reason == RegistryError.reason:
-                reason = status.IMPORT_FAILED
-            return ImportFailure(reason, str(exc), exc.transient)
+        except StreamlockError as exc:  # InputError, RegistryError: reasons from status.py
+            return ImportFailure(exc.reason, str(exc), exc.transient)
 
     async def resolve_all(
         self, requests: Iterable[ImportRequest]
