@@ -685,8 +685,7 @@ class RegistryClient:
         code = response.status
         if 200 <= code < 300:
             return
-        detail = response.error_text()
-        suffix = f" ({detail})" if detail else ""
+        suffix = _detail(response)
         if code == 404:
             raise ManifestUnknown(f"{what}: not found{suffix}")
         if code in (401, 403):
@@ -709,7 +708,9 @@ class RegistryClient:
         if endpoint.auth_scheme is not None:
             authorization = await self._authorization(endpoint, repository)
         response = await self._exchange(endpoint, method, target, headers, authorization, limit)
-        if response.status == 401:
+        # Only the registry's own challenge is answered: a redirect target's 401 could name any
+        # token realm, and the realm gets our credentials.
+        if response.status == 401 and response.url.startswith(endpoint.origin + "/"):
             challenges = parse_www_authenticate(response.header(b"www-authenticate") or "")
             if authorization is not None:
                 self._forget(endpoint, repository)

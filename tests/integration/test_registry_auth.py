@@ -401,6 +401,42 @@ async def test_blob_redirect_gets_no_credentials(home: Path) -> None:
     assert _Storage.authorizations == [None]
 
 
+class _ChallengingStorage(BaseHTTPRequestHandler):
+    """Storage on another origin that answers 401 naming itself as token realm; records all."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append((self.path, self.headers.get("Authorization")))
+        realm = f"http://{self.headers['Host']}/token"
+        body = b'{"token": "t"}' if self.path.startswith("/token") else b"{}"
+        self.send_response(200 if self.path.startswith("/token") else 401)
+        self.send_header("WWW-Authenticate", f'Bearer realm="{realm}",service="s"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+async def test_challenge_from_redirect_target_gets_no_credentials(home: Path) -> None:
+    """A 401 from another origin is not answered: its token realm never sees our credentials."""
+    manifest, _, _ = build_image()
+    _ChallengingStorage.seen = []
+    with _serve(_ChallengingStorage) as storage:
+        handler = _redirecting_registry(f"http://{storage}", "fay", "fay-secret")
+        handler.manifests = {"1.0": manifest}  # type: ignore[attr-defined]
+        with _serve(handler) as host:
+            env = {"HOME": str(home), "REG_USER": "fay", "REG_PASS": "fay-secret"}
+            failure = await _resolve(f"{host}/fake/app:1.0", config=_env_auth(host), env=env)
+    assert isinstance(failure, ImportFailure)
+    assert failure.reason == status.UNAUTHORIZED
+    assert [path.split("/")[1] for path, _ in _ChallengingStorage.seen] == ["store"]
+    assert [authorization for _, authorization in _ChallengingStorage.seen] == [None]
+
+
 async def test_redirected_blob_with_other_bytes_refused(home: Path) -> None:
     """Storage answering a config digest with other bytes is a DigestMismatch, never an image."""
     manifest, config, _ = build_image()
