@@ -320,6 +320,15 @@ def _shown(ref: TagReference, digits: int = inspect.MIN_PREFIX) -> str:
     return ref.name
 
 
+def _is_pull_spec(text: str) -> bool:
+    """True when ``text`` reads as a registry image (SRC given without --source=docker?)."""
+    try:
+        ImageReference.parse(text)
+    except InputError:
+        return False
+    return True
+
+
 def _tag_source(
     ctx: _Repo,
     text: str,
@@ -339,12 +348,19 @@ def _tag_source(
                 hint="add it to allowedRegistries in streamlock.yaml",
             )
         return TagReference(DOCKER_IMAGE, text), None
-    src = inspect.parse_image_name(text, default_namespace)
-    if kind == IMAGE_STREAM_TAG and src.tag is None:
-        raise click.UsageError(f"--source=istag needs SRC as STREAM:TAG, got {text!r}")
-    if kind == IMAGE_STREAM_IMAGE and src.digest is None:
-        raise click.UsageError(f"--source=isimage needs SRC as STREAM@sha256:…, got {text!r}")
-    stream = ctx.stream(src)
+    try:
+        src = inspect.parse_image_name(text, default_namespace)
+        if kind == IMAGE_STREAM_TAG and src.tag is None:
+            raise click.UsageError(f"--source=istag needs SRC as STREAM:TAG, got {text!r}")
+        if kind == IMAGE_STREAM_IMAGE and src.digest is None:
+            raise click.UsageError(f"--source=isimage needs SRC as STREAM@sha256:…, got {text!r}")
+        stream = ctx.stream(src)
+    except InputError as exc:
+        if kind is not None or not _is_pull_spec(text):
+            raise
+        hints = [exc.hint] if exc.hint else []
+        hint = "; ".join([*hints, "for a registry image, add --source=docker"])
+        raise InputError(exc.message, hint=hint) from exc
     if alias:
         if src.tag is None:
             raise click.UsageError("--alias needs SRC as STREAM:TAG, not an image digest")

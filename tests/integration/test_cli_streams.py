@@ -263,6 +263,14 @@ def test_contradictory_tag_options_are_usage_errors(imported: Shop, args: tuple[
     assert imported.repo.git("status", "--porcelain") == ""
 
 
+def test_a_pull_spec_given_as_src_without_source_docker_hints_at_it(imported: Shop):
+    """oc users type a registry image as SRC; the error says to add --source=docker."""
+    code, _, err = imported.run("tag", "quay.io/org/app:1.4", "shop/app:prod")
+    assert code == 1
+    assert "'quay.io/org' is not a valid namespace name" in err
+    assert err.rstrip().endswith("; for a registry image, add --source=docker")
+
+
 def test_promotion_into_another_namespace_needs_a_grant(imported: Shop):
     """Pinning shop's image in staging without access.shop.pullers is refused."""
     code, _, err = imported.run("tag", "shop/app:test", "staging/app:prod")
