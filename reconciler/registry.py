@@ -6,10 +6,11 @@ the lock already holds costs one ``HEAD``; a cold tag costs one manifest ``GET``
 checked) plus whatever is not cached by digest yet (config blob, platform manifest). Everything
 fetched by digest is cached for the client's lifetime, since digests are immutable.
 
-Around that: Basic and Bearer auth from ``WWW-Authenticate`` (tokens cached per registry and
-scope until they expire), retries with stamina (``Retry-After`` honoured on 429/503, jittered
-exponential backoff on 5xx and connection errors, bounded in attempts and time), per-registry
-concurrency and request rate, mirrors tried in order, and ``allowedRegistries``.
+Around that: Basic and Bearer auth from the registry's own ``WWW-Authenticate`` (tokens cached
+per registry and scope until they expire), retries with stamina (``Retry-After`` honoured on 429
+and 5xx, else jittered exponential backoff; connection errors too; bounded in attempts, in retry
+time and per attempt), per-registry concurrency and request rate, mirrors tried in order, and
+``allowedRegistries``. Credentials go only to the registry's origin and its token realm.
 
 Nothing from httpcore escapes: failures become :mod:`reconciler.errors`, and :meth:`resolve`
 turns those into :class:`~reconciler.image.ImportFailure` values.
