@@ -554,6 +554,8 @@ class RegistryClient:
             top, manifest = ref.digest, self._manifests.get(ref.digest)
         if manifest is None or top is None:
             top, manifest = await self._get_manifest(endpoint, repository, target, ref.digest, what)
+            if known is not None and top == known.top_digest:  # the HEAD had no digest header
+                return known
         return await self._image(endpoint, repository, top, manifest, request, wanted, what)
 
     async def _image(

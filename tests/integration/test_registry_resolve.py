@@ -21,7 +21,7 @@ from reconciler.errors import RateLimited
 from reconciler.image import PRESERVE_ORIGINAL, Image, ImportFailure, ImportRequest
 from reconciler.registry import RegistryClient, RetryPolicy
 from tests.fixtures.fault_proxy import FaultProxy
-from tests.fixtures.images import OCI_MANIFEST, Seeder, build_image
+from tests.fixtures.images import OCI_MANIFEST, Seeder, build_image, sha256
 from tests.fixtures.registry_server import RegistryServer
 
 FAST = RetryPolicy(
@@ -457,20 +457,28 @@ async def test_insecure_plain_registry_falls_back_to_http(
 
 
 class _OneImage(BaseHTTPRequestHandler):
-    """Serves one image under any tag over plain HTTP and records each request's client port."""
+    """Serves one image under any tag over plain HTTP, without Docker-Content-Digest.
+
+    Records each request as (method, last path segment) and its client port.
+    """
 
     protocol_version = "HTTP/1.1"
     manifest, config, _layer = build_image()
     ports: ClassVar[list[int]] = []
+    seen: ClassVar[list[tuple[str, str]]] = []
 
     def do_GET(self) -> None:
         type(self).ports.append(self.client_address[1])
+        type(self).seen.append((self.command, self.path.split("/")[-2]))
         body = self.config if "/blobs/" in self.path else self.manifest
         self.send_response(200)
         self.send_header("Content-Type", OCI_MANIFEST)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command == "GET":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet."""
@@ -479,7 +487,7 @@ class _OneImage(BaseHTTPRequestHandler):
 @pytest.fixture
 def one_image() -> Iterator[str]:
     """The host of a tiny plain-HTTP registry serving one image under any tag."""
-    _OneImage.ports = []
+    _OneImage.ports, _OneImage.seen = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OneImage)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
@@ -499,6 +507,27 @@ async def test_insecure_fallback_keeps_connections_alive(one_image: str) -> None
             image(await registry_client.resolve(ImportRequest(f"{one_image}/app:t{n}")))
     assert len(_OneImage.ports) == 5  # four manifests and the shared config blob
     assert len(set(_OneImage.ports)) == 1
+
+
+async def test_head_without_digest_is_followed_by_get(one_image: str) -> None:
+    """A HEAD answered without Docker-Content-Digest cannot confirm the lock: one GET does."""
+    known = Image(digest=sha256(_OneImage.manifest), created="2020-01-01T00:00:00Z")
+    async with client() as registry_client:
+        found = await registry_client.resolve(ImportRequest(f"{one_image}/app:1", known=known))
+    assert found is known
+    assert _OneImage.seen == [("HEAD", "manifests"), ("GET", "manifests")]
+
+
+async def test_head_without_digest_then_changed_image(one_image: str) -> None:
+    """Without the header, a GET whose digest differs from the lock's is imported as new."""
+    known = Image(digest="sha256:" + "0" * 64, created="2020-01-01T00:00:00Z")
+    async with client() as registry_client:
+        found = image(
+            await registry_client.resolve(ImportRequest(f"{one_image}/app:1", known=known))
+        )
+    assert found.digest == sha256(_OneImage.manifest)
+    assert found.created != known.created
+    assert _OneImage.seen == [("HEAD", "manifests"), ("GET", "manifests"), ("GET", "blobs")]
 
 
 async def test_allowed_registries(seeder: Seeder, repo_name: str) -> None:
