@@ -418,6 +418,22 @@ async def test_tls_with_wrong_ca_fails(
     assert "caFile" in failure.message
 
 
+async def test_tls_verified_without_ca_file(
+    registry_tls: RegistryServer, tmp_path: Path, repo_name: str
+) -> None:
+    """Without caFile, TLS is verified against the system store: a private CA is refused."""
+    client_cert = tmp_path / "client.pem"
+    issued = trustme.CA().issue_cert("client.example")
+    issued.private_key_and_cert_chain_pem.write_to_path(str(client_cert))
+    # A certFile alone makes the loopback registry speak TLS, with no caFile to trust.
+    entry = RegistryConfig(host=registry_tls.host, cert_file=str(client_cert))
+    config = Config(registries=(entry,))
+    failure = await resolve(ImportRequest(f"{registry_tls.host}/{repo_name}:1.0"), config)
+    assert isinstance(failure, ImportFailure)
+    assert failure.reason == status.REGISTRY_UNAVAILABLE
+    assert "certificate not trusted" in failure.message
+
+
 async def test_insecure_tls_registry_skips_verification(
     registry_tls: RegistryServer, make_seeder: Callable[..., Seeder], repo_name: str
 ) -> None:

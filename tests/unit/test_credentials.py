@@ -121,6 +121,22 @@ def test_credential_repr_hides_secret() -> None:
     assert SECRET not in repr(credential)
 
 
+def test_auth_file_repr_hides_secrets() -> None:
+    """A parsed auth file shows no password, token or base64 ``auth`` value in its repr."""
+    encoded = _auth("alice")["auth"]
+    parsed = parse_auth_file(
+        {
+            "auths": {
+                "a.example": {"auth": encoded},
+                "b.example": {"username": "bob", "password": SECRET},
+                "c.example": {"identitytoken": SECRET},
+            }
+        },
+        "cfg.json",
+    )
+    assert not [s for s in (SECRET, encoded) if s in repr(parsed)]
+
+
 @pytest.mark.parametrize(
     ("present", "winner"),
     [

@@ -153,6 +153,12 @@ def test_next_link_absent_or_other_rel() -> None:
     assert next_link('</x>; rel="prev"', "https://r.example/x", "https://r.example") is None
 
 
+def test_next_link_to_another_origin_stops() -> None:
+    """A ``Link`` to another origin ends the listing: our credentials stay with the registry."""
+    header = '<https://elsewhere.example/v2/a/tags/list?n=10>; rel="next"'
+    assert next_link(header, "https://r.example/v2/a/tags/list", "https://r.example") is None
+
+
 async def test_disallowed_registry_fails_without_a_request() -> None:
     """A registry outside allowedRegistries is a permanent AccessDenied failure."""
     config = Config(allowed_registries=("quay.io",))
