@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -210,11 +211,14 @@ class _PagedTags(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-@pytest.fixture
-def paged_tags() -> Iterator[str]:
-    """A tiny paginating registry endpoint (docker-registry 2.8.2 sends no Link headers)."""
-    _PagedTags.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PagedTags)
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # the default backlog of 5 drops simultaneous connects
+
+
+@contextlib.contextmanager
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 in a thread; yields ``host:port``."""
+    server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -223,6 +227,14 @@ def paged_tags() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def paged_tags() -> Iterator[str]:
+    """A tiny paginating registry endpoint (docker-registry 2.8.2 sends no Link headers)."""
+    _PagedTags.seen = []
+    with _serve(_PagedTags) as host:
+        yield host
 
 
 async def test_list_tags_follows_link(paged_tags: str) -> None:
@@ -504,15 +516,8 @@ class _OneImage(BaseHTTPRequestHandler):
 def one_image() -> Iterator[str]:
     """The host of a tiny plain-HTTP registry serving one image under any tag."""
     _OneImage.ports, _OneImage.seen = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _OneImage)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with _serve(_OneImage) as host:
+        yield host
 
 
 async def test_insecure_fallback_keeps_connections_alive(one_image: str) -> None:
@@ -593,28 +598,18 @@ class _CountingRegistry(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 64  # the default backlog of 5 drops simultaneous connects
-
-
 @pytest.mark.parametrize("concurrency", [None, 2])
 async def test_concurrency_per_registry(concurrency: int | None) -> None:
     """No more requests are in flight to a registry than its concurrency (default 8)."""
     _CountingRegistry.most = [0]
     _CountingRegistry.expected = concurrency or 8
-    server = _Server(("127.0.0.1", 0), _CountingRegistry)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    host = f"127.0.0.1:{server.server_address[1]}"
-    entries = () if concurrency is None else (RegistryConfig(host=host, concurrency=concurrency),)
-    try:
+    with _serve(_CountingRegistry) as host:
+        entries = (
+            () if concurrency is None else (RegistryConfig(host=host, concurrency=concurrency),)
+        )
         async with client(Config(registries=entries)) as registry_client:
             results = await registry_client.resolve_all(
                 [ImportRequest(f"{host}/app:t{n}") for n in range(20)]
             )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
     assert all(isinstance(o, Image) for o in results.values())
     assert _CountingRegistry.most[0] == (concurrency or 8)
