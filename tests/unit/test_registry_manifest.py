@@ -121,6 +121,15 @@ def test_select_platform(wanted: str, digest: str | None) -> None:
     assert (entry.digest if entry else None) == digest
 
 
+def test_arm64_without_variant_is_v8() -> None:
+    """An index entry ``linux/arm64`` with no variant is what ``linux/arm64/v8`` asks for."""
+    index = parse_manifest(_index([_entry(D["arm"], "linux", "arm64")]), None, "x")
+    assert isinstance(index, ManifestIndex)
+    entry = index.select(Platform.parse("linux/arm64/v8"))
+    assert entry is not None
+    assert entry.digest == D["arm"]
+
+
 def test_arm_defaults_to_v7() -> None:
     """``linux/arm`` means v7, as containerd assumes; v6 is another platform."""
     assert Platform.parse("linux/arm").matches(Platform.parse("linux/arm/v7"))
