@@ -10,7 +10,9 @@ keep it that way:
   the changed lines are spliced into the original text, so lines ruamel would merely re-format
   stay byte-identical;
 - adding or deleting a whole tag in a block list is done on the text itself, so the comment above
-  a tag goes with it and the comments around it stay where they were.
+  a tag goes with it and the comments around it stay where they were;
+- what YAML anchors share (``from: *src``, ``<<: *base``) is copied before it is changed, so an
+  edit of one tag never changes another.
 
 JSON files are edited as JSON (key order and indentation kept). Pure: no file I/O.
 """
@@ -93,19 +95,19 @@ def set_tag(
     ``scheduled`` sets ``importPolicy.scheduled`` when not None.
     """
 
-    def tree(stream: MutableMapping[str, Any]) -> None:
-        tags = _ensure_tags(stream)
+    def tree(stream: MutableMapping[str, Any], own: Own) -> None:
+        tags = _ensure_tags(stream, own)
         index = _tag_index(tags, tag, where)
         if index is None:
             tags.append(_new_tag(tags, tag, source, scheduled))
             return
-        item = tags[index]
-        _set_source(item, source)
+        item = own(tags, index)
+        _set_source(item, source, own)
         if scheduled is not None:
-            _set_scheduled(item, scheduled)
+            _set_scheduled(item, scheduled, own)
 
     def text_edit(target: _Target) -> list[str] | None:
-        tags = _block_tags(target.stream)
+        tags = _block_tags(target)
         if tags is None or _tag_index(tags, tag, where) is not None:
             return None
         span = _item_span(target.segment, tags, len(tags) - 1)
@@ -121,8 +123,8 @@ def set_tag(
 def delete_tag(text: str, where: StreamLocation, tag: str) -> str:
     """Remove ``tag`` from the spec, with the comment lines written right above it."""
 
-    def tree(stream: MutableMapping[str, Any]) -> None:
-        tags = _ensure_tags(stream)
+    def tree(stream: MutableMapping[str, Any], own: Own) -> None:
+        tags = _ensure_tags(stream, own)
         index = _tag_index(tags, tag, where)
         if index is None:
             raise _no_tag(where, tag)
@@ -133,12 +135,14 @@ def delete_tag(text: str, where: StreamLocation, tag: str) -> str:
             stream["spec"]["tags"] = empty
 
     def text_edit(target: _Target) -> list[str] | None:
-        tags = _block_tags(target.stream)
+        tags = _block_tags(target)
         if tags is None or len(tags) < 2:
             return None
         index = _tag_index(tags, tag, where)
         if index is None:
             raise _no_tag(where, tag)
+        if _reaches_shared(tags[index], target.shared):
+            return None  # it defines an anchor others use: ruamel moves it to the next use
         span = _item_span(target.segment, tags, index)
         if span is None:
             return None
@@ -150,9 +154,9 @@ def delete_tag(text: str, where: StreamLocation, tag: str) -> str:
 def set_lookup_policy(text: str, where: StreamLocation, local: bool) -> str:
     """Set ``spec.lookupPolicy.local``."""
 
-    def tree(stream: MutableMapping[str, Any]) -> None:
-        spec = _ensure_spec(stream)
-        policy = spec.get("lookupPolicy")
+    def tree(stream: MutableMapping[str, Any], own: Own) -> None:
+        spec = _ensure_spec(stream, own)
+        policy = own(spec, "lookupPolicy")
         if not isinstance(policy, MutableMapping):
             policy = CommentedMap()
             if "lookupPolicy" in spec:
@@ -200,8 +204,8 @@ def _assign(mapping: MutableMapping[str, Any], key: str, value: Any) -> None:
     mapping[key] = value
 
 
-def _ensure_spec(stream: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    spec = stream.get("spec")
+def _ensure_spec(stream: MutableMapping[str, Any], own: Own) -> MutableMapping[str, Any]:
+    spec = own(stream, "spec")
     if isinstance(spec, MutableMapping):
         return spec
     spec = CommentedMap()
@@ -212,9 +216,9 @@ def _ensure_spec(stream: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return spec
 
 
-def _ensure_tags(stream: MutableMapping[str, Any]) -> list[Any]:
-    spec = _ensure_spec(stream)
-    tags = spec.get("tags")
+def _ensure_tags(stream: MutableMapping[str, Any], own: Own) -> list[Any]:
+    spec = _ensure_spec(stream, own)
+    tags = own(spec, "tags")
     if isinstance(tags, list) and tags:
         return tags
     tags = CommentedSeq()
@@ -236,8 +240,8 @@ def _source_map(source: TagReference) -> CommentedMap:
     return CommentedMap(source.to_dict())
 
 
-def _set_source(item: MutableMapping[str, Any], source: TagReference) -> None:
-    current = item.get("from")
+def _set_source(item: MutableMapping[str, Any], source: TagReference, own: Own) -> None:
+    current = own(item, "from")
     if not isinstance(current, MutableMapping):
         if "from" in item:
             item["from"] = _source_map(source)
@@ -252,8 +256,8 @@ def _set_source(item: MutableMapping[str, Any], source: TagReference) -> None:
         current.pop("namespace", None)
 
 
-def _set_scheduled(item: MutableMapping[str, Any], scheduled: bool) -> None:
-    policy = item.get("importPolicy")
+def _set_scheduled(item: MutableMapping[str, Any], scheduled: bool, own: Own) -> None:
+    policy = own(item, "importPolicy")
     if not isinstance(policy, MutableMapping):
         if not scheduled:
             return
@@ -282,6 +286,73 @@ def _new_tag(
     return item
 
 
+# --- shared nodes ------------------------------------------------------------------------------
+# A YAML alias (``from: *src``) or merge key (``<<: *defaults``) makes several tags hold the very
+# same mapping; editing it in place would change all of them. Edits take the mapping they change
+# through ``own``, which first gives the parent a copy of its own when the mapping is shared.
+
+Own = Callable[[Any, Any], Any]
+
+
+def _containers(node: Any) -> list[Any]:
+    """The mappings and lists directly inside ``node``, and the mappings it merges (``<<``)."""
+    if isinstance(node, dict):
+        values = [*node.values(), *(getattr(node, "merge", None) or ())]
+    else:
+        values = node if isinstance(node, list) else []
+    return [value for value in values if isinstance(value, dict | list)]
+
+
+def _shared(root: Any) -> set[int]:
+    """ids of the mappings and lists a document reaches more than once."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    pending = [root]
+    while pending:
+        for value in _containers(pending.pop()):
+            if id(value) in seen:
+                shared.add(id(value))
+            else:
+                seen.add(id(value))
+                pending.append(value)
+    return shared
+
+
+def _reaches_shared(node: Any, shared: set[int]) -> bool:
+    """True when ``node`` or anything inside it is shared (an anchor other nodes use)."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if id(current) in shared:
+            return True
+        pending += _containers(current)
+    return False
+
+
+def _owner(shared: set[int]) -> Own:
+    """``own(parent, key)``: the value at a mapping's key or a list's index, first made the
+    parent's own copy when it is shared."""
+
+    def own(parent: Any, key: Any) -> Any:
+        value = parent[key] if isinstance(parent, list) else parent.get(key)
+        if not isinstance(value, dict | list) or id(value) not in shared:
+            return value
+        copy: CommentedMap | CommentedSeq
+        copy = CommentedMap(value.items()) if isinstance(value, dict) else CommentedSeq(value)
+        if isinstance(value, CommentedMap | CommentedSeq) and value.fa.flow_style():
+            copy.fa.set_flow_style()
+        parent[key] = copy
+        shared.update(id(child) for child in _containers(copy))  # now held twice too
+        return copy
+
+    return own
+
+
+def _plain(parent: Any, key: Any) -> Any:
+    """``own`` for JSON, which has no aliases."""
+    return parent[key] if isinstance(parent, list) else parent.get(key)
+
+
 # --- locating the stream -----------------------------------------------------------------------
 
 
@@ -294,6 +365,7 @@ class _Target:
     end: int
     yaml: YAML
     stream: CommentedMap
+    shared: set[int]  # ids of the document's nodes that aliases or merges reach twice
 
     @property
     def segment(self) -> list[str]:
@@ -342,8 +414,11 @@ def _locate(lines: list[str], where: StreamLocation) -> _Target:
             continue
         yaml = _yaml(*_guess_indent(segment))
         root = _load(yaml, "".join(segment), where.path)
+        shared = _shared(root)
         found += [
-            _Target(lines, start, end, yaml, obj) for obj in _objects(root) if _matches(obj, where)
+            _Target(lines, start, end, yaml, obj, shared)
+            for obj in _objects(root)
+            if _matches(obj, where)
         ]
     if len(found) != 1:
         raise _not_found(where, len(found))
@@ -359,7 +434,7 @@ def _load(yaml: YAML, text: str, path: str) -> Any:
 
 # --- applying an edit --------------------------------------------------------------------------
 
-TreeEdit = Callable[[MutableMapping[str, Any]], None]
+TreeEdit = Callable[[MutableMapping[str, Any], Own], None]
 TextEdit = Callable[[_Target], "list[str] | None"]
 
 
@@ -393,7 +468,7 @@ def _edit_yaml(text: str, where: StreamLocation, tree: TreeEdit, text_edit: Text
     normalised = _dump(target.yaml, unedited).splitlines(keepends=True)
     root = _load(target.yaml, "".join(original), where.path)
     stream = next(obj for obj in _objects(root) if _matches(obj, where))
-    tree(stream)
+    tree(stream, _owner(_shared(root)))
     edited = _lift_insertions(normalised, _dump(target.yaml, root).splitlines(keepends=True))
     return target.with_segment(_merge(original, normalised, edited))
 
@@ -423,7 +498,7 @@ def _edit_json(text: str, where: StreamLocation, tree: TreeEdit) -> str:
     found = [obj for obj in _objects(root) if _matches(obj, where)]
     if len(found) != 1:
         raise _not_found(where, len(found))
-    tree(found[0])
+    tree(found[0], _plain)
     return json.dumps(root, indent=_json_indent(text), ensure_ascii=False) + "\n"
 
 
@@ -548,12 +623,15 @@ def _is_comment(line: str) -> bool:
     return line.lstrip().startswith("#")
 
 
-def _block_tags(stream: Any) -> CommentedSeq | None:
-    spec = stream.get("spec")
+def _block_tags(target: _Target) -> CommentedSeq | None:
+    """The stream's tags when they are a block list of its own (not reached through an alias)."""
+    spec = target.stream.get("spec")
     tags = spec.get("tags") if isinstance(spec, dict) else None
-    if isinstance(tags, CommentedSeq) and tags and not tags.fa.flow_style():
-        return tags
-    return None
+    if not isinstance(tags, CommentedSeq) or not tags or tags.fa.flow_style():
+        return None
+    if id(spec) in target.shared or id(tags) in target.shared:
+        return None
+    return tags
 
 
 def _item_span(segment: list[str], tags: CommentedSeq, index: int) -> _Span | None:

@@ -659,6 +659,56 @@ def test_a_document_without_lists_still_gets_its_indentation():
     assert set_lookup_policy(text, APP, True) == text.replace("false", "true")
 
 
+SHARED = """\
+apiVersion: image.openshift.io/v1
+kind: ImageStream
+metadata: {name: app}
+spec:
+  tags:
+  - &base
+    name: a
+    from: &src {kind: DockerImage, name: quay.io/a:1}
+    importPolicy: &scheduled {scheduled: true}
+  - <<: *base
+    name: b
+  - name: c
+    from: *src
+    importPolicy: *scheduled
+"""
+
+
+def tags_of(text: str) -> dict[str, object]:
+    """The tags as a loader sees them (aliases and merges resolved), by name."""
+    return {t["name"]: t for t in load(text)["spec"]["tags"]}  # type: ignore[index]
+
+
+@pytest.mark.parametrize("tag", ["a", "b", "c"])
+def test_a_tag_sharing_from_through_yaml_anchors_changes_alone(tag: str):
+    """Aliases (*src) and merges (<<: *base) share a from; re-tagging one tag leaves the others."""
+    expected = tags_of(SHARED)
+    expected[tag]["from"] = PIN.to_dict()  # type: ignore[index]
+    assert tags_of(set_tag(SHARED, APP, tag, PIN)) == expected
+
+
+def test_an_aliased_import_policy_changes_for_one_tag_only():
+    """scheduled=False on c, whose importPolicy is *scheduled, leaves a and b scheduled."""
+    expected = tags_of(SHARED)
+    expected["c"] = {
+        **expected["c"],  # type: ignore[dict-item]
+        "from": DOCKER.to_dict(),
+        "importPolicy": {"scheduled": False},
+    }
+    assert tags_of(set_tag(SHARED, APP, "c", DOCKER, scheduled=False)) == expected
+
+
+@pytest.mark.parametrize("tag", ["a", "c"])
+def test_deleting_a_tag_that_holds_or_uses_an_anchor_keeps_the_others(tag: str):
+    """Deleting the tag defining &base and &src moves the anchors; the others keep their data."""
+    expected = tags_of(SHARED)
+    del expected[tag]
+    assert tags_of(delete_tag(SHARED, APP, tag)) == expected
+
+
 # --- property ------------------------------------------------------------------------------------
 
 _SOURCES = st.sampled_from([PIN, ALIAS, DOCKER, TagReference("ImageStreamTag", "a:b", "build")])
