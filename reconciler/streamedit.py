@@ -392,8 +392,20 @@ def _matches(obj: Any, where: StreamLocation) -> bool:
 
 
 def _segments(lines: list[str]) -> list[tuple[int, int]]:
-    """``[start, end)`` line ranges of the documents; a ``---`` line starts a new one."""
-    starts = [0] + [i for i, line in enumerate(lines) if i and _MARKER_RE.match(line)]
+    """``[start, end)`` line ranges of the documents; a ``---`` line starts a new one, together
+    with the directives (``%YAML 1.2``) written right above it."""
+    starts = [0]
+    for i, line in enumerate(lines):
+        if not i or not _MARKER_RE.match(line):
+            continue
+        start = i
+        for j in range(i - 1, starts[-1] - 1, -1):
+            if lines[j].startswith("%"):
+                start = j
+            elif lines[j].strip() and not _is_comment(lines[j]):
+                break
+        if start > starts[-1]:  # else only directives and comments come before: one document
+            starts.append(start)
     return list(zip(starts, [*starts[1:], len(lines)], strict=True))
 
 

@@ -287,6 +287,13 @@ def test_a_document_with_four_space_indentation_is_edited_in_its_style():
     )
 
 
+def test_a_directive_above_a_document_marker_belongs_to_that_document():
+    """%YAML 1.2 before '---' is part of the next document, which is edited in place."""
+    text = "%YAML 1.2\n---\n" + SOURCE + "...\n%YAML 1.2\n# web\n---\n" + BARE.replace("app", "web")
+    out = set_lookup_policy(text, APP, True)
+    assert out == text.replace("    local: false\n", "    local: true\n")
+
+
 LIST = """\
 apiVersion: v1
 kind: List
