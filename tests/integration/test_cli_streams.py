@@ -224,6 +224,18 @@ def test_tagging_a_held_tag_warns_that_its_lock_stays(imported: Shop):
     assert imported.images()["prod"] == digest(5)
 
 
+def test_an_edit_keeps_the_files_byte_order_mark(imported: Shop):
+    """A stream file saved with a UTF-8 BOM keeps it; only the new tag's lines are added."""
+    path = imported.work / STREAM_FILE
+    path.write_bytes(b"\xef\xbb\xbf" + STREAM.encode())
+    code, _, err = imported.run("tag", "shop/app:test", "shop/app:prod")
+    assert code == 0, err
+    added = (
+        f"  - name: prod\n    from:\n      kind: ImageStreamImage\n      name: app@{digest(2)}\n"
+    )
+    assert path.read_bytes() == b"\xef\xbb\xbf" + (STREAM + added).encode()
+
+
 def test_tag_delete_removes_the_tag_from_the_spec(imported: Shop):
     """-d deletes the tag; the next pass drops its lock entry."""
     assert imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
