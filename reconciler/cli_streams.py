@@ -10,7 +10,6 @@ for a pull request. Data goes to stdout, messages to stderr.
 from __future__ import annotations
 
 import codecs
-import subprocess
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -135,27 +134,6 @@ def _encode(text: str, like: bytes | None) -> bytes:
 # --- writing and committing ----------------------------------------------------------------------
 
 
-def _user_identity(root: Path) -> str:
-    """``Name <email>`` as ``git commit`` would use it (config and GIT_AUTHOR_* variables)."""
-    try:
-        result = subprocess.run(
-            ["git", "var", "GIT_AUTHOR_IDENT"],
-            cwd=root,
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GitError(f"cannot run git: {exc}") from exc
-    ident = result.stdout.decode("utf-8", "replace").strip()
-    if result.returncode != 0 or ">" not in ident:
-        raise GitError(
-            "no git identity to commit with",
-            hint="set git config user.name and user.email, or run without --commit",
-        )
-    return ident[: ident.rindex(">") + 1]
-
-
 @dataclass(frozen=True, slots=True)
 class _Change:
     """What a writing command changes, and what it tells the person about it."""
@@ -184,7 +162,10 @@ def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
                 f"{', '.join(sorted(changed))} has uncommitted changes",
                 hint="commit or stash them first, or run without --commit",
             )
-        author = _user_identity(git.root)
+        try:
+            author = git.user_identity()
+        except GitError as exc:
+            raise GitError(exc.message, hint=f"{exc.hint}, or run without --commit") from exc
     for line in change.said:
         click.echo(line, err=True)
     if git is None:

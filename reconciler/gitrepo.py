@@ -232,6 +232,17 @@ class GitRepo:
         )
         return not result.stdout
 
+    def user_identity(self) -> str:
+        """``Name <email>`` of the person here, as ``git commit`` would take it (git config,
+        ``GIT_AUTHOR_*`` variables): for commits people make through the CLI."""
+        result = self._git("var", "GIT_AUTHOR_IDENT", check=False)
+        ident = result.stdout.decode("utf-8", "replace").strip()
+        if result.returncode != 0 or ">" not in ident:
+            raise GitError(
+                "no git identity to commit with", hint="set git config user.name and user.email"
+            )
+        return ident[: ident.rindex(">") + 1]
+
     def ahead_of(self, rev: str) -> int:
         """How many commits HEAD has that ``rev`` does not."""
         return int(self._out("rev-list", "--count", f"{rev}..HEAD"))

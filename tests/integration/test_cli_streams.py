@@ -307,6 +307,15 @@ def test_commit_refuses_a_file_with_uncommitted_changes(imported: Shop):
     assert "uncommitted changes" in err
 
 
+def test_commit_without_a_git_identity_writes_nothing(imported: Shop):
+    """--commit needs the person's git identity; without one nothing is edited."""
+    imported.repo.git("config", "user.name", "")
+    code, _, err = imported.run("tag", "--commit", "shop/app:test", "shop/app:prod")
+    assert code == 1
+    assert "no git identity to commit with" in err and "or run without --commit" in err
+    assert imported.repo.git("status", "--porcelain") == ""
+
+
 # --- rollback ------------------------------------------------------------------------------------
 
 

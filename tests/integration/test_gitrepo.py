@@ -93,6 +93,20 @@ def test_ahead_of_upstream_needs_an_upstream(origin: ConfigRepo, repo: GitRepo) 
     assert "--set-upstream-to" in str(caught.value)
 
 
+def test_user_identity_is_what_git_commit_would_use(origin: ConfigRepo, repo: GitRepo) -> None:
+    """The person's identity comes from git config, without the timestamp git var adds."""
+    origin.git("config", "user.name", "Ada Person")
+    assert repo.user_identity() == "Ada Person <test@streamlock.invalid>"
+
+
+def test_an_empty_user_name_is_no_identity(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Without a usable name git refuses to commit; so does the CLI, with a hint."""
+    origin.git("config", "user.name", "")
+    with pytest.raises(GitError, match="no git identity") as caught:
+        repo.user_identity()
+    assert "user.name" in str(caught.value)
+
+
 # --- state and reading -------------------------------------------------------------------------
 
 
