@@ -134,6 +134,11 @@ def _encode(text: str, like: bytes | None) -> bytes:
 # --- writing and committing ----------------------------------------------------------------------
 
 
+def _in_git(git: GitRepo, root: Path, relative: str) -> str:
+    """A path relative to the repository ``root`` as Git names it (``root`` may be a subfolder)."""
+    return (root / relative).relative_to(git.root).as_posix()
+
+
 @dataclass(frozen=True, slots=True)
 class _Change:
     """What a writing command changes, and what it tells the person about it."""
@@ -154,9 +159,7 @@ def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
     git = GitRepo.open(repo.root) if commit else None
     paths = dict(changed)
     if git is not None:
-        prefix = repo.root.relative_to(git.root).as_posix()
-        prefix = "" if prefix == "." else prefix + "/"
-        paths = {prefix + path: data for path, data in changed.items()}
+        paths = {_in_git(git, repo.root, path): data for path, data in changed.items()}
         if not git.is_clean(sorted(paths)):
             raise InputError(
                 f"{', '.join(sorted(changed))} has uncommitted changes",
@@ -605,8 +608,7 @@ def _recover_entry(ctx: _Repo, name: ObjectName, digest: str) -> LockEntry | Non
     relative = lock_path(name.namespace, name.stream)
     try:
         git = GitRepo.open(ctx.root)
-        prefix = ctx.root.relative_to(git.root).as_posix()
-        path = relative if prefix == "." else f"{prefix}/{relative}"
+        path = _in_git(git, ctx.root, relative)
         for sha, message in git.messages("HEAD", grep=digest)[:RECOVER_COMMITS]:
             blocks = trailers.parse_message(message)
             if not any(b.tag == key and b.image == digest for b in blocks):

@@ -455,6 +455,20 @@ def test_a_lock_folder_linked_out_of_the_repository_is_not_read(imported: Shop, 
     assert "locks is a symlink" in err
 
 
+def test_commit_in_a_repository_below_the_git_top_names_the_full_path(
+    config_repo: Callable[..., ConfigRepo],
+):
+    """With streams/ in a subfolder of the Git work tree, --commit commits the file there."""
+    shop = Shop(config_repo({f"platform/{STREAM_FILE}": STREAM}))
+    result = CliRunner().invoke(
+        GROUP,
+        ["set", "image-lookup", "--commit", "shop/app", "--repo", str(shop.work / "platform")],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert shop.last_commit()["files"] == [f"platform/{STREAM_FILE}"]
+    assert shop.repo.git("status", "--porcelain") == ""
+
+
 def test_commands_on_a_missing_stream_say_it_is_not_found(imported: Shop):
     """describe and set image-lookup of an unknown stream fail with exit 1 and write nothing."""
     for args in (("describe", "shop/nope"), ("set", "image-lookup", "shop/nope")):
