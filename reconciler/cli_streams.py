@@ -689,12 +689,13 @@ def rollback(
             return streamedit.set_tag(text, where, dst.tag, source)
 
         files = _edit_streams(ctx, [target], edit, create=False)
+        held = _held(ctx, [target])
         said = (
             f"✓ {target} pinned to {_shown(source)} (revision {revision}, imported {when}) "
             f"in {stream.path}",
             "  The spec now pins this image: it stays until someone changes the tag's 'from' "
             f"(it was {spec.source.kind} {spec.source.name}).",
-            *_held(ctx, [target]),
+            *held,
         )
         change = _Change(
             files,
@@ -707,7 +708,7 @@ def rollback(
                 f"It was {spec.source.kind} {spec.source.name}, image {entry.image}."
             ),
             said=said,
-            next_step="the next reconcile updates the lock",
+            next_step="" if held else "the next reconcile updates the lock",
         )
         _apply(ctx, change, commit)
         return
@@ -722,7 +723,7 @@ def rollback(
     new_entry = inspect.rolled_back(entry, revision, recovered)
     new_lock = replace(lock, tags={**lock.tags, target.tag: new_entry}, source_path=stream.path)
     bumps = "bump" if revision == 1 else f"{revision} bumps"
-    followers = [str(name) for name, other in _followers(ctx, [target]) if other.hold is None]
+    followers = [str(tag) for tag, tag_spec in _followers(ctx, [target]) if tag_spec.hold is None]
     follow = "follows" if len(followers) == 1 else "follow"
     explanation = " ".join(
         [
