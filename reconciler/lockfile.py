@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
+from reconciler import schema
 from reconciler.errors import InputError
 from reconciler.image import Image
 from reconciler.imagestream import TagReference
@@ -172,13 +172,15 @@ def loads(data: bytes, path: str = "<lock>") -> StreamLock:
 
 
 def parse(data: bytes, path: str = "<lock>") -> Any:
-    """The YAML of a lock as plain data (the slow step; callers may cache it by content)."""
-    if len(data) > MAX_LOCK_BYTES:
-        raise InputError(f"{path}: lock file larger than {MAX_LOCK_BYTES} bytes")
-    try:
-        return _yaml().load(data)
-    except YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from exc
+    """The YAML of a lock as plain data (the slow step; callers may cache it by content).
+
+    Locks arrive through pull requests like any file, so they get the stream files' limits on
+    aliases, nesting and size (a larger byte limit: locks grow with history).
+    """
+    documents = schema.parse_documents(data, path, max_bytes=MAX_LOCK_BYTES)
+    if len(documents) != 1:
+        raise InputError(f"{path}: a lock holds exactly one YAML document")
+    return documents[0].data
 
 
 def from_document(doc: Any, path: str = "<lock>", source_path: str = "") -> StreamLock:

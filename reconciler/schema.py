@@ -226,9 +226,9 @@ def _syntax_problem(path: str, text: str, exc: YAMLError) -> Problem:
     return Problem(path, 1, 1, f"not valid YAML: {exc}")
 
 
-def _decode(data: bytes, path: str) -> str:
-    if len(data) > MAX_FILE_BYTES:
-        raise ValidationError([Problem(path, 1, 1, f"larger than {MAX_FILE_BYTES} bytes")])
+def _decode(data: bytes, path: str, max_bytes: int = MAX_FILE_BYTES) -> str:
+    if len(data) > max_bytes:
+        raise ValidationError([Problem(path, 1, 1, f"larger than {max_bytes} bytes")])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -256,14 +256,14 @@ def _compose(text: str, path: str) -> tuple[YAML, list[Node]]:
     raise ValidationError([_syntax_problem(path, text, error)]) from error
 
 
-def parse_documents(data: bytes, path: str) -> list[Document]:
+def parse_documents(data: bytes, path: str, *, max_bytes: int = MAX_FILE_BYTES) -> list[Document]:
     """Every non-empty document of a YAML (or, for ``*.json``, JSON) file.
 
     Raises ValidationError when the file as a whole cannot be read: too large, not UTF-8, a
     syntax error, duplicate or non-string keys, aliases or nesting over the limits, tags that
     build anything but plain data.
     """
-    text = _decode(data, path)
+    text = _decode(data, path, max_bytes)
     if path.endswith(".json"):
         try:
             json.loads(text)

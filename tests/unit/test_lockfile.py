@@ -76,3 +76,15 @@ def test_corrupt_lock_cache_is_ignored(tmp_path: Path):
     cache_file = tmp_path / "cache.json"
     cache_file.write_text("{not json")
     assert LockCache(cache_file).entries == {}
+
+
+def test_alias_bomb_in_a_lock_is_refused():
+    """A lock arrives through pull requests too: YAML alias expansion is capped."""
+    lines = [
+        "kind: ImageStreamLock",
+        "metadata: {name: app, namespace: shop}",
+        "x: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]",
+    ]
+    lines += [f"y{i}: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]" for i in range(20)]
+    with pytest.raises(InputError, match="aliases"):
+        loads("\n".join(lines).encode(), "locks/shop/app.lock.yaml")
