@@ -88,7 +88,7 @@ class PlannedCommit:
     changes: tuple[TagChange, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Plan:
     """Everything a pass decided; the shell writes it, never re-decides it."""
 
@@ -105,6 +105,14 @@ class Plan:
     @property
     def failed(self) -> tuple[TagStatus, ...]:
         return tuple(s for s in self.statuses if not s.ready)
+
+    def __repr__(self) -> str:
+        # A plan holds every lock's bytes: asyncio and logging repr() results, and a full
+        # dataclass repr of 10,000 tags costs tens of megabytes.
+        return (
+            f"Plan(tags={len(self.statuses)}, files={len(self.files)}, "
+            f"commits={len(self.commits)}, failed={len(self.failed)})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

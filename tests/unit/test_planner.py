@@ -429,3 +429,10 @@ def test_follower_trailer_names_its_source_in_full():
     )
     sources = {b.tag: b.source for b in parse_message(result.commits[0].message)}
     assert sources == {"shop/app:test": APP, "shop/app:latest": "ImageStreamTag:shop/app:test"}
+
+
+def test_plan_repr_stays_small():
+    """repr(plan) summarises: asyncio formats task results, and a plan holds every lock."""
+    streams = [stream(f"s{i}", docker("a", APP), follow("b", "a")) for i in range(50)]
+    result = run(streams, observations=obs(APP, 1))
+    assert repr(result) == "Plan(tags=100, files=50, commits=50, failed=0)"
