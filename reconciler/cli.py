@@ -20,6 +20,7 @@ import structlog
 from reconciler import __version__, status
 from reconciler.config import CONFIG_FILE, Config
 from reconciler.errors import StreamlockError
+from reconciler.inspect import render_data
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
 
 EXIT_OK = 0
@@ -184,14 +185,7 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
             for s in result.plan.statuses
         ],
     }
-    if output == "json":
-        click.echo(json.dumps(data, indent=2))
-    else:
-        from ruamel.yaml import YAML
-
-        yaml = YAML(typ="safe")
-        yaml.default_flow_style = False
-        yaml.dump(data, sys.stdout)
+    click.echo(render_data(data, output), nl=False)
 
 
 def summary(result: PassResult, verb: str) -> str:
@@ -260,11 +254,8 @@ class StreamlockGroup(click.Group):
     default="warning",
     show_default=True,
 )
-@click.pass_context
-def cli(ctx: click.Context, debug: bool, log_format: str, log_level: str) -> None:
+def cli(debug: bool, log_format: str, log_level: str) -> None:
     """streamlock: OpenShift image streams in plain Git."""
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
     configure_logging(log_format, "debug" if debug else log_level)
 
 
@@ -320,8 +311,7 @@ def validate(repo: Path | None, fmt: str) -> None:
 @repo_option
 @output_option
 @click.option("-A", "--all", "everything", is_flag=True, help="List unchanged tags too.")
-@click.pass_context
-def plan(ctx: click.Context, repo: Path | None, output: str, everything: bool) -> None:
+def plan(repo: Path | None, output: str, everything: bool) -> None:
     """Dry run: show what a pass would change. Exit 0 nothing, 2 changes, 1 errors."""
     root = resolve_repo(repo)
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(write=False)))
@@ -352,7 +342,10 @@ def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -
 @output_option
 @click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
 def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push: bool) -> None:
-    """Import NS/STREAM[:TAG] now, even if not scheduled or due (like ``oc import-image``)."""
+    """Import tags now, scheduled or not (like 'oc import-image').
+
+    NAMES are NAMESPACE/STREAM (every tag of the stream) or NAMESPACE/STREAM:TAG.
+    """
     for name in names:
         if "/" not in name:
             raise click.UsageError(f"{name!r}: expected NAMESPACE/STREAM[:TAG]")
@@ -361,7 +354,13 @@ def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push
     result = asyncio.run(run_pass(root, registry_factory, options))
     emit_result(result, output)
     click.echo(summary(result, "committed"), err=True)
-    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
+    known = {s.key for s in result.plan.statuses} | {
+        s.key.rsplit(":", 1)[0] for s in result.plan.statuses
+    }
+    unknown = [name for name in names if name not in known]
+    for name in unknown:
+        click.echo(f"✗ {name}: no such image stream or tag", err=True)
+    sys.exit(EXIT_OK if result.ok and not unknown else EXIT_ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -358,3 +358,21 @@ def test_import_image_forces_an_unscheduled_tag(config_repo, seeder, repo_name):
     code, out, err = streamlock("import-image", "--repo", str(repo.work), "shop/app:stable")
     assert code == 0, err
     assert lock_of(repo).tags["stable"].image == second and "updated" in out
+
+
+def test_import_image_of_an_unknown_stream_is_an_error(app_repo):
+    """A typo in import-image's name fails instead of silently importing nothing."""
+    repo, _ = app_repo
+    code, _, err = streamlock("import-image", "--repo", str(repo.work), "shop/nope")
+    assert code == 1 and "shop/nope: no such image stream or tag" in err
+
+
+def test_yaml_output(app_repo):
+    """-o yaml prints the pass as data a script can read."""
+    repo, _ = app_repo
+    code, out, _ = streamlock("plan", "--repo", str(repo.work), "-o", "yaml")
+    assert code == 2
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(out)
+    assert {t["tag"] for t in data["tags"]} == {"test", "latest"} and data["changed"] is True
