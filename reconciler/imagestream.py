@@ -54,10 +54,21 @@ class TagReference:
         """
         if self.kind == DOCKER_IMAGE:
             return self.name
-        name = self.name
-        if self.kind == IMAGE_STREAM_TAG and ":" not in name:
-            name = f"{stream}:{name}"
-        return f"{self.kind}:{self.namespace or namespace}/{name}"
+        ns, name, ref = self.target(namespace, stream)
+        separator = "@" if self.kind == IMAGE_STREAM_IMAGE else ":"
+        return f"{self.kind}:{ns}/{name}{separator}{ref}"
+
+    def target(self, namespace: str, stream: str) -> tuple[str, str, str]:
+        """``(namespace, stream, tag-or-digest)`` an ImageStreamTag/Image source points at.
+
+        ``from.name`` may leave out the stream (``latest``) and ``from.namespace`` the
+        namespace; both are then those of the tag that has this source.
+        """
+        if self.kind == IMAGE_STREAM_IMAGE:
+            name, _, ref = self.name.partition("@")
+        else:
+            name, _, ref = self.name.rpartition(":")
+        return (self.namespace or namespace, name or stream, ref)
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,8 +119,7 @@ def followed(source: TagReference, namespace: str, stream: str) -> ObjectName:
     ``from.name`` may leave out the stream (``latest``) and ``from.namespace`` the namespace;
     both are the following tag's own then.
     """
-    name, _, tag = source.name.rpartition(":")
-    return ObjectName(source.namespace or namespace, name or stream, tag)
+    return ObjectName(*source.target(namespace, stream))
 
 
 def _prefix_hex(prefix: str, what: str) -> str:

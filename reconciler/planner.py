@@ -423,34 +423,26 @@ class _Pass:
         image = old.as_image() if old and old.image == ref.digest else Image(ref.digest)
         return self.decide(stream, spec, old, image, str(ref))
 
-    def target_stream(
-        self, stream: ImageStream, spec: TagSpec, name: str
-    ) -> tuple[ImageStream | None, str, str | None]:
-        """The stream a follower or pin points into, or an error message."""
-        namespace = spec.source.namespace or stream.namespace
-        if not self.config.may_pull(namespace, stream.namespace):
-            return (
-                None,
-                namespace,
-                (
-                    f"namespace {stream.namespace!r} may not use images of {namespace!r}; "
-                    f"grant it in streamlock.yaml access.{namespace}.pullers"
-                ),
-            )
-        target = self.streams.get((namespace, name))
-        if target is None:
-            return None, namespace, f"image stream {namespace}/{name} does not exist"
-        return target, namespace, None
+    def denied(self, stream: ImageStream, namespace: str) -> str | None:
+        """Why ``stream`` may not follow or pin images of ``namespace`` (None: it may)."""
+        if self.config.may_pull(namespace, stream.namespace):
+            return None
+        return (
+            f"namespace {stream.namespace!r} may not use images of {namespace!r}; "
+            f"grant it in streamlock.yaml access.{namespace}.pullers"
+        )
 
     def resolve_follower(
         self, stream: ImageStream, spec: TagSpec, old: LockEntry | None, key: str
     ) -> _Resolved:
-        target_name, _, target_tag = spec.source.name.rpartition(":")
-        target_name = target_name or stream.name
-        target, namespace, error = self.target_stream(stream, spec, target_name)
-        if error is not None or target is None:
-            reason = status.ACCESS_DENIED if "may not" in (error or "") else status.FOLLOW_FAILED
-            return self.keep(stream, spec, old, status.FAILED, reason, error or "")
+        namespace, target_name, target_tag = spec.source.target(stream.namespace, stream.name)
+        denial = self.denied(stream, namespace)
+        if denial is not None:
+            return self.keep(stream, spec, old, status.FAILED, status.ACCESS_DENIED, denial)
+        target = self.streams.get((namespace, target_name))
+        if target is None:
+            message = f"image stream {namespace}/{target_name} does not exist"
+            return self.keep(stream, spec, old, status.FAILED, status.FOLLOW_FAILED, message)
         target_spec = target.tag(target_tag)
         if target_spec is None:
             return self.keep(
@@ -498,10 +490,11 @@ class _Pass:
     def resolve_stream_image(
         self, stream: ImageStream, spec: TagSpec, old: LockEntry | None
     ) -> _Resolved:
-        source_name, _, digest = spec.source.name.partition("@")
-        target, namespace, error = self.target_stream(stream, spec, source_name)
-        if error is not None and "may not" in error:
-            return self.keep(stream, spec, old, status.FAILED, status.ACCESS_DENIED, error)
+        namespace, source_name, digest = spec.source.target(stream.namespace, stream.name)
+        denial = self.denied(stream, namespace)
+        if denial is not None:
+            return self.keep(stream, spec, old, status.FAILED, status.ACCESS_DENIED, denial)
+        target = self.streams.get((namespace, source_name))
         if old is not None and old.image == digest and old.source == spec.source:
             return self.decide(stream, spec, old, old.as_image(), old.docker_image_reference)
         found = self.find_image(namespace, source_name, digest, target)
