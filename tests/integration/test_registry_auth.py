@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
@@ -23,6 +21,7 @@ from reconciler.manifest import ACCEPT
 from reconciler.registry import RegistryClient, RetryPolicy
 from tests.fixtures.images import Seeder, build_image, sha256
 from tests.fixtures.registry_server import RegistryServer
+from tests.fixtures.standin import serve as _serve
 from tests.fixtures.token_server import TokenServer
 
 FAST = RetryPolicy(
@@ -370,19 +369,6 @@ def _redirecting_registry(
             """Quiet."""
 
     return Registry
-
-
-@contextlib.contextmanager
-def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 async def test_blob_redirect_gets_no_credentials(home: Path) -> None:

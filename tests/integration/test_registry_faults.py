@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
@@ -18,6 +17,7 @@ from reconciler.registry import RegistryClient, RetryPolicy, Timeouts
 from tests.fixtures.fault_proxy import WRONG_DIGEST, FaultProxy
 from tests.fixtures.images import OCI_MANIFEST, Seeder, build_image
 from tests.fixtures.registry_server import RegistryServer
+from tests.fixtures.standin import serve
 
 ATTEMPTS = 4
 FAST = RetryPolicy(
@@ -206,15 +206,8 @@ class _Trickle(BaseHTTPRequestHandler):
 def trickle() -> Iterator[str]:
     """The host of a registry that trickles its answers in."""
     _Trickle.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(_Trickle) as host:
+        yield host
 
 
 async def test_trickling_answer_is_abandoned(trickle: str) -> None:

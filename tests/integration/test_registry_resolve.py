@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ from reconciler.registry import RegistryClient, RetryPolicy
 from tests.fixtures.fault_proxy import FaultProxy
 from tests.fixtures.images import OCI_MANIFEST, Seeder, build_image, sha256
 from tests.fixtures.registry_server import RegistryServer
+from tests.fixtures.standin import serve as _serve
 
 FAST = RetryPolicy(
     attempts=4, timeout=30, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=0
@@ -209,24 +209,6 @@ class _PagedTags(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet."""
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 64  # the default backlog of 5 drops simultaneous connects
-
-
-@contextlib.contextmanager
-def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve ``handler`` on 127.0.0.1 in a thread; yields ``host:port``."""
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
