@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import stamina
 import structlog
 
 from reconciler import __version__, status
@@ -58,6 +59,18 @@ def configure_logging(fmt: str, level: str) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    # A retry is progress, not a problem: one short line at info level (stamina's default hook
+    # logs a warning with the call's arguments).
+    stamina.instrumentation.set_on_retry_hooks([_log_retry])
+
+
+def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    structlog.get_logger("streamlock").info(
+        "retrying",
+        attempt=details.retry_num,
+        wait_seconds=round(details.wait_for, 2),
+        error=str(details.caused_by),
+    )
 
 
 def find_repo(start: Path) -> Path:
@@ -201,6 +214,8 @@ def summary(result: PassResult, verb: str) -> str:
         parts.append(f"{failed} failed")
     if result.problems:
         parts.append(f"{len(result.problems)} invalid")
+    if not total and not result.problems:
+        return "✓ no image streams found under streams/"
     text = f"{total} tags: " + (", ".join(parts) if parts else "nothing to change")
     if result.commits:
         text += f"; {len(result.commits)} commit{'s' if len(result.commits) > 1 else ''}"
