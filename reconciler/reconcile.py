@@ -265,8 +265,8 @@ def _push_review_branches(
     base = repo.head()
     chains: dict[tuple[str, str], list[planner.PlannedCommit]] = {}
     for commit in plan.commits:
-        first = commit.changes[0] if commit.changes else None
-        key = (first.namespace, first.stream) if first else ("all", "streams")
+        streams = {(change.namespace, change.stream) for change in commit.changes}
+        key = streams.pop() if len(streams) == 1 else ("all", "streams")  # grouping: pass
         chains.setdefault(key, []).append(commit)
     shas = []
     for (namespace, stream), commits in sorted(chains.items()):
