@@ -265,8 +265,10 @@ def _push_review_branches(
     base = repo.head()
     chains: dict[tuple[str, str], list[planner.PlannedCommit]] = {}
     for commit in plan.commits:
-        streams = {(change.namespace, change.stream) for change in commit.changes}
-        key = streams.pop() if len(streams) == 1 else ("all", "streams")  # grouping: pass
+        # locks/<ns>/<name>.lock.yaml: one stream per commit, except with grouping: pass
+        streams = {tuple(path.split("/")[1:3]) for path in commit.files}
+        only = streams.pop() if len(streams) == 1 else None
+        key = (only[0], only[1].removesuffix(".lock.yaml")) if only else ("all", "streams")
         chains.setdefault(key, []).append(commit)
     shas = []
     for (namespace, stream), commits in sorted(chains.items()):
