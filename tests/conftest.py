@@ -112,6 +112,14 @@ def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryS
         yield server
 
 
+@pytest.fixture(scope="session")
+def registry_mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A TLS registry that requires a client certificate (``.client_cert``)."""
+    root = tmp_path_factory.mktemp("registry-mtls")
+    with RegistryServer(root, tls=True, client_certs=True) as server:
+        yield server
+
+
 # --- per-test helpers ---------------------------------------------------------------------------
 @pytest.fixture
 def repo_name(request: pytest.FixtureRequest) -> str:

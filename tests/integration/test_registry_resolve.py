@@ -428,6 +428,28 @@ async def test_tls_verified_without_ca_file(
     assert "certificate not trusted" in failure.message
 
 
+async def test_client_certificate_is_presented(
+    registry_mtls: RegistryServer, make_seeder: Callable[..., Seeder], repo_name: str
+) -> None:
+    """certFile/keyFile are presented to a registry that requires a client certificate."""
+    pushed = make_seeder(registry_mtls).push_image(repo_name, "1.0")
+    assert registry_mtls.client_cert is not None and registry_mtls.ca_file is not None
+    cert, key = registry_mtls.client_cert
+    with_cert = RegistryConfig(
+        host=registry_mtls.host,
+        ca_file=str(registry_mtls.ca_file),
+        cert_file=str(cert),
+        key_file=str(key),
+    )
+    request = ImportRequest(f"{registry_mtls.host}/{repo_name}:1.0")
+    found = image(await resolve(request, Config(registries=(with_cert,))))
+    assert found.digest == pushed
+    without = replace(with_cert, cert_file=None, key_file=None)
+    failure = await resolve(request, Config(registries=(without,)))
+    assert isinstance(failure, ImportFailure)
+    assert failure.reason == status.REGISTRY_UNAVAILABLE
+
+
 async def test_insecure_tls_registry_skips_verification(
     registry_tls: RegistryServer, make_seeder: Callable[..., Seeder], repo_name: str
 ) -> None:
