@@ -9,12 +9,16 @@ client hook rewrites bot output. Nothing here ever force-pushes the watched bran
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -26,7 +30,12 @@ from reconciler.errors import GitError, InputError
 REVIEW_PREFIX = "streamlock/"
 LOCAL_TIMEOUT = 120.0
 NETWORK_TIMEOUT = 600.0
+TIMEOUT_VARIABLE = "STREAMLOCK_GIT_TIMEOUT"  # seconds for fetch, push and clone
+RUN_LOCK_WAIT = 30.0  # how long a second run on one checkout waits for the first
+_STALE_LOCK_WAIT = 2.0  # a git process orphaned by a killed run gets this long to finish
 _ZERO = "0" * 40
+JOURNAL = Path("streamlock") / "journal.json"
+_TMP_SUFFIX = ".streamlock-tmp"
 _AUTHOR_RE = re.compile(r"^\s*([^<>\n]+?)\s*<([^<>\s]+)>\s*$")
 _CREDENTIALS_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 # Another writer got there first: the branch moved, or its ref lock was held at that moment.
@@ -88,6 +97,23 @@ def _env(network: bool) -> dict[str, str]:
     return env
 
 
+def network_timeout() -> float:
+    """Seconds a fetch, push or clone may take (``STREAMLOCK_GIT_TIMEOUT``, default 600)."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return NETWORK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 86400:
+        raise InputError(
+            f"{TIMEOUT_VARIABLE}={text!r} is not a number of seconds",
+            hint="use a positive number such as 600",
+        )
+    return value
+
+
 def _run(
     args: Sequence[str],
     *,
@@ -97,28 +123,48 @@ def _run(
     network: bool = False,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git args``; a failure becomes GitError naming the subcommand, never the URL."""
+    """Run ``git args``; a failure becomes GitError naming the subcommand, never the URL.
+
+    git runs in its own process group, and a timeout kills the whole group: a push's
+    ``git-receive-pack`` and the remote's hooks (local and ssh transports run them as
+    children) must not go on and land the push after streamlock has reported it failed.
+    """
     full_env = _env(network)
     if env:
         full_env.update(env)
-    timeout = NETWORK_TIMEOUT if network else LOCAL_TIMEOUT
+    timeout = network_timeout() if network else LOCAL_TIMEOUT
     try:
-        result = subprocess.run(
+        proc = subprocess.Popen(
             ["git", *args],
             cwd=cwd,
-            input=input,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=full_env,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise GitError(f"git {args[0]} did not finish within {timeout:.0f}s") from exc
     except OSError as exc:
         raise GitError(f"cannot run git: {exc.strerror}", hint="install git") from exc
+    try:
+        stdout, stderr = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        _kill_group(proc)
+        raise GitError(f"git {args[0]} did not finish within {timeout:.0f}s") from exc
+    except BaseException:
+        _kill_group(proc)
+        raise
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise GitError(f"git {args[0]} failed: {_stderr(result)}")
     return result
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL git and everything it started, then reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=10)
 
 
 def _stderr(result: subprocess.CompletedProcess[bytes]) -> str:
@@ -207,30 +253,29 @@ class GitRepo:
             raise GitError("HEAD is detached", hint="check out the branch to reconcile")
         return result.stdout.decode().strip()
 
-    def upstream(self) -> tuple[str, str] | None:
-        """``(remote, branch)`` the current branch tracks, or None."""
-        ref = f"refs/heads/{self.branch()}"
-        text = self._out(
-            "for-each-ref", "--format=%(upstream:remotename)%00%(upstream:remoteref)", ref
-        )
-        remote, _, merge = text.partition("\x00")
-        if not remote or not merge.startswith("refs/heads/"):
-            return None
-        return remote, merge.removeprefix("refs/heads/")
-
     def is_clean(self, paths: Sequence[str] = ()) -> bool:
         """No staged, unstaged or untracked change under ``paths`` (the whole tree if empty)."""
+        return not self.changed_paths(paths)
+
+    def changed_paths(self, paths: Sequence[str] = ()) -> list[str]:
+        """Paths with a staged, unstaged or untracked change under ``paths``, sorted."""
         specs = [_repo_path(p.rstrip("/")) for p in paths]
         result = self._git(
             "--literal-pathspecs",
             "status",
             "--porcelain=v1",
             "-z",
+            "--no-renames",
             "--untracked-files=all",
             "--",
             *specs,
         )
-        return not result.stdout
+        records = result.stdout.decode("utf-8", "replace").split("\x00")
+        return sorted({record[3:] for record in records if len(record) > 3})
+
+    def has_remote(self, name: str) -> bool:
+        """Whether a remote of that name is configured."""
+        return self._git("remote", "get-url", "--", name, check=False).returncode == 0
 
     def user_identity(self) -> str:
         """``Name <email>`` of the person here, as ``git commit`` would take it (git config,
@@ -242,21 +287,6 @@ class GitRepo:
                 "no git identity to commit with", hint="set git config user.name and user.email"
             )
         return ident[: ident.rindex(">") + 1]
-
-    def ahead_of(self, rev: str) -> int:
-        """How many commits HEAD has that ``rev`` does not."""
-        return int(self._out("rev-list", "--count", f"{rev}..HEAD"))
-
-    def ahead_of_upstream(self) -> int:
-        """Commits not yet pushed to the upstream's last fetched state."""
-        upstream = self.upstream()
-        if upstream is None:
-            raise GitError(
-                f"branch {self.branch()!r} has no upstream",
-                hint="set one with 'git branch --set-upstream-to=origin/<branch>'",
-            )
-        remote, branch = upstream
-        return self.ahead_of(f"refs/remotes/{remote}/{branch}")
 
     def read(self, path: str, rev: str = "HEAD") -> bytes | None:
         """A file's bytes at ``rev``; None when the file (or an unborn HEAD) has none."""
@@ -296,6 +326,50 @@ class GitRepo:
         ).stdout.decode("utf-8", "replace")
         fields = out.split("\x00")
         return [(fields[i].strip(), fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+
+    def commits(self, revisions: str) -> list[LocalCommit]:
+        """The commits in ``revisions`` (e.g. ``tip..HEAD``), newest first, with what they touch.
+
+        Read as raw commit objects (one ``cat-file`` process), so no message can confuse the
+        parsing; paths come from ``diff-tree`` per commit (this runs on the few unpushed commits).
+        """
+        shas = self._out("rev-list", "--topo-order", revisions, "--").split()
+        if not shas:
+            return []
+        out = self._git("cat-file", "--batch", input="".join(f"{s}\n" for s in shas).encode())
+        data, found = out.stdout, []
+        for sha in shas:
+            header, _, data = data.partition(b"\n")
+            size = int(header.split()[2])
+            raw, data = data[:size], data[size + 1 :]
+            head, _, message = raw.partition(b"\n\n")
+            fields = dict(line.split(b" ", 1) for line in head.split(b"\n") if b" " in line)
+            parents = [line[7:].decode() for line in head.split(b"\n") if line[:7] == b"parent "]
+            paths = (
+                self._git(
+                    "diff-tree",
+                    "-r",
+                    "-z",
+                    "--no-commit-id",
+                    "--name-only",
+                    "--no-renames",
+                    "--root",
+                    sha,
+                )
+                .stdout.decode("utf-8", "replace")
+                .split("\x00")
+            )
+            found.append(
+                LocalCommit(
+                    sha=sha,
+                    author=_ident(fields.get(b"author", b"")),
+                    committer=_ident(fields.get(b"committer", b"")),
+                    parents=tuple(parents),
+                    message=message.decode("utf-8", "replace"),
+                    paths=tuple(p for p in paths if p),
+                )
+            )
+        return found
 
     # --- commits -----------------------------------------------------------------------------
 
@@ -397,30 +471,27 @@ class GitRepo:
     def commit(self, files: Mapping[str, bytes | None], message: str, author: str) -> str:
         """Commit exactly ``files`` (None deletes) on the current branch; returns the sha.
 
-        Author and committer are both ``author``. Files are written to the working tree and the
-        index too, so the checkout matches the new commit for those paths.
+        Author and committer are both ``author``. The commit is built with plumbing, the branch
+        moves last, then the working tree and the index follow for those paths. A journal in
+        ``.git/streamlock/`` spans the moment the branch and the checkout disagree, so a run
+        killed there is finished by ``heal`` instead of looking like a person's edit that
+        reverts the bump.
         """
         targets = {_repo_path(p): self._check_worktree(_repo_path(p)) for p in files}
         old = self.head()
         sha = self.create_commit(files, message, author, old)
         subject = message.strip().split("\n", 1)[0]
-        self._git("update-ref", "-m", f"commit: {subject}", "HEAD", sha, old or _ZERO)
-        try:
-            for path, target in targets.items():
-                content = files[path]
-                if content is None:
-                    target.unlink(missing_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.streamlock-tmp")
-                tmp.write_bytes(content)
-                tmp.replace(target)
-        except OSError as exc:
-            raise GitError(
-                f"committed {sha[:12]} but could not update the working tree: {exc}",
-                hint="run 'git reset --hard' to check out the commit",
-            ) from exc
-        self._git("update-index", "--add", "--remove", "-z", "--stdin", input=_z(targets))
+        with self._journal("commit", old, sha, sorted(targets)):
+            self._git("update-ref", "-m", f"commit: {subject}", "HEAD", sha, old or _ZERO)
+            try:
+                for path, target in targets.items():
+                    _write_worktree(target, files[path])
+            except OSError as exc:
+                raise GitError(
+                    f"committed {sha[:12]} but could not update the working tree: {exc}",
+                    hint="the next run finishes it; 'git status' shows what is missing",
+                ) from exc
+            self._git("update-index", "--add", "--remove", "-z", "--stdin", input=_z(targets))
         return sha
 
     def tree(self, rev: str) -> str:
@@ -433,21 +504,162 @@ class GitRepo:
 
     def reset_keep(self, rev: str) -> None:
         """Move the branch to ``rev`` keeping unrelated local edits; fails rather than lose any."""
-        self._git("reset", "--quiet", "--keep", rev)
+        old = self.head()
+        paths = self._out("diff", "--name-only", "-z", old, rev).split("\x00") if old else []
+        with self._journal("reset", old, rev, [p for p in paths if p]):
+            self._git("reset", "--quiet", "--keep", rev)
+
+    # --- surviving a killed run ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def run_lock(self, wait: float = RUN_LOCK_WAIT) -> Iterator[bool]:
+        """Hold this checkout for one run; a second run waits up to ``wait`` seconds, then fails.
+
+        An ``flock`` dies with its process, so a killed run never leaves it held. The file holds
+        the owner's pid while a run is inside; finding it non-empty means the last run was
+        killed, and the value yielded is True so the caller heals what it left.
+        """
+        path = self.git_dir / "streamlock" / "run.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        owner = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                        raise GitError(
+                            f"another streamlock run ({owner or 'pid unknown'}) is working in "
+                            f"{self.root}",
+                            hint="runs on one checkout never overlap; try again when it ends",
+                        ) from None
+                    time.sleep(0.1)
+            crashed = bool(os.pread(fd, 64, 0).strip())
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+            try:
+                yield crashed
+            finally:
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # releases the flock
+
+    @contextlib.contextmanager
+    def _journal(self, op: str, old: str | None, new: str, paths: Sequence[str]) -> Iterator[None]:
+        path = self.git_dir / JOURNAL
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        data = {"op": op, "old": old, "new": new, "paths": list(paths)}
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        yield
+        path.unlink(missing_ok=True)
+
+    def heal(
+        self, crashed: bool, remote: str | None = None, branch: str | None = None
+    ) -> list[str]:
+        """Finish what a killed run left half done; returns the repaired paths (for the log).
+
+        With a journal, the paths it names are brought to HEAD in the working tree and the
+        index, but only where they still hold one of the two versions the run was moving
+        between (or a temporary file of ours): anything else is a person's edit and stays.
+        ``crashed`` (the last run died) also clears git's lock files in the places a run
+        writes, once no orphaned git process of that run still holds them.
+        """
+        journal = self._read_journal()
+        if not crashed and journal is None:
+            return []
+        self._clear_stale_locks(remote, branch)
+        repaired: list[str] = []
+        if journal is not None:
+            head = self.head()
+            old, new, paths = journal
+            if head is not None and head in (old, new):
+                repaired = self._restore(head, [p for p in (old, new) if p], paths)
+            (self.git_dir / JOURNAL).unlink(missing_ok=True)
+        return repaired
+
+    def _read_journal(self) -> tuple[str | None, str, list[str]] | None:
+        path = self.git_dir / JOURNAL
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            old, new, paths = data["old"], data["new"], data["paths"]
+            if not isinstance(new, str) or not isinstance(paths, list):
+                raise TypeError
+            return old, new, [_repo_path(str(p)) for p in paths]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError, InputError):
+            path.unlink(missing_ok=True)  # torn journal: written before any ref moved
+            return None
+
+    def _restore(self, head: str, revisions: Sequence[str], paths: Sequence[str]) -> list[str]:
+        restored = []
+        for path in paths:
+            target = self.root / path
+            tmp = target.with_name(f".{target.name}{_TMP_SUFFIX}")
+            had_tmp = tmp.exists()
+            tmp.unlink(missing_ok=True)
+            want = self.read(path, head)
+            try:
+                current = None if not target.is_file() else target.read_bytes()
+            except OSError:
+                continue
+            known = {self.read(path, rev) for rev in revisions}
+            if current != want and (current in known or had_tmp):
+                try:
+                    _write_worktree(self._check_worktree(path), want)
+                except (OSError, InputError):
+                    continue
+                restored.append(path)
+        if paths:
+            # Index entries of these paths back to HEAD's (removed where HEAD has none).
+            self._git("--literal-pathspecs", "reset", "--quiet", head, "--", *paths)
+        return restored
+
+    def _clear_stale_locks(self, remote: str | None, branch: str | None) -> None:
+        """Remove git lock files a killed run left where a run writes."""
+        names = ["index.lock", "HEAD.lock", "packed-refs.lock"]
+        with contextlib.suppress(GitError):
+            names.append(f"refs/heads/{branch or self.branch()}.lock")
+        if remote and branch:
+            names.append(f"refs/remotes/{remote}/{branch}.lock")
+        present = [self.git_dir / n for n in names if (self.git_dir / n).exists()]
+        deadline = time.monotonic() + _STALE_LOCK_WAIT
+        while present and time.monotonic() < deadline:
+            time.sleep(0.05)
+            present = [p for p in present if p.exists()]
+        for lock in present:
+            lock.unlink(missing_ok=True)
 
     # --- remotes -----------------------------------------------------------------------------
 
     def fetch(self, remote: str, branch: str) -> str:
         """Fetch ``branch`` into ``refs/remotes/<remote>/<branch>``; returns its sha."""
         tracking = f"refs/remotes/{remote}/{branch}"
-        self._git(
+        result = self._git(
             "fetch",
             "--quiet",
             "--no-tags",
             remote,
             f"+refs/heads/{branch}:{tracking}",
             network=True,
+            check=False,
         )
+        if result.returncode != 0:
+            text = result.stderr.decode("utf-8", "replace")
+            if "couldn't find remote ref" in text:
+                raise GitError(
+                    f"{redact(remote)} has no branch {branch!r}",
+                    hint=f"push it once ('git push -u {remote} {branch}') or set git.branch",
+                )
+            raise GitError(f"git fetch from {redact(remote)} failed: {_stderr(result)}")
         return self._out("rev-parse", "--verify", tracking)
 
     def remote_sha(self, remote: str, branch: str) -> str | None:
@@ -495,8 +707,47 @@ class GitRepo:
         if any(_REJECTED_RE.match(line) for line in out):
             return False
         refs = [line.split("\t")[-1] for line in out if line.startswith("!\t")]
-        detail = "; ".join(refs) or _stderr(result)
+        said = [
+            line.removeprefix("remote:").strip()
+            for line in result.stderr.decode("utf-8", "replace").splitlines()
+            if line.startswith("remote:") and line.removeprefix("remote:").strip()
+        ]
+        detail = "; ".join(refs + said[-3:]) or _stderr(result)
         raise GitError(f"git push to {redact(remote)} failed: {redact(detail)}")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalCommit:
+    """A commit as recovery needs it: who made it, what it says, which paths it touched."""
+
+    sha: str
+    author: tuple[str, str]  # (name, email)
+    committer: tuple[str, str]
+    parents: tuple[str, ...]
+    message: str
+    paths: tuple[str, ...]
+
+    @property
+    def subject(self) -> str:
+        return self.message.strip().split("\n", 1)[0]
+
+
+def _ident(line: bytes) -> tuple[str, str]:
+    """``Name <email> 1700000000 +0000`` → ``(name, email)``."""
+    text = line.decode("utf-8", "replace")
+    name, _, rest = text.partition("<")
+    return name.strip(), rest.partition(">")[0].strip()
+
+
+def _write_worktree(target: Path, content: bytes | None) -> None:
+    """Replace a file atomically (None deletes it)."""
+    if content is None:
+        target.unlink(missing_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}{_TMP_SUFFIX}")
+    tmp.write_bytes(content)
+    tmp.replace(target)
 
 
 def _z(paths: Mapping[str, object]) -> bytes:

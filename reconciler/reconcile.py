@@ -18,10 +18,17 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler import lockfile, planner
+from reconciler import lockfile, planner, trailers
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.errors import GitError, InputError, Problem, PushRejected
-from reconciler.gitrepo import GitRepo, TrailerIndex, review_branch
+from reconciler.gitrepo import (
+    RUN_LOCK_WAIT,
+    GitRepo,
+    LocalCommit,
+    TrailerIndex,
+    parse_author,
+    review_branch,
+)
 from reconciler.image import ImportRequest, Observation
 from reconciler.imagestream import load_streams
 from reconciler.lockfile import StreamLock, loads
@@ -48,6 +55,7 @@ class PassOptions:
     now: datetime | None = None
     last_checked: Mapping[str, datetime] = field(default_factory=dict)
     push_attempts: int = PUSH_ATTEMPTS
+    lock_wait: float = RUN_LOCK_WAIT  # seconds a second run on one checkout waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,34 +162,125 @@ async def run_pass(
     resolver_factory: Callable[[Config, Path], Resolver],
     options: PassOptions = PassOptions(),
 ) -> PassResult:
-    """Plan (and with ``options.write``, commit and push) one pass over the repo at ``root``."""
+    """Plan (and with ``options.write``, commit and push) one pass over the repo at ``root``.
+
+    A writing pass holds the checkout (a second run waits, then fails clearly), first finishes
+    whatever a killed run left half done, and starts from the remote's tip: its own commits
+    that never reached the remote are dropped and recomputed, a person's are never touched.
+    """
     root = root.resolve()
-    now = options.now or datetime.now(UTC).replace(microsecond=0)
     config = load_config(root)
-    repo = GitRepo.open(root) if options.write else None
-    if repo is not None and not repo.is_clean(WATCHED_PATHS):
-        raise InputError(
-            "uncommitted changes under streams/, locks/ or streamlock.yaml",
-            hint="commit or stash them first (streamlock plan works on a dirty tree)",
-        )
-    upstream = repo.upstream() if repo is not None and options.push else None
-    if upstream is not None and repo is not None:
-        if repo.ahead_of_upstream() > 0:
-            raise GitError(
-                "the branch has unpushed commits",
-                hint="push them first, or run with --no-push",
+    if not options.write:
+        return await _run(root, config, options, None, None, resolver_factory)
+    repo = GitRepo.open(root)
+    with repo.run_lock(options.lock_wait) as crashed:
+        target = push_target(repo, config) if options.push else None
+        repaired = repo.heal(crashed, *(target or (None, None)))
+        if repaired:
+            log.warning("finished a commit a killed run left half written", paths=repaired)
+        changed = repo.changed_paths(WATCHED_PATHS)
+        if changed:
+            raise InputError(
+                f"uncommitted changes under streams/, locks/ or streamlock.yaml: "
+                f"{', '.join(changed[:5])}{' …' if len(changed) > 5 else ''}",
+                hint="'git status' and 'git diff HEAD' show them; commit the ones you meant "
+                "(a lock edit acts as a pin), drop the others with 'git restore --staged "
+                "--worktree -- PATH' (streamlock plan works on a dirty tree)",
             )
-        # Start from the remote's tip: fewer push races, and no pass on a stale lock.
-        remote, branch = upstream
-        tip = repo.fetch(remote, branch)
-        if tip != repo.head():
+        if target is not None:
+            start_from_remote(repo, config, *target)
+        return await _run(root, config, options, repo, target, resolver_factory)
+
+
+def push_target(repo: GitRepo, config: Config) -> tuple[str, str]:
+    """``(remote, branch)`` a pass pushes to: ``git.remote`` and ``git.branch`` of the config.
+
+    Refuses rather than commit forever without pushing: no such remote, or another branch
+    checked out than the one the config names.
+    """
+    current = repo.branch()
+    branch = config.git.branch or current
+    if branch != current:
+        raise InputError(
+            f"branch {current!r} is checked out, but git.branch in {CONFIG_FILE} is {branch!r}",
+            hint=f"switch with 'git switch {branch}', or run with --no-push",
+        )
+    remote = config.git.remote
+    if not repo.has_remote(remote):
+        raise GitError(
+            f"no remote {remote!r} to push to",
+            hint=f"add it with 'git remote add {remote} URL', name another in git.remote of "
+            f"{CONFIG_FILE}, or run with --no-push to commit locally",
+        )
+    return remote, branch
+
+
+def is_own_commit(commit: LocalCommit, config: Config) -> bool:
+    """A commit this reconciler made: its identity as author and committer, no merge, and only
+    lock files or its own trailers (so a person's commit under that name is still theirs)."""
+    identity = parse_author(config.git.author)
+    return (
+        commit.author == identity
+        and commit.committer == identity
+        and len(commit.parents) <= 1
+        and bool(commit.paths)
+        and (
+            all(path.startswith("locks/") for path in commit.paths)
+            or bool(trailers.parse_message(commit.message))
+        )
+    )
+
+
+def start_from_remote(repo: GitRepo, config: Config, remote: str, branch: str) -> None:
+    """Move the branch to the remote's tip, dropping our unpushed commits; refuse for a person's.
+
+    Our own unpushed commits (a push declined, the remote gone, a kill after the commit) are
+    dropped, not pushed: the trailers of what did land are the only state, so recomputing on
+    the tip gives the right bumps with the right ``Streamlock-Previous``, while pushing stale
+    commits could land a pin the registry has since moved on from.
+    """
+    tip = repo.fetch(remote, branch)
+    head = repo.head()
+    if head is None or head == tip:
+        if head is None:
             repo.reset_keep(tip)
+        return
+    ahead = repo.commits(f"{tip}..HEAD")
+    people = [c for c in ahead if not is_own_commit(c, config)]
+    if people:
+        listed = "; ".join(f"{c.sha[:12]} {c.subject[:60]}" for c in people[:3])
+        more = f" and {len(people) - 3} more" if len(people) > 3 else ""
+        raise GitError(
+            f"{branch} has {len(people)} commit{'s' if len(people) > 1 else ''} that "
+            f"{remote}/{branch} does not and that streamlock did not make: {listed}{more}",
+            hint=f"push them with 'git push {remote} HEAD:{branch}', or set them aside with "
+            f"'git branch saved-work && git reset --keep {remote}/{branch}' "
+            "(streamlock drops and recomputes only its own unpushed commits)",
+        )
+    if ahead:
+        log.warning(
+            "dropping unpushed streamlock commits; this pass recomputes them",
+            commits=len(ahead),
+            subjects=[c.subject for c in ahead[:5]],
+        )
+    repo.reset_keep(tip)
+
+
+async def _run(
+    root: Path,
+    config: Config,
+    options: PassOptions,
+    repo: GitRepo | None,
+    target: tuple[str, str] | None,
+    resolver_factory: Callable[[Config, Path], Resolver],
+) -> PassResult:
+    now = options.now or datetime.now(UTC).replace(microsecond=0)
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
     cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
     index = TrailerIndex(git) if git is not None else None
     try:
-        return await _attempts(root, config, options, now, repo, upstream, resolver, cache, index)
+        return await _attempts(root, config, options, now, repo, target, resolver, cache, index)
     finally:
         cache.save()
 
@@ -239,7 +338,7 @@ async def _attempts(
         if upstream is None or not shas:
             return PassResult(plan, streamset.problems, shas, False, 0, repo.head())
         remote, branch = upstream
-        if repo.push(remote, branch):
+        if _push(repo, remote, branch):
             log.info("pushed", remote=remote, branch=branch, commits=len(shas))
             return PassResult(plan, streamset.problems, shas, True, attempts, repo.head())
         if attempts >= options.push_attempts:
@@ -252,6 +351,22 @@ async def _attempts(
         # change someone else made to it.
         repo.reset_keep(repo.fetch(remote, branch))
         await asyncio.sleep(random.uniform(0.05, 0.25) * attempts)
+
+
+def _push(repo: GitRepo, remote: str, branch: str) -> bool:
+    """Push; after a failure, fetch to learn whether it landed anyway (a hook that outlived a
+    timeout, an answer lost on the way back) before anyone decides on a stale tracking ref."""
+    try:
+        return repo.push(remote, branch)
+    except GitError as exc:
+        try:
+            tip = repo.fetch(remote, branch)
+        except GitError:
+            raise exc from None
+        if tip == repo.head():
+            log.warning("push reported a failure but the remote has the commits", error=str(exc))
+            return True
+        raise
 
 
 def _push_review_branches(

@@ -12,7 +12,7 @@ import pytest
 from reconciler.errors import GitError, InputError
 from reconciler.gitrepo import GitRepo, TrailerIndex, review_branch
 from reconciler.trailers import TrailerBlock, format_message
-from tests.fixtures.gitremote import BRANCH, ConfigRepo, git
+from tests.fixtures.gitremote import BRANCH, IDENTITY, ConfigRepo, git
 
 BOT = "streamlock <bot@streamlock.invalid>"
 LOCK = "locks/shop/app.lock.yaml"
@@ -74,23 +74,33 @@ def test_head_is_none_on_an_unborn_branch(tmp_path: Path) -> None:
     assert (repo.head(), repo.read("a")) == (None, None)
 
 
-def test_upstream_of_a_tracking_branch(repo: GitRepo) -> None:
-    """The clone's main tracks origin/main."""
-    assert (repo.branch(), repo.upstream()) == (BRANCH, ("origin", BRANCH))
+def test_has_remote(repo: GitRepo) -> None:
+    """A configured remote is known; another name is not."""
+    assert (repo.branch(), repo.has_remote("origin"), repo.has_remote("nope")) == (
+        BRANCH,
+        True,
+        False,
+    )
 
 
-def test_no_upstream_for_a_local_branch(origin: ConfigRepo, repo: GitRepo) -> None:
-    """A branch without tracking configuration has no upstream."""
-    origin.git("checkout", "--quiet", "-b", "local")
-    assert repo.upstream() is None
+def test_commits_lists_unpushed_commits_with_identity_and_paths(
+    origin: ConfigRepo, repo: GitRepo
+) -> None:
+    """Recovery sees who made each unpushed commit and what it touched, newest first."""
+    first = repo.commit({LOCK: b"x\n"}, "bump\n\nbody", BOT)
+    second = origin.commit({"notes/a.txt": "a\n"}, "note", push=False)
+    found = repo.commits(f"origin/{BRANCH}..HEAD")
+    assert [c.sha for c in found] == [second, first]
+    assert found[1].author == found[1].committer == ("streamlock", "bot@streamlock.invalid")
+    assert (found[1].subject, found[1].paths) == ("bump", (LOCK,))
+    assert found[0].author == IDENTITY and found[0].paths == ("notes/a.txt",)
 
 
-def test_ahead_of_upstream_needs_an_upstream(origin: ConfigRepo, repo: GitRepo) -> None:
-    """Counting unpushed commits without an upstream is an error with a hint."""
-    origin.git("checkout", "--quiet", "-b", "local")
-    with pytest.raises(GitError, match="no upstream") as caught:
-        repo.ahead_of_upstream()
-    assert "--set-upstream-to" in str(caught.value)
+def test_fetch_of_a_missing_branch_says_so(repo: GitRepo) -> None:
+    """A remote without the watched branch is a clear error with the command that fixes it."""
+    with pytest.raises(GitError, match="has no branch 'nope'") as caught:
+        repo.fetch("origin", "nope")
+    assert "git push -u origin nope" in str(caught.value)
 
 
 def test_user_identity_is_what_git_commit_would_use(origin: ConfigRepo, repo: GitRepo) -> None:
@@ -257,9 +267,9 @@ def test_create_commit_leaves_head_and_tree_alone(origin: ConfigRepo, repo: GitR
 def test_push_reaches_the_remote(origin: ConfigRepo, repo: GitRepo) -> None:
     """A pushed commit is the remote's main and nothing is left unpushed."""
     sha = repo.commit({LOCK: b"x\n"}, "m", BOT)
-    assert repo.ahead_of_upstream() == 1
+    assert origin.remote_head() != sha
     assert repo.push("origin", BRANCH) is True
-    assert (origin.remote_head(), repo.ahead_of_upstream()) == (sha, 0)
+    assert origin.remote_head() == sha
 
 
 def test_push_after_a_concurrent_push_is_rejected(
