@@ -520,8 +520,11 @@ class GitRepo:
         killed, and the value yielded is True so the caller heals what it left.
         """
         path = self.git_dir / "streamlock" / "run.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise GitError(f"cannot lock the checkout: {path}: {exc.strerror}") from exc
         try:
             deadline = time.monotonic() + wait
             while True:
@@ -538,26 +541,34 @@ class GitRepo:
                         ) from None
                     time.sleep(0.1)
             crashed = bool(os.pread(fd, 64, 0).strip())
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+            except OSError as exc:
+                raise GitError(f"cannot lock the checkout: {path}: {exc.strerror}") from exc
             try:
                 yield crashed
             finally:
-                os.ftruncate(fd, 0)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # releases the flock
 
     @contextlib.contextmanager
     def _journal(self, op: str, old: str | None, new: str, paths: Sequence[str]) -> Iterator[None]:
         path = self.git_dir / JOURNAL
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         data = {"op": op, "old": old, "new": new, "paths": list(paths)}
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise GitError(f"cannot write {path}: {exc.strerror}") from exc
         yield
         path.unlink(missing_ok=True)
 

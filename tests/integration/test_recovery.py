@@ -490,3 +490,67 @@ def test_a_broken_stream_file_never_loses_its_lock(config_repo, seeder, repo_nam
     assert remote_image(repo) == second  # the healthy stream was committed
     web = repo.read_remote("locks/shop/web.lock.yaml")
     assert web is not None and loads(web.encode()).tags["test"].image == first
+
+
+# --- a full disk -----------------------------------------------------------------------------
+
+# A stand-in git that fills the disk when asked for one step, once, then runs that step.
+FILLING_GIT = """#!/bin/sh
+case " $* " in
+  *"$FILL_AT"*)
+    if [ ! -e "$FILL_FILE" ]; then
+      dd if=/dev/zero of="$FILL_FILE" bs=64k 2>/dev/null
+    fi;;
+esac
+exec "$REAL_GIT" "$@"
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MiB tmpfs; CI runs as root and must be able to mount it."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true" or os.geteuid() == 0:
+            pytest.fail(f"cannot mount a tmpfs: {done.stderr.strip()}")
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("step", ["hash-object", "update-ref", "update-index --add --remove"])
+def test_a_full_disk_mid_pass_is_recovered_once_there_is_room(app, small_disk, tmp_path, step):
+    """The disk fills at a git step: a clear error, no traceback; with room again, all lands."""
+    repo, first = app
+    work = repo.clone(small_disk / "work")
+    clone = ConfigRepo(work=work, remote=repo.remote)
+    bin_dir = tmp_path / "filling-bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(FILLING_GIT)
+    (bin_dir / "git").chmod(0o755)
+    filler = small_disk / "filler"
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True).stdout
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "REAL_GIT": real.strip(),
+        "FILL_AT": step,
+        "FILL_FILE": str(filler),
+    }
+
+    full = run_script(clone, env=env)
+
+    assert filler.exists() and full.returncode == 1, full.stderr
+    assert "Traceback" not in full.stderr and full.stderr.startswith("✗ git ")
+    filler.unlink()
+    again = run_script(clone)
+    assert again.returncode == 0, again.stderr
+    assert remote_image(repo) == first
+    assert bumps(repo) == [(None, first)]
+    assert clone.git("status", "--porcelain", "--untracked-files=all").strip() == ""
