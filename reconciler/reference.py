@@ -70,7 +70,7 @@ class ImageReference:
             raise InputError(
                 f"invalid image reference {shown!r}: credentials (user:password@) do not belong "
                 "in an image reference",
-                hint="give credentials to the registry through registries[].auth in streamlock.yaml "
+                hint="give the registry credentials with registries[].auth in streamlock.yaml "
                 "or a Docker config file",
             )
         if not text or len(text) > 4096 or text != text.strip():
