@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
-import json
 import os
 import re
 import ssl
@@ -65,11 +64,12 @@ from reconciler.manifest import (
     ImageManifest,
     Manifest,
     Platform,
+    load_json,
     parse_config,
     parse_manifest,
     verify_digest,
 )
-from reconciler.reference import ImageReference
+from reconciler.reference import ImageReference, redact
 from reconciler.transport import AsyncioBackend, OriginPool
 
 log = structlog.get_logger("streamlock.registry")
@@ -83,7 +83,9 @@ TOKEN_MARGIN = 5.0
 MAX_REDIRECTS = 5
 KEEPALIVE_EXPIRY = 30.0
 MAX_TAG_PAGES = 1000
+MAX_TAG_LIST_BYTES = 8 * 1024 * 1024  # a page of 10,000 long tag names fits several times
 MAX_ERROR_BODY = 64 * 1024
+MAX_ERROR_TEXT = 300  # of a registry's error message, in ours
 MAX_TOKEN_BODY = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+\Z")  # visible ASCII: safe in an Authorization header
@@ -241,11 +243,12 @@ class _Response:
     def error_text(self) -> str:
         """The registry's own error code and message, for the failure message."""
         try:
-            data = json.loads(self.body)
+            data = load_json(self.body, "the error body", limit=MAX_ERROR_BODY)
             first = data["errors"][0]
-            return f"{first.get('code', '')}: {first.get('message', '')}".strip(": ")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            text = f"{first.get('code', '')}: {first.get('message', '')}".strip(": ")
+        except (RegistryError, KeyError, IndexError, TypeError, AttributeError):
             return ""
+        return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 3] + "..."
 
 
 class RateLimiter:
@@ -442,6 +445,17 @@ class RegistryClient:
             return await self._resolve(request)
         except StreamlockError as exc:  # InputError, RegistryError: reasons from status.py
             return ImportFailure(exc.reason, str(exc), exc.transient)
+        except Exception as exc:  # a bug or an answer nobody foresaw: this tag's failure only
+            log.error(
+                "resolving failed unexpectedly",
+                reference=redact(request.reference),
+                error=_describe(exc),
+            )
+            return ImportFailure(
+                status.IMPORT_FAILED,
+                f"{redact(request.reference)}: unexpected error: {_describe(exc)}",
+                transient=True,
+            )
 
     async def resolve_all(
         self, requests: Iterable[ImportRequest]
@@ -465,29 +479,34 @@ class RegistryClient:
         return results
 
     async def list_tags(self, reference: str, page_size: int = 100) -> list[str]:
-        """Every tag of the reference's repository, following ``Link`` pagination as given."""
+        """Every tag of the reference's repository, following ``Link`` pagination as given.
+
+        Pages stay on the registry's origin (a link elsewhere is an error, not a silent partial
+        list) and a page asked for twice is a loop, reported at once.
+        """
         ref = ImageReference.parse(reference)
         refusal = self._refusal(ref)
         if refusal is not None:
             raise InputError(refusal)
         endpoint = self._endpoint(ref.registry_host, ref.registry)
         repository = ref.repository
+        what = f"{ref.name} tags"
         target: str | None = f"/v2/{repository}/tags/list?n={int(page_size)}"
+        seen: set[str] = set()
         tags: list[str] = []
-        for _ in range(MAX_TAG_PAGES):
-            if target is None:
-                return tags
-            response = await self._send(endpoint, b"GET", target, repository, accept=False)
-            what = f"{ref.name} tags"
+        while target is not None:
+            if target in seen:
+                raise UnsupportedManifest(f"{what}: the registry's pages link in a loop")
+            if len(seen) >= MAX_TAG_PAGES:
+                raise UnsupportedManifest(f"{what}: more than {MAX_TAG_PAGES} pages of tags")
+            seen.add(target)
+            response = await self._send(
+                endpoint, b"GET", target, repository, accept=False, limit=MAX_TAG_LIST_BYTES
+            )
             self._raise_for_status(response, what)
-            try:
-                page = json.loads(response.body)
-                names = page.get("tags") or []
-            except (ValueError, AttributeError) as exc:
-                raise RegistryUnavailable(f"{what}: the tag list is not JSON") from exc
-            tags.extend(str(name) for name in names)
-            target = next_link(response.header(b"link"), response.url, endpoint.origin)
-        raise RegistryUnavailable(f"{ref.name}: more than {MAX_TAG_PAGES} pages of tags")
+            tags.extend(parse_tag_list(response.body, what))
+            target = next_link(response.header(b"link"), response.url, endpoint.origin, what)
+        return tags
 
     # --- resolution -----------------------------------------------------------------------------
     def _parse(self, reference: str) -> ImageReference:
@@ -983,7 +1002,9 @@ class RegistryClient:
         realm = endpoint.realm or ""
         parts = urlsplit(realm)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise AuthError(f"{endpoint.host}: token realm {realm!r} is not an http(s) URL")
+            raise AuthError(
+                f"{endpoint.host}: token realm {_safe_url(realm)!r} is not an http(s) URL"
+            )
         credential = await self._credential(endpoint, repository)
         params = {"scope": scope}
         if endpoint.service:
@@ -1022,12 +1043,17 @@ class RegistryClient:
                 if credential
                 else f"looked in: {self._credentials.describe_sources(endpoint.cred_key)}",
             )
+        data = load_json(
+            response.body,
+            f"{endpoint.host}: the token server's answer",
+            limit=MAX_TOKEN_BODY,
+            error=AuthError,
+        )
         try:
-            data = json.loads(response.body)
             token = data.get("token") or data.get("access_token")
             ttl = float(data.get("expires_in") or DEFAULT_TOKEN_TTL)
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise AuthError(f"{endpoint.host}: the token server's answer is not JSON") from exc
+        except (ValueError, AttributeError, TypeError, OverflowError) as exc:
+            raise AuthError(f"{endpoint.host}: the token server's answer is not usable") from exc
         if not isinstance(token, str) or not _HEADER_TOKEN.match(token):
             # Never echo it: a token is a secret even when it is unusable.
             raise AuthError(f"{endpoint.host}: the token server's answer holds no usable token")
@@ -1123,7 +1149,7 @@ async def _read_body(response: httpcore.Response, limit: int, what: str) -> byte
             size += len(chunk)
             if size > limit:
                 # No query: a signed storage URL's query is a credential of its own.
-                raise _TooLarge(f"response to {what.partition('?')[0]} larger than {limit} bytes")
+                raise _TooLarge(f"response to {_safe_url(what)} larger than {limit} bytes")
             chunks.append(chunk)
     finally:
         await response.aclose()
@@ -1156,8 +1182,12 @@ def _best_request(group: Sequence[ImportRequest]) -> ImportRequest:
     return next((r for r in group if r.known is not None), group[0])
 
 
-def next_link(header: str | None, current_url: str, origin: str) -> str | None:
-    """The ``rel="next"`` target of a ``Link`` header, as given (queries kept verbatim)."""
+def next_link(header: str | None, current_url: str, origin: str, what: str = "tags") -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, as given (queries kept verbatim).
+
+    A link to another origin is an error: our credentials stay with the registry, and stopping
+    there would silently return part of the list.
+    """
     if not header:
         return None
     for part in re.finditer(r"<([^>]*)>\s*((?:;\s*[^,;]+)*)", header):
@@ -1165,9 +1195,28 @@ def next_link(header: str | None, current_url: str, origin: str) -> str | None:
             target = urljoin(current_url, part.group(1))
             if target.startswith(origin + "/"):
                 return target[len(origin) :]
-            log.warning("tag list continues on another origin; stopping", link=target)
-            return None
+            raise UnsupportedManifest(
+                f"{what}: the next page is on another origin ({_safe_url(target)})"
+            )
     return None
+
+
+def parse_tag_list(body: bytes, what: str) -> list[str]:
+    """The ``tags`` of one ``tags/list`` page; anything else is this listing's error."""
+    page = load_json(body, f"{what}: the tag list", limit=MAX_TAG_LIST_BYTES)
+    names = page.get("tags") if isinstance(page, dict) else None
+    if names is None and isinstance(page, dict):
+        return []  # distribution answers {"tags": null} for a repository without tags
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise UnsupportedManifest(f"{what}: the tag list is not a list of names")
+    return names
+
+
+def _safe_url(url: str) -> str:
+    """A URL for messages: no userinfo and no query (a signed URL's query is a credential)."""
+    parts = urlsplit(url.partition("?")[0])
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else redact(parts.path)
 
 
 def _detail(response: _Response) -> str:

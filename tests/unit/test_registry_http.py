@@ -9,7 +9,7 @@ import pytest
 
 from reconciler import status
 from reconciler.config import Config
-from reconciler.errors import InputError
+from reconciler.errors import InputError, UnsupportedManifest
 from reconciler.image import ImportFailure, ImportRequest
 from reconciler.registry import (
     Challenge,
@@ -153,10 +153,13 @@ def test_next_link_absent_or_other_rel() -> None:
     assert next_link('</x>; rel="prev"', "https://r.example/x", "https://r.example") is None
 
 
-def test_next_link_to_another_origin_stops() -> None:
-    """A ``Link`` to another origin ends the listing: our credentials stay with the registry."""
-    header = '<https://elsewhere.example/v2/a/tags/list?n=10>; rel="next"'
-    assert next_link(header, "https://r.example/v2/a/tags/list", "https://r.example") is None
+def test_next_link_to_another_origin_is_an_error() -> None:
+    """A ``Link`` to another origin is an error, not a silently partial list; its query unshown."""
+    header = '<https://u:pw@elsewhere.example/v2/a/tags/list?sig=s3cret>; rel="next"'
+    with pytest.raises(UnsupportedManifest, match="another origin") as caught:
+        next_link(header, "https://r.example/v2/a/tags/list", "https://r.example")
+    assert "s3cret" not in str(caught.value)
+    assert "pw" not in str(caught.value)
 
 
 async def test_disallowed_registry_fails_without_a_request() -> None:
