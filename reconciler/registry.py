@@ -416,6 +416,8 @@ class RegistryClient:
         self._connect_timeout = t.connect
         self._attempt_timeout = t.attempt
         self._max_inflight = max(1, max_inflight)
+        self._tag_budget = config.timeouts.tag
+        self._pass_budget = config.timeouts.pass_
         self._clock = clock
         self._endpoints: dict[str, _Endpoint] = {}
         self._manifests: dict[str, Manifest] = {}
@@ -440,7 +442,71 @@ class RegistryClient:
 
     # --- public API ---------------------------------------------------------------------------
     async def resolve(self, request: ImportRequest) -> Observation:
-        """What ``request.reference`` points to now; registry problems become ImportFailure."""
+        """What ``request.reference`` points to now, within the per-tag budget.
+
+        Registry problems, a budget run out included, become ImportFailure values.
+        """
+        return await self._resolve_within(request, self._tag_budget, pass_deadline=False)
+
+    async def resolve_all(
+        self, requests: Iterable[ImportRequest]
+    ) -> dict[tuple[str, str, str], Observation]:
+        """Resolve many; identical references (also by canonical name) are resolved once.
+
+        Each reference gets the per-tag budget, all of them together the pass deadline; a
+        reference out of time fails alone and every other one still gets its observation.
+        """
+        groups: dict[tuple[str, str, str], list[ImportRequest]] = {}
+        for request in requests:
+            groups.setdefault(self._dedupe_key(request), []).append(request)
+        pending = iter(groups.values())
+        results: dict[tuple[str, str, str], Observation] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._pass_budget
+
+        async def worker() -> None:
+            for group in pending:
+                remaining = deadline - loop.time()
+                budget = min(self._tag_budget, remaining)
+                request = _best_request(group)
+                if remaining <= 0:
+                    observation: Observation = self._out_of_time(request, pass_deadline=True)
+                else:
+                    observation = await self._resolve_within(
+                        request, budget, pass_deadline=remaining < self._tag_budget
+                    )
+                for each in group:
+                    results[each.key] = observation
+
+        workers = min(len(groups), self._max_inflight)
+        if workers:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        return results
+
+    async def _resolve_within(
+        self, request: ImportRequest, budget: float, *, pass_deadline: bool
+    ) -> Observation:
+        """One resolution, every request and retry of it, cut off after ``budget`` seconds."""
+        try:
+            async with asyncio.timeout(budget):
+                return await self._resolve_once(request)
+        except TimeoutError:  # only ours: _resolve_once turns every other failure into a value
+            return self._out_of_time(request, pass_deadline=pass_deadline)
+
+    def _out_of_time(self, request: ImportRequest, *, pass_deadline: bool) -> ImportFailure:
+        if pass_deadline:
+            error = RegistryUnavailable(
+                f"{redact(request.reference)}: not resolved within the pass deadline of "
+                f"{self._pass_budget:g} s (timeouts.pass in streamlock.yaml)"
+            )
+        else:
+            error = RegistryUnavailable(
+                f"{redact(request.reference)}: no complete answer within the per-tag budget of "
+                f"{self._tag_budget:g} s (timeouts.tag in streamlock.yaml)"
+            )
+        return ImportFailure(error.reason, str(error), error.transient)
+
+    async def _resolve_once(self, request: ImportRequest) -> Observation:
         try:
             return await self._resolve(request)
         except StreamlockError as exc:  # InputError, RegistryError: reasons from status.py
@@ -456,27 +522,6 @@ class RegistryClient:
                 f"{redact(request.reference)}: unexpected error: {_describe(exc)}",
                 transient=True,
             )
-
-    async def resolve_all(
-        self, requests: Iterable[ImportRequest]
-    ) -> dict[tuple[str, str, str], Observation]:
-        """Resolve many; identical references (also by canonical name) are resolved once."""
-        groups: dict[tuple[str, str, str], list[ImportRequest]] = {}
-        for request in requests:
-            groups.setdefault(self._dedupe_key(request), []).append(request)
-        pending = iter(groups.values())
-        results: dict[tuple[str, str, str], Observation] = {}
-
-        async def worker() -> None:
-            for group in pending:
-                observation = await self.resolve(_best_request(group))
-                for request in group:
-                    results[request.key] = observation
-
-        workers = min(len(groups), self._max_inflight)
-        if workers:
-            await asyncio.gather(*(worker() for _ in range(workers)))
-        return results
 
     async def list_tags(self, reference: str, page_size: int = 100) -> list[str]:
         """Every tag of the reference's repository, following ``Link`` pagination as given.
@@ -1156,17 +1201,31 @@ async def _read_body(response: httpcore.Response, limit: int, what: str) -> byte
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _Abandoned(Exception):
+    """The asker doing a shared fetch ran out of its own time; a waiter asks again itself."""
+
+
 async def _shared(
     inflight: dict[str, asyncio.Future[_T]], key: str, fetch: Callable[[], Awaitable[_T]]
 ) -> _T:
-    """One ``fetch`` per key at a time: concurrent askers await the first asker's result."""
-    pending = inflight.get(key)
-    if pending is not None:
-        return await asyncio.shield(pending)
+    """One ``fetch`` per key at a time: concurrent askers await the first asker's result.
+
+    If the first asker is cancelled (its tag's budget ran out), the waiters are not: the next one
+    fetches in its place.
+    """
+    while (pending := inflight.get(key)) is not None:
+        try:
+            return await asyncio.shield(pending)
+        except _Abandoned:
+            continue
     future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
     inflight[key] = future
     try:
         result = await fetch()
+    except asyncio.CancelledError:
+        future.set_exception(_Abandoned())
+        future.exception()  # retrieved: waiters that care re-raise it
+        raise
     except BaseException as exc:
         future.set_exception(exc)
         future.exception()  # retrieved: the waiters re-raise it, nobody else must

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpcore
@@ -17,6 +18,7 @@ from reconciler.registry import (
     RegistryClient,
     RetryableResponse,
     RetryPolicy,
+    _shared,
     backoff,
     mirror_location,
     next_link,
@@ -220,3 +222,30 @@ def test_rate_limiter_spaces_requests() -> None:
     limiter = RateLimiter(10)
     assert [round(limiter.reserve(100.0), 6) for _ in range(3)] == [0.0, 0.1, 0.2]
     assert limiter.reserve(200.0) == 0.0
+
+
+async def test_shared_fetch_survives_its_first_asker_running_out_of_time() -> None:
+    """A waiter on a shared fetch whose asker was cancelled fetches itself and gets the value."""
+    inflight: dict[str, asyncio.Future[str]] = {}
+    calls: list[str] = []
+    started = asyncio.Event()
+
+    async def slow() -> str:
+        calls.append("slow")
+        started.set()
+        await asyncio.sleep(30)
+        return "never"
+
+    async def quick() -> str:
+        calls.append("quick")
+        return "value"
+
+    first = asyncio.create_task(_shared(inflight, "k", slow))
+    await started.wait()
+    second = asyncio.create_task(_shared(inflight, "k", quick))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await asyncio.wait_for(second, 5) == "value"
+    assert calls == ["slow", "quick"]
+    assert first.cancelled()
+    assert inflight == {}
