@@ -41,6 +41,7 @@ from reconciler.config import Config, RegistryConfig
 from reconciler.credentials import Credential, CredentialStore, expand_path, normalize_key
 from reconciler.errors import (
     AuthError,
+    DigestMismatch,
     InputError,
     ManifestUnknown,
     RateLimited,
@@ -170,6 +171,21 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def choose_scheme(host: str, config: RegistryConfig | None) -> tuple[str, bool]:
+    """``(scheme, may fall back to plain HTTP)`` for a registry host.
+
+    TLS unless the host is loopback (``localhost``, 127/8, ``::1``) with no TLS files configured,
+    as Docker does; an ``insecure`` registry tries TLS (unverified) and may fall back to HTTP.
+    A name is judged as written, never by what it resolves to.
+    """
+    if config is not None and config.insecure:
+        return "https", True
+    has_tls_files = config is not None and bool(config.ca_file or config.cert_file)
+    if ImageReference(host, "x").is_loopback and not has_tls_files:
+        return "http", False
+    return "https", False
+
+
 def mirror_location(mirror: str, repository: str) -> tuple[str, str]:
     """``mirror.example.com/quay`` + ``ns/app`` -> (``mirror.example.com``, ``quay/ns/app``)."""
     host, _, prefix = mirror.strip("/").partition("/")
@@ -254,11 +270,19 @@ class _Response:
 class RateLimiter:
     """Spaces requests ``1/rate`` seconds apart (a token bucket of one), per registry."""
 
-    __slots__ = ("_interval", "_next")
+    __slots__ = ("_clock", "_interval", "_next", "_sleep")
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._interval = 1.0 / rate
         self._next = float("-inf")
+        self._clock = clock
+        self._sleep = sleep
 
     def reserve(self, now: float) -> float:
         """Take the next slot; how long to wait for it from ``now``."""
@@ -267,9 +291,9 @@ class RateLimiter:
         return slot - now
 
     async def wait(self) -> None:
-        delay = self.reserve(time.monotonic())
+        delay = self.reserve(self._clock())
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
 
 class _Endpoint:
@@ -311,6 +335,7 @@ class _Endpoint:
         ssl_factory: Callable[[], ssl.SSLContext],
         backend: httpcore.AsyncNetworkBackend,
         http_fallback: bool,
+        limiter: Callable[[float], RateLimiter] = RateLimiter,
     ) -> None:
         self.host = host
         self.cred_key = cred_key
@@ -326,7 +351,7 @@ class _Endpoint:
         self.concurrency = max(1, config.concurrency if config is not None else DEFAULT_CONCURRENCY)
         self.semaphore = asyncio.Semaphore(self.concurrency)
         rate = config.requests_per_second if config is not None else None
-        self.limiter = RateLimiter(rate) if rate else None
+        self.limiter = limiter(rate) if rate else None
         self.scheme, self.origin, self.connections = self._origin_pool(scheme)
         # Redirect targets (blob storage) and token realms on other origins.
         self.others: httpcore.AsyncConnectionPool | None = None
@@ -402,7 +427,11 @@ class RegistryClient:
         observer: Observer | None = None,
         max_inflight: int = 64,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
+        """``clock`` and ``sleep`` pace tokens and the request rate; ``network_backend`` opens
+        connections (tests give one that maps a host name to a loopback address)."""
         self._config = config
         self._credentials = credentials or CredentialStore(config, env=env, base_dir=base_dir)
         self._env = os.environ if env is None else env  # HOME, for ~ in caFile and certFile
@@ -419,13 +448,14 @@ class RegistryClient:
         self._tag_budget = config.timeouts.tag
         self._pass_budget = config.timeouts.pass_
         self._clock = clock
+        self._sleep = sleep
         self._endpoints: dict[str, _Endpoint] = {}
         self._manifests: dict[str, Manifest] = {}
         self._configs: dict[str, ImageConfig] = {}
         self._inflight: dict[str, asyncio.Future[ImageConfig]] = {}  # config blobs
         self._warned_insecure: set[str] = set()
         self._closed = False
-        self._network_backend = AsyncioBackend()
+        self._network_backend = network_backend or AsyncioBackend()
         self._references: dict[str, ImageReference] = {}
 
     async def __aenter__(self) -> RegistryClient:
@@ -610,6 +640,9 @@ class RegistryClient:
         manifest: Manifest | None = None
         if known is not None:
             served = await self._head(endpoint, repository, target, what)
+            if served is not None and ref.digest is not None and served != ref.digest:
+                # What a digest names never changes: another digest is a lie, never a new pin.
+                raise DigestMismatch(f"{what}: the registry claims digest {served} for it")
             if served is not None and served == known.top_digest:
                 return known
             if served is not None:
@@ -1120,14 +1153,7 @@ class RegistryClient:
             raise RuntimeError("registry client is closed")
         config = self._registry_config(cred_key) or self._registry_config(host)
         insecure = config is not None and config.insecure
-        has_tls_files = config is not None and bool(config.ca_file or config.cert_file)
-        loopback = ImageReference(host, "x").is_loopback
-        if insecure:
-            scheme, fallback = "https", True
-        elif loopback and not has_tls_files:
-            scheme, fallback = "http", False
-        else:
-            scheme, fallback = "https", False
+        scheme, fallback = choose_scheme(host, config)
         endpoint = _Endpoint(
             host,
             cred_key,
@@ -1136,6 +1162,7 @@ class RegistryClient:
             ssl_factory=functools.partial(self._ssl_context, config, verify=not insecure),
             backend=self._network_backend,
             http_fallback=fallback,
+            limiter=functools.partial(RateLimiter, clock=self._clock, sleep=self._sleep),
         )
         self._endpoints[host] = endpoint
         return endpoint
