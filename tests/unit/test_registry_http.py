@@ -9,7 +9,7 @@ import httpcore
 import pytest
 
 from reconciler import status
-from reconciler.config import Config
+from reconciler.config import Config, RegistryConfig
 from reconciler.errors import InputError, UnsupportedManifest
 from reconciler.image import ImportFailure, ImportRequest
 from reconciler.registry import (
@@ -20,6 +20,7 @@ from reconciler.registry import (
     RetryPolicy,
     _shared,
     backoff,
+    choose_scheme,
     mirror_location,
     next_link,
     parse_retry_after,
@@ -249,3 +250,37 @@ async def test_shared_fetch_survives_its_first_asker_running_out_of_time() -> No
     assert calls == ["slow", "quick"]
     assert first.cancelled()
     assert inflight == {}
+
+
+@pytest.mark.parametrize(
+    ("host", "config", "expected"),
+    [
+        ("quay.io", None, ("https", False)),
+        ("registry.lab.example:5000", None, ("https", False)),
+        ("10.0.0.1:5000", None, ("https", False)),
+        ("localhost:5000", None, ("http", False)),
+        ("127.0.0.1:5000", None, ("http", False)),
+        ("[::1]:5000", None, ("http", False)),
+        ("127.0.0.1:5000", RegistryConfig("127.0.0.1:5000", ca_file="ca.pem"), ("https", False)),
+        ("lab.example", RegistryConfig("lab.example", insecure=True), ("https", True)),
+        ("lab.example", RegistryConfig("lab.example", ca_file="ca.pem"), ("https", False)),
+    ],
+)
+def test_choose_scheme(
+    host: str, config: RegistryConfig | None, expected: tuple[str, bool]
+) -> None:
+    """TLS for every registry but loopback ones without TLS files; insecure may fall back."""
+    assert choose_scheme(host, config) == expected
+
+
+async def test_rate_limiter_sleeps_for_its_slot() -> None:
+    """The limiter asks its sleep function for exactly the wait reserve() promises."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    limiter = RateLimiter(4, clock=lambda: 50.0, sleep=sleep)
+    for _ in range(3):
+        await limiter.wait()
+    assert slept == [0.25, 0.5]
