@@ -18,7 +18,6 @@ from reconciler.registry import (
     RegistryClient,
     RetryableResponse,
     RetryPolicy,
-    _shared,
     backoff,
     choose_scheme,
     mirror_location,
@@ -26,6 +25,7 @@ from reconciler.registry import (
     parse_retry_after,
     parse_www_authenticate,
 )
+from reconciler.registry.exchange import shared as _shared
 
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
 
