@@ -184,7 +184,8 @@ def load_json(
         raise error(f"{subject} is nested deeper than {max_depth} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise error(f"{subject} is not JSON") from exc
-    if _depth_exceeds(data, max_depth):
+    # Fewer brackets than levels allowed cannot nest too deep: most answers skip the walk.
+    if body.count(b"[") + body.count(b"{") > max_depth and _depth_exceeds(data, max_depth):
         raise error(f"{subject} is nested deeper than {max_depth} levels")
     return data
 
