@@ -60,6 +60,7 @@ from reconciler.reference import ImageReference, redact
 from reconciler.registry.auth import Authenticator, parse_www_authenticate
 from reconciler.registry.endpoints import Endpoint, Endpoints
 from reconciler.registry.exchange import (
+    DEADLINE,
     MAX_ERROR_BODY,
     Exchanger,
     Observer,
@@ -184,11 +185,14 @@ class RegistryClient:
         self, request: ImportRequest, budget: float, *, pass_deadline: bool
     ) -> Observation:
         """One resolution, every request and retry of it, cut off after ``budget`` seconds."""
+        token = DEADLINE.set(asyncio.get_running_loop().time() + budget)
         try:
             async with asyncio.timeout(budget):
                 return await self._resolve_once(request)
         except TimeoutError:  # only ours: _resolve_once turns every other failure into a value
             return self._out_of_time(request, pass_deadline=pass_deadline)
+        finally:
+            DEADLINE.reset(token)
 
     def _out_of_time(self, request: ImportRequest, *, pass_deadline: bool) -> ImportFailure:
         if pass_deadline:

@@ -8,6 +8,7 @@ httpcore leaves this module untranslated: :meth:`Exchanger.retrying` raises Regi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import ssl
 import time
@@ -38,6 +39,10 @@ MAX_ERROR_BODY = 64 * 1024
 MAX_ERROR_TEXT = 300  # of a registry's error message, in ours
 
 Observer = Callable[[str, int, float], None]
+# The loop time by which the current tag's resolution must end; the client sets it per tag.
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "streamlock_registry_deadline", default=None
+)
 _T = TypeVar("_T")
 
 
@@ -199,7 +204,13 @@ class Exchanger:
         return result
 
     def _backoff(self, exc: BaseException) -> bool | float:
-        return backoff(exc, self._retry)
+        decision = backoff(exc, self._retry)
+        deadline = DEADLINE.get()
+        if isinstance(decision, bool) or deadline is None:
+            return decision
+        if asyncio.get_running_loop().time() + decision > deadline:
+            return False  # the server's wait outlasts the tag's budget: fail now, saying so
+        return decision
 
     def _translate(
         self, endpoint: Endpoint, exc: BaseException, attempts: int = 1

@@ -87,3 +87,21 @@ async def test_pass_deadline_asks_nothing_more(proxy: FaultProxy, refs: list[str
     results = await _resolve_all(refs, tag=30, pass_=0.5, max_inflight=1)
     assert all(_out_of_time(results[r], "pass") for r in refs)
     assert proxy.count(path=r"/manifests/ok[23]$") == 0
+
+
+async def test_retry_after_beyond_the_budget_fails_at_once(
+    proxy: FaultProxy, refs: list[str]
+) -> None:
+    """A Retry-After longer than the tag's budget left is RateLimited at once, not waited out."""
+    proxy.rate_limit(retry_after=30, method="GET", path=r"/manifests/ok1$", times=None)
+    policy = RetryPolicy(
+        attempts=5, timeout=60, wait_initial=0, wait_max=0, wait_jitter=0, max_retry_after=60
+    )
+    config = Config(timeouts=ResolveTimeouts(tag=2, pass_=30))
+    async with RegistryClient(config, env={}, retry=policy) as client:
+        results = await client.resolve_all([ImportRequest(r) for r in refs])
+    failure = results[ImportRequest(refs[0]).key]
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.RATE_LIMITED, True)
+    assert proxy.count("GET", r"/manifests/ok1$") == 1
+    assert all(isinstance(results[ImportRequest(r).key], Image) for r in refs[1:])
