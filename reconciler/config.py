@@ -62,6 +62,15 @@ class GitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ResolveTimeouts:
+    """Seconds the registry work may take: per tag (every request and retry of it, the first
+    attempt included) and per pass (all tags); a tag out of time fails alone, transiently."""
+
+    tag: float = 120.0
+    pass_: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
 class AccessRule:
     owners: tuple[str, ...] = ()
     pullers: tuple[str, ...] = ()
@@ -79,6 +88,7 @@ class Config:
     git: GitConfig = field(default_factory=GitConfig)
     consumers: tuple[str, ...] = ("deploy/**/*.yaml", "deploy/**/*.yml")
     access: Mapping[str, AccessRule] = field(default_factory=dict)
+    timeouts: ResolveTimeouts = field(default_factory=ResolveTimeouts)
 
     def registry(self, host: str) -> RegistryConfig | None:
         for registry in self.registries:
@@ -158,7 +168,16 @@ class Config:
                 defaults.consumers if data.get("consumers") is None else data["consumers"]
             ),
             access=access,
+            timeouts=_timeouts(data.get("timeouts") or {}),
         )
+
+
+def _timeouts(data: Mapping[str, Any]) -> ResolveTimeouts:
+    defaults = ResolveTimeouts()
+    return ResolveTimeouts(
+        tag=parse_duration(data["tag"]) if "tag" in data else defaults.tag,
+        pass_=parse_duration(data["pass"]) if "pass" in data else defaults.pass_,
+    )
 
 
 def config_path(root: Path) -> Path:
@@ -189,6 +208,9 @@ def _config_problems(doc: schema.Document) -> list[Problem]:
     interval = doc.data.get("importInterval")
     if interval is not None and parse_duration(interval) <= 0:
         problems.append(doc.problem(("importInterval",), "must be longer than 0s"))
+    for key, value in (doc.data.get("timeouts") or {}).items():
+        if parse_duration(value) <= 0:
+            problems.append(doc.problem(("timeouts", key), "must be longer than 0s"))
     return problems
 
 

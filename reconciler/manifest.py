@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import DigestMismatch, UnsupportedManifest
+from reconciler.errors import DigestMismatch, RegistryError, UnsupportedManifest
 from reconciler.image import RECORDED_LABELS
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -34,6 +34,8 @@ ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 # distribution refuses manifests over 4 MiB; configs are small JSON documents.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
+# Real manifests, configs, tokens and tag lists nest a handful of levels; labels are flat.
+MAX_JSON_DEPTH = 64
 
 
 def sha256_digest(body: bytes) -> str:
@@ -161,11 +163,52 @@ class ManifestIndex:
 Manifest = ImageManifest | ManifestIndex
 
 
-def _json_object(body: bytes, subject: str) -> dict[str, Any]:
+def load_json(
+    body: bytes,
+    subject: str,
+    *,
+    limit: int,
+    error: type[RegistryError] = UnsupportedManifest,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
+    """JSON from a registry, bounded in size and depth; anything else is ``error(subject …)``.
+
+    Whoever publishes an image controls its config blob: 60 KB of ``[`` must be this answer's
+    error, never a RecursionError that ends the pass.
+    """
+    if len(body) > limit:
+        raise error(f"{subject} is larger than {limit} bytes")
     try:
         data = json.loads(body)
+    except RecursionError as exc:
+        raise error(f"{subject} is nested deeper than {max_depth} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UnsupportedManifest(f"{subject} is not JSON") from exc
+        raise error(f"{subject} is not JSON") from exc
+    # Fewer brackets than levels allowed cannot nest too deep: most answers skip the walk.
+    if body.count(b"[") + body.count(b"{") > max_depth and _depth_exceeds(data, max_depth):
+        raise error(f"{subject} is nested deeper than {max_depth} levels")
+    return data
+
+
+def _depth_exceeds(data: Any, max_depth: int) -> bool:
+    """Whether containers nest deeper than ``max_depth`` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _json_object(body: bytes, subject: str, limit: int) -> dict[str, Any]:
+    data = load_json(body, subject, limit=limit)
     if not isinstance(data, dict):
         raise UnsupportedManifest(f"{subject} is not a JSON object")
     return data
@@ -173,7 +216,7 @@ def _json_object(body: bytes, subject: str) -> dict[str, Any]:
 
 def parse_manifest(body: bytes, content_type: str | None, what: str) -> Manifest:
     """Classify a manifest body; schema1 and unknown types are refused with a clear message."""
-    data = _json_object(body, f"{what}: the manifest")
+    data = _json_object(body, f"{what}: the manifest", MAX_MANIFEST_BYTES)
     media_type = data.get("mediaType")
     if not isinstance(media_type, str) or not media_type:
         media_type = (content_type or "").split(";", 1)[0].strip()
@@ -230,7 +273,7 @@ class ImageConfig:
 
 def parse_config(body: bytes, what: str) -> ImageConfig:
     """``created``, ``os/architecture[/variant]`` and the recorded OCI labels of a config blob."""
-    data = _json_object(body, f"{what}: the image config")
+    data = _json_object(body, f"{what}: the image config", MAX_CONFIG_BYTES)
     created = data.get("created")
     platform = _platform_of(data)
     inner = data.get("config")

@@ -28,6 +28,29 @@ PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 TAG_RE = re.compile(rf"^{_TAG}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ANY_DIGEST_RE = re.compile(rf"^{_DIGEST}$")
+_TRAILING_DIGEST = re.compile(rf"@{_DIGEST}$")
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+REDACTED = "<redacted>"
+
+
+def redact(text: str) -> str:
+    """``text`` with any userinfo (``user:password@``) replaced, fit for messages and logs.
+
+    Everything before the last ``@`` that is not the digest's is userinfo: a password may hold
+    ``/`` or ``@`` itself, so no other split is safe. ``name@`` followed by a malformed digest
+    stays readable.
+    """
+    digest = _TRAILING_DIGEST.search(text)
+    name, suffix = (text[: digest.start()], digest.group(0)) if digest else (text, "")
+    before, at, after = name.rpartition("@")
+    if not at:
+        return text
+    scheme = _SCHEME.match(before)
+    userinfo = before[scheme.end() :] if scheme else before
+    if not suffix and "/" not in after and (":" not in userinfo or "/" in userinfo):
+        return text  # ``name@<bad digest>``: nothing secret, keep it readable
+    prefix = scheme.group(0) if scheme else ""
+    return f"{prefix}{REDACTED}@{after}{suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +65,14 @@ class ImageReference:
     @classmethod
     def parse(cls, text: str) -> ImageReference:
         """Parse a pull spec; the only step that can fail."""
+        shown = redact(text)
+        if shown != text:
+            raise InputError(
+                f"invalid image reference {shown!r}: credentials (user:password@) do not belong "
+                "in an image reference",
+                hint="give the registry credentials with registries[].auth in streamlock.yaml "
+                "or a Docker config file",
+            )
         if not text or len(text) > 4096 or text != text.strip():
             raise InputError(f"invalid image reference {text!r}")
         rest, digest = text, None

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.errors import InputError
-from reconciler.reference import ImageReference
+from reconciler.reference import ImageReference, redact
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 _alnum = st.text(_ALNUM, min_size=1, max_size=8)
@@ -188,3 +188,40 @@ def test_invalid(text: str) -> None:
     """Anything outside distribution's grammar is an input error naming the reference."""
     with pytest.raises(InputError, match="invalid image reference"):
         ImageReference.parse(text)
+
+
+SECRET = "hunter2-s3cret"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"alice:{SECRET}@registry.example.com/shop/app:1",
+        f"alice:{SECRET}@registry.example.com:5000/shop/app@sha256:" + "d" * 64,
+        f"https://alice:{SECRET}@registry.example.com/shop/app",
+        f"alice:{SECRET}@registry.example.com:5000",
+        f"alice:pa/ss@{SECRET}@registry.example.com/app",
+    ],
+)
+def test_userinfo_refused_without_echoing_it(text: str) -> None:
+    """Userinfo in a reference is refused, and neither its password nor its user is echoed."""
+    with pytest.raises(InputError) as caught:
+        ImageReference.parse(text)
+    assert "credentials" in str(caught.value)
+    assert SECRET not in str(caught.value)
+    assert "alice" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("u:p@host/app:1", "<redacted>@host/app:1"),
+        ("https://u:p@w@host/a/b", "https://<redacted>@host/a/b"),
+        ("python@sha256:1234", "python@sha256:1234"),
+        ("host/app@sha256:" + "a" * 64, "host/app@sha256:" + "a" * 64),
+        ("quay.io/a/b:1", "quay.io/a/b:1"),
+    ],
+)
+def test_redact(text: str, shown: str) -> None:
+    """Only userinfo is replaced; a digest and a malformed digest stay readable."""
+    assert redact(text) == shown

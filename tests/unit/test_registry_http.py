@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpcore
 import pytest
 
 from reconciler import status
-from reconciler.config import Config
-from reconciler.errors import InputError
+from reconciler.config import Config, RegistryConfig
+from reconciler.errors import InputError, UnsupportedManifest
 from reconciler.image import ImportFailure, ImportRequest
 from reconciler.registry import (
     Challenge,
@@ -18,11 +19,13 @@ from reconciler.registry import (
     RetryableResponse,
     RetryPolicy,
     backoff,
+    choose_scheme,
     mirror_location,
     next_link,
     parse_retry_after,
     parse_www_authenticate,
 )
+from reconciler.registry.exchange import shared as _shared
 
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
 
@@ -153,10 +156,13 @@ def test_next_link_absent_or_other_rel() -> None:
     assert next_link('</x>; rel="prev"', "https://r.example/x", "https://r.example") is None
 
 
-def test_next_link_to_another_origin_stops() -> None:
-    """A ``Link`` to another origin ends the listing: our credentials stay with the registry."""
-    header = '<https://elsewhere.example/v2/a/tags/list?n=10>; rel="next"'
-    assert next_link(header, "https://r.example/v2/a/tags/list", "https://r.example") is None
+def test_next_link_to_another_origin_is_an_error() -> None:
+    """A ``Link`` to another origin is an error, not a silently partial list; its query unshown."""
+    header = '<https://u:pw@elsewhere.example/v2/a/tags/list?sig=s3cret>; rel="next"'
+    with pytest.raises(UnsupportedManifest, match="another origin") as caught:
+        next_link(header, "https://r.example/v2/a/tags/list", "https://r.example")
+    assert "s3cret" not in str(caught.value)
+    assert "pw" not in str(caught.value)
 
 
 async def test_disallowed_registry_fails_without_a_request() -> None:
@@ -217,3 +223,64 @@ def test_rate_limiter_spaces_requests() -> None:
     limiter = RateLimiter(10)
     assert [round(limiter.reserve(100.0), 6) for _ in range(3)] == [0.0, 0.1, 0.2]
     assert limiter.reserve(200.0) == 0.0
+
+
+async def test_shared_fetch_survives_its_first_asker_running_out_of_time() -> None:
+    """A waiter on a shared fetch whose asker was cancelled fetches itself and gets the value."""
+    inflight: dict[str, asyncio.Future[str]] = {}
+    calls: list[str] = []
+    started = asyncio.Event()
+
+    async def slow() -> str:
+        calls.append("slow")
+        started.set()
+        await asyncio.sleep(30)
+        return "never"
+
+    async def quick() -> str:
+        calls.append("quick")
+        return "value"
+
+    first = asyncio.create_task(_shared(inflight, "k", slow))
+    await started.wait()
+    second = asyncio.create_task(_shared(inflight, "k", quick))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await asyncio.wait_for(second, 5) == "value"
+    assert calls == ["slow", "quick"]
+    assert first.cancelled()
+    assert inflight == {}
+
+
+@pytest.mark.parametrize(
+    ("host", "config", "expected"),
+    [
+        ("quay.io", None, ("https", False)),
+        ("registry.lab.example:5000", None, ("https", False)),
+        ("10.0.0.1:5000", None, ("https", False)),
+        ("localhost:5000", None, ("http", False)),
+        ("127.0.0.1:5000", None, ("http", False)),
+        ("[::1]:5000", None, ("http", False)),
+        ("127.0.0.1:5000", RegistryConfig("127.0.0.1:5000", ca_file="ca.pem"), ("https", False)),
+        ("lab.example", RegistryConfig("lab.example", insecure=True), ("https", True)),
+        ("lab.example", RegistryConfig("lab.example", ca_file="ca.pem"), ("https", False)),
+    ],
+)
+def test_choose_scheme(
+    host: str, config: RegistryConfig | None, expected: tuple[str, bool]
+) -> None:
+    """TLS for every registry but loopback ones without TLS files; insecure may fall back."""
+    assert choose_scheme(host, config) == expected
+
+
+async def test_rate_limiter_sleeps_for_its_slot() -> None:
+    """The limiter asks its sleep function for exactly the wait reserve() promises."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    limiter = RateLimiter(4, clock=lambda: 50.0, sleep=sleep)
+    for _ in range(3):
+        await limiter.wait()
+    assert slept == [0.25, 0.5]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconciler.errors import DigestMismatch, UnsupportedManifest
+from reconciler.errors import AuthError, DigestMismatch, UnsupportedManifest
 from reconciler.manifest import (
     ACCEPT,
     DOCKER_LIST,
@@ -16,6 +16,7 @@ from reconciler.manifest import (
     ImageManifest,
     ManifestIndex,
     Platform,
+    load_json,
     parse_config,
     parse_manifest,
     sha256_digest,
@@ -207,3 +208,31 @@ def test_verify_digest_refuses_other_algorithms() -> None:
     """A claim in another algorithm is unsupported rather than silently accepted."""
     with pytest.raises(UnsupportedManifest, match="algorithm"):
         verify_digest(b"abc", "sha512:" + "0" * 128, "x")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 60_000, b"[" * 30_000 + b"]" * 30_000, b'{"a":' * 65 + b"1" + b"}" * 65],
+    ids=["unterminated", "deep-array", "just-over-the-limit"],
+)
+def test_deep_json_is_unsupported(body: bytes) -> None:
+    """JSON nested deeper than the limit is an UnsupportedManifest, never a RecursionError."""
+    with pytest.raises(UnsupportedManifest, match="nested deeper than 64 levels"):
+        load_json(body, "the config", limit=1 << 20)
+
+
+def test_json_at_the_depth_limit_is_read() -> None:
+    """Nesting up to the limit is read as usual."""
+    assert load_json(b"[" * 64 + b"]" * 64, "x", limit=1 << 20) is not None
+
+
+def test_json_over_its_size_limit_is_refused() -> None:
+    """A JSON body over its limit is refused before parsing, with the error asked for."""
+    with pytest.raises(AuthError, match="larger than 10 bytes"):
+        load_json(b'{"token": "abcdefgh"}', "the token", limit=10, error=AuthError)
+
+
+def test_deep_config_blob() -> None:
+    """A config blob nested deeply is this image's UnsupportedManifest."""
+    with pytest.raises(UnsupportedManifest, match="image config is nested deeper"):
+        parse_config(b'{"config":' * 100 + b"{}" + b"}" * 100, "app:1")
