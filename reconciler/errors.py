@@ -8,7 +8,9 @@
     ├── RegistryError               talking to a registry
     │   ├── AuthError               401/403 after trying the credentials we have   (permanent)
     │   ├── ManifestUnknown         404 for the tag or digest                      (permanent)
-    │   ├── UnsupportedManifest     schema1 or an unknown media type               (permanent)
+    │   ├── UnsupportedManifest     schema1, an unknown media type, nested indexes (permanent)
+    │   ├── MalformedAnswer         an answer not as asked: too large, too deep,   (permanent)
+    │   │                           not JSON, wrong shape, tag pages looping or leaving the origin
     │   ├── DigestMismatch          body sha256 differs from the claimed digest    (permanent)
     │   ├── RateLimited             429 after the retry budget; has retry_after    (transient)
     │   └── RegistryUnavailable     5xx, resets, timeouts after retries            (transient)
@@ -85,6 +87,18 @@ class ManifestUnknown(RegistryError):
 
 class UnsupportedManifest(RegistryError):
     reason = "UnsupportedManifest"
+    transient = False
+
+
+class MalformedAnswer(RegistryError):
+    """The registry answered, but not with what it should have: streamlock cannot read it.
+
+    Apart from UnsupportedManifest (a valid document of a kind we do not handle): a body over
+    its size limit, JSON too deep or not JSON at all, a manifest, config, token or tag list of
+    the wrong shape, tag pages that link in a loop or to another origin.
+    """
+
+    reason = "MalformedAnswer"
     transient = False
 
 

@@ -4,6 +4,10 @@ Pure: bytes in, values out. The registry shell fetches; this module decides what
 (an image manifest or an index, which child matches a platform, what the config says). Platform
 matching follows containerd's normalisation, so ``linux/arm64`` and ``linux/arm64/v8`` are the
 same platform and ``aarch64`` is ``arm64``.
+
+An answer that cannot be read (too large, too deep, not JSON, the wrong shape) is a
+MalformedAnswer; a readable document of a kind not handled (Docker schema 1, an unknown media
+type) is an UnsupportedManifest. Both are this tag's failure, never the pass's.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import DigestMismatch, RegistryError, UnsupportedManifest
+from reconciler.errors import DigestMismatch, MalformedAnswer, UnsupportedManifest
 from reconciler.image import RECORDED_LABELS
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -163,30 +167,23 @@ class ManifestIndex:
 Manifest = ImageManifest | ManifestIndex
 
 
-def load_json(
-    body: bytes,
-    subject: str,
-    *,
-    limit: int,
-    error: type[RegistryError] = UnsupportedManifest,
-    max_depth: int = MAX_JSON_DEPTH,
-) -> Any:
-    """JSON from a registry, bounded in size and depth; anything else is ``error(subject …)``.
+def load_json(body: bytes, subject: str, *, limit: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON from a registry, bounded in size and depth; anything else is a MalformedAnswer.
 
     Whoever publishes an image controls its config blob: 60 KB of ``[`` must be this answer's
     error, never a RecursionError that ends the pass.
     """
     if len(body) > limit:
-        raise error(f"{subject} is larger than {limit} bytes")
+        raise MalformedAnswer(f"{subject} is larger than {limit} bytes")
     try:
         data = json.loads(body)
     except RecursionError as exc:
-        raise error(f"{subject} is nested deeper than {max_depth} levels") from exc
+        raise MalformedAnswer(f"{subject} is nested deeper than {max_depth} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise error(f"{subject} is not JSON") from exc
+        raise MalformedAnswer(f"{subject} is not JSON") from exc
     # Fewer brackets than levels allowed cannot nest too deep: most answers skip the walk.
     if body.count(b"[") + body.count(b"{") > max_depth and _depth_exceeds(data, max_depth):
-        raise error(f"{subject} is nested deeper than {max_depth} levels")
+        raise MalformedAnswer(f"{subject} is nested deeper than {max_depth} levels")
     return data
 
 
@@ -210,7 +207,7 @@ def _depth_exceeds(data: Any, max_depth: int) -> bool:
 def _json_object(body: bytes, subject: str, limit: int) -> dict[str, Any]:
     data = load_json(body, subject, limit=limit)
     if not isinstance(data, dict):
-        raise UnsupportedManifest(f"{subject} is not a JSON object")
+        raise MalformedAnswer(f"{subject} is not a JSON object")
     return data
 
 
@@ -238,18 +235,18 @@ def parse_manifest(body: bytes, content_type: str | None, what: str) -> Manifest
     config = data.get("config")
     digest = config.get("digest") if isinstance(config, dict) else None
     if not isinstance(digest, str) or not digest:
-        raise UnsupportedManifest(f"{what}: the manifest names no config blob")
+        raise MalformedAnswer(f"{what}: the manifest names no config blob")
     return ImageManifest(media_type, digest)
 
 
 def _parse_index(data: Mapping[str, Any], media_type: str, what: str) -> ManifestIndex:
     items = data.get("manifests")
     if not isinstance(items, list):
-        raise UnsupportedManifest(f"{what}: the index has no manifests list")
+        raise MalformedAnswer(f"{what}: the index has no manifests list")
     entries = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("digest"), str):
-            raise UnsupportedManifest(f"{what}: an index entry has no digest")
+            raise MalformedAnswer(f"{what}: an index entry has no digest")
         child_type = item.get("mediaType")
         entries.append(
             IndexEntry(

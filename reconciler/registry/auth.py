@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from reconciler.credentials import Credential, CredentialStore
-from reconciler.errors import AuthError
+from reconciler.errors import AuthError, MalformedAnswer
 from reconciler.manifest import load_json
 from reconciler.registry.endpoints import Endpoint
 from reconciler.registry.exchange import USER_AGENT_BYTES, Exchanger, safe_url, shared
@@ -185,18 +185,16 @@ class Authenticator:
                 if credential
                 else f"looked in: {self._credentials.describe_sources(endpoint.cred_key)}",
             )
-        data = load_json(
-            response.body,
-            f"{endpoint.host}: the token server's answer",
-            limit=MAX_TOKEN_BODY,
-            error=AuthError,
-        )
+        what = f"{endpoint.host}: the token server's answer"
+        data = load_json(response.body, what, limit=MAX_TOKEN_BODY)
         try:
             token = data.get("token") or data.get("access_token")
             ttl = float(data.get("expires_in") or DEFAULT_TOKEN_TTL)
         except (ValueError, AttributeError, TypeError, OverflowError) as exc:
-            raise AuthError(f"{endpoint.host}: the token server's answer is not usable") from exc
-        if not isinstance(token, str) or not _HEADER_TOKEN.match(token):
+            raise MalformedAnswer(f"{what} is not a token answer") from exc
+        if not isinstance(token, str):
+            raise MalformedAnswer(f"{what} names no token")
+        if not _HEADER_TOKEN.match(token):
             # Never echo it: a token is a secret even when it is unusable.
             raise AuthError(f"{endpoint.host}: the token server's answer holds no usable token")
         return f"Bearer {token}".encode(), ttl

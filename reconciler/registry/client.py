@@ -31,6 +31,7 @@ from reconciler.errors import (
     AuthError,
     DigestMismatch,
     InputError,
+    MalformedAnswer,
     ManifestUnknown,
     RegistryError,
     RegistryUnavailable,
@@ -242,9 +243,9 @@ class RegistryClient:
         tags: list[str] = []
         while target is not None:
             if target in seen:
-                raise UnsupportedManifest(f"{what}: the registry's pages link in a loop")
+                raise MalformedAnswer(f"{what}: the registry's pages link in a loop")
             if len(seen) >= MAX_TAG_PAGES:
-                raise UnsupportedManifest(f"{what}: more than {MAX_TAG_PAGES} pages of tags")
+                raise MalformedAnswer(f"{what}: more than {MAX_TAG_PAGES} pages of tags")
             seen.add(target)
             response = await self._send(
                 endpoint, b"GET", target, repository, accept=False, limit=MAX_TAG_LIST_BYTES
@@ -555,7 +556,7 @@ def next_link(header: str | None, current_url: str, origin: str, what: str = "ta
             target = urljoin(current_url, part.group(1))
             if target.startswith(origin + "/"):
                 return target[len(origin) :]
-            raise UnsupportedManifest(
+            raise MalformedAnswer(
                 f"{what}: the next page is on another origin ({safe_url(target)})"
             )
     return None
@@ -568,5 +569,5 @@ def parse_tag_list(body: bytes, what: str) -> list[str]:
     if names is None and isinstance(page, dict):
         return []  # distribution answers {"tags": null} for a repository without tags
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise UnsupportedManifest(f"{what}: the tag list is not a list of names")
+        raise MalformedAnswer(f"{what}: the tag list is not a list of names")
     return names

@@ -22,10 +22,10 @@ import httpcore
 import stamina
 
 from reconciler.errors import (
+    MalformedAnswer,
     RateLimited,
     RegistryError,
     RegistryUnavailable,
-    UnsupportedManifest,
 )
 from reconciler.manifest import load_json
 from reconciler.reference import redact
@@ -227,7 +227,7 @@ class Exchanger:
                 f"{endpoint.host}: HTTP {exc.status_code} after {attempts} attempts"
             )
         if isinstance(exc, TooLarge):
-            return UnsupportedManifest(f"{endpoint.host}: {exc}")
+            return MalformedAnswer(f"{endpoint.host}: {exc}")
         if is_certificate_error(exc):
             return RegistryUnavailable(
                 f"{endpoint.host}: TLS certificate not trusted ({describe(exc)})",

@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from reconciler import status
 from reconciler.cli import cli
 from reconciler.config import Config
-from reconciler.errors import UnsupportedManifest
+from reconciler.errors import MalformedAnswer
 from reconciler.image import Image, ImportFailure, ImportRequest
+from reconciler.manifest import MAX_MANIFEST_BYTES, OCI_MANIFEST
 from reconciler.registry import RegistryClient, RetryPolicy
 from tests.fixtures.fault_proxy import FaultProxy
 from tests.fixtures.gitremote import ConfigRepo
@@ -60,9 +61,9 @@ async def _resolve_all(references: list[str], **kwargs: Any) -> dict[str, Any]:
     return {r: results[ImportRequest(r).key] for r in references}
 
 
-def _assert_deep_refused(observation: Any, reason: str = status.UNSUPPORTED_MANIFEST) -> None:
+def _assert_deep_refused(observation: Any) -> None:
     assert isinstance(observation, ImportFailure), observation
-    assert observation.reason == reason
+    assert (observation.reason, observation.transient) == (status.MALFORMED_ANSWER, False)
     assert "nested deeper than" in observation.message
 
 
@@ -76,7 +77,7 @@ async def test_deep_config_blob_fails_only_its_tag(
     deep = f"{proxy.host}/{repo_name}:deep"
     results = await _resolve_all([tagged[0], deep, *tagged[1:]])
     assert isinstance(results[deep], ImportFailure)
-    assert results[deep].reason == status.UNSUPPORTED_MANIFEST
+    assert results[deep].reason == status.MALFORMED_ANSWER
     assert all(isinstance(results[r], Image) for r in tagged)
 
 
@@ -85,6 +86,22 @@ async def test_deep_manifest_fails_only_its_tag(proxy: FaultProxy, tagged: list[
     proxy.rewrite(DEEP, method="GET", path=r"/manifests/ok2$", times=None)
     results = await _resolve_all(tagged)
     _assert_deep_refused(results[tagged[1]])
+    assert isinstance(results[tagged[0]], Image)
+    assert isinstance(results[tagged[2]], Image)
+
+
+async def test_oversized_manifest_fails_only_its_tag(proxy: FaultProxy, tagged: list[str]) -> None:
+    """A manifest answer over 4 MiB is that tag's MalformedAnswer, not retried; the rest resolve."""
+    huge = b'{"pad": "' + b"x" * MAX_MANIFEST_BYTES + b'"}'
+    proxy.respond(
+        200, huge, (("Content-Type", OCI_MANIFEST),), method="GET", path=r"/manifests/ok2$"
+    )
+    results = await _resolve_all(tagged)
+    failure = results[tagged[1]]
+    assert isinstance(failure, ImportFailure), failure
+    assert (failure.reason, failure.transient) == (status.MALFORMED_ANSWER, False)
+    assert f"larger than {MAX_MANIFEST_BYTES} bytes" in failure.message
+    assert proxy.count("GET", r"/manifests/ok2$") == 1
     assert isinstance(results[tagged[0]], Image)
     assert isinstance(results[tagged[2]], Image)
 
@@ -127,16 +144,17 @@ async def test_deep_config_behind_redirect_to_another_origin(
 
 
 class _DeepToken(BaseHTTPRequestHandler):
-    """A registry whose token server answers with deeply nested JSON."""
+    """A registry whose token server answers ``answer`` (deeply nested JSON unless set)."""
 
     protocol_version = "HTTP/1.1"
     seen: ClassVar[list[str]] = []
+    answer: ClassVar[bytes] = DEEP_OBJECT
 
     def do_GET(self) -> None:
         type(self).seen.append(self.path)
         host = self.headers["Host"]
         if self.path.startswith("/token"):
-            self._answer(200, DEEP_OBJECT)
+            self._answer(200, type(self).answer)
         else:
             self._answer(401, b"{}", ("WWW-Authenticate", f'Bearer realm="http://{host}/token"'))
 
@@ -160,23 +178,46 @@ class _DeepToken(BaseHTTPRequestHandler):
 @pytest.fixture
 def deep_token() -> Iterator[str]:
     _DeepToken.seen = []
+    _DeepToken.answer = DEEP_OBJECT
     with serve(_DeepToken) as host:
         yield host
 
 
 async def test_deep_token_answer_fails_only_its_tag(deep_token: str, tagged: list[str]) -> None:
-    """A token server answering deeply nested JSON is an auth failure of that registry's tags."""
+    """A token server answering deeply nested JSON is a MalformedAnswer of that registry's tags."""
     theirs = f"{deep_token}/shop/app:1"
     results = await _resolve_all([theirs, *tagged])
-    _assert_deep_refused(results[theirs], status.UNAUTHORIZED)
+    _assert_deep_refused(results[theirs])
     assert all(isinstance(results[r], Image) for r in tagged)
 
 
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        (b"token please", "is not JSON"),
+        (b'["t"]', "is not a token answer"),
+        (b'{"token": "t", "expires_in": "soon"}', "is not a token answer"),
+        (b'{"token": 5}', "names no token"),
+        (b'{"expires_in": 300}', "names no token"),
+    ],
+    ids=["not-json", "not-an-object", "bad-expiry", "token-not-text", "no-token"],
+)
+async def test_unreadable_token_answer_is_malformed(
+    deep_token: str, answer: bytes, complaint: str
+) -> None:
+    """A token answer that is not a token's JSON is a permanent MalformedAnswer saying why."""
+    _DeepToken.answer = answer
+    failure = (await _resolve_all([f"{deep_token}/shop/app:1"]))[f"{deep_token}/shop/app:1"]
+    assert isinstance(failure, ImportFailure), failure
+    assert (failure.reason, failure.transient) == (status.MALFORMED_ANSWER, False)
+    assert complaint in failure.message
+
+
 async def test_deep_tag_list_is_a_registry_error(proxy: FaultProxy, repo_name: str) -> None:
-    """A tag list of deep nesting is an UnsupportedManifest error, not a RecursionError."""
+    """A tag list of deep nesting is a MalformedAnswer, not a RecursionError."""
     proxy.respond(200, DEEP_OBJECT, (("Content-Type", "application/json"),), path="/tags/list")
     async with client() as registry_client:
-        with pytest.raises(UnsupportedManifest, match="nested deeper than"):
+        with pytest.raises(MalformedAnswer, match="nested deeper than"):
             await registry_client.list_tags(f"{proxy.host}/{repo_name}")
 
 
@@ -205,7 +246,7 @@ async def test_tag_link_to_another_host_is_an_error(proxy: FaultProxy, repo_name
     elsewhere = f"http://localhost:{port}/v2/{repo_name}/tags/list?last=a"
     proxy.respond(200, path="/tags/list", **_page(["a"], elsewhere))
     async with client() as registry_client:
-        with pytest.raises(UnsupportedManifest, match="another origin"):
+        with pytest.raises(MalformedAnswer, match="another origin"):
             await registry_client.list_tags(f"{proxy.host}/{repo_name}")
     assert proxy.count() == 1
 
@@ -217,7 +258,7 @@ async def test_tag_link_loop_is_an_error_at_once(proxy: FaultProxy, repo_name: s
     proxy.respond(200, path="/tags/list", times=1, **_page(["a"], second))
     proxy.respond(200, path="/tags/list", times=None, **_page(["b"], first))
     async with client() as registry_client:
-        with pytest.raises(UnsupportedManifest, match="loop"):
+        with pytest.raises(MalformedAnswer, match="loop"):
             await registry_client.list_tags(f"{proxy.host}/{repo_name}")
     assert proxy.count() == 2
 

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler import status
 from reconciler.config import Config, RegistryConfig
-from reconciler.errors import InputError, UnsupportedManifest
+from reconciler.errors import InputError, MalformedAnswer
 from reconciler.image import ImportFailure, ImportRequest
 from reconciler.registry import (
     Challenge,
@@ -159,7 +159,7 @@ def test_next_link_absent_or_other_rel() -> None:
 def test_next_link_to_another_origin_is_an_error() -> None:
     """A ``Link`` to another origin is an error, not a silently partial list; its query unshown."""
     header = '<https://u:pw@elsewhere.example/v2/a/tags/list?sig=s3cret>; rel="next"'
-    with pytest.raises(UnsupportedManifest, match="another origin") as caught:
+    with pytest.raises(MalformedAnswer, match="another origin") as caught:
         next_link(header, "https://r.example/v2/a/tags/list", "https://r.example")
     assert "s3cret" not in str(caught.value)
     assert "pw" not in str(caught.value)

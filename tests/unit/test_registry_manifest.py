@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconciler.errors import AuthError, DigestMismatch, UnsupportedManifest
+from reconciler.errors import DigestMismatch, MalformedAnswer, UnsupportedManifest
 from reconciler.manifest import (
     ACCEPT,
     DOCKER_LIST,
@@ -95,12 +95,26 @@ def test_schema1_refused(body: dict) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[1]", b'{"mediaType": "application/x-other"}', b'{"config": {}}'],
+    [
+        b"not json",
+        b"[1]",
+        b'{"config": {}}',
+        b'{"mediaType": "application/vnd.oci.image.index.v1+json"}',
+        b'{"manifests": [{"mediaType": "x"}]}',
+    ],
+    ids=["not-json", "not-an-object", "no-config-digest", "index-without-list", "entry-no-digest"],
 )
-def test_unusable_manifests_refused(body: bytes) -> None:
-    """Bodies that are not a manifest we understand are UnsupportedManifest."""
-    with pytest.raises(UnsupportedManifest):
+def test_unreadable_manifests_are_malformed(body: bytes) -> None:
+    """Bodies that are not a manifest's JSON are a MalformedAnswer, not an unsupported type."""
+    with pytest.raises(MalformedAnswer, match=r"^x: "):
         parse_manifest(body, None, "x")
+
+
+def test_unknown_manifest_type_is_unsupported() -> None:
+    """A readable document of an unknown media type is an UnsupportedManifest naming the type."""
+    with pytest.raises(UnsupportedManifest, match="application/x-other") as caught:
+        parse_manifest(b'{"mediaType": "application/x-other"}', None, "x")
+    assert not isinstance(caught.value, MalformedAnswer)
 
 
 @pytest.mark.parametrize(
@@ -187,8 +201,8 @@ def test_config_without_labels() -> None:
 
 @pytest.mark.parametrize("body", [b"not json", b"\xff", b"[1]"])
 def test_unusable_config_refused(body: bytes) -> None:
-    """A config blob that is not a JSON object is UnsupportedManifest, naming the image."""
-    with pytest.raises(UnsupportedManifest, match=r"^quay\.io/a:b: the image config is not"):
+    """A config blob that is not a JSON object is a MalformedAnswer, naming the image."""
+    with pytest.raises(MalformedAnswer, match=r"^quay\.io/a:b: the image config is not"):
         parse_config(body, "quay.io/a:b")
 
 
@@ -215,9 +229,9 @@ def test_verify_digest_refuses_other_algorithms() -> None:
     [b"[" * 60_000, b"[" * 30_000 + b"]" * 30_000, b'{"a":' * 65 + b"1" + b"}" * 65],
     ids=["unterminated", "deep-array", "just-over-the-limit"],
 )
-def test_deep_json_is_unsupported(body: bytes) -> None:
-    """JSON nested deeper than the limit is an UnsupportedManifest, never a RecursionError."""
-    with pytest.raises(UnsupportedManifest, match="nested deeper than 64 levels"):
+def test_deep_json_is_malformed(body: bytes) -> None:
+    """JSON nested deeper than the limit is a MalformedAnswer, never a RecursionError."""
+    with pytest.raises(MalformedAnswer, match="nested deeper than 64 levels"):
         load_json(body, "the config", limit=1 << 20)
 
 
@@ -227,12 +241,12 @@ def test_json_at_the_depth_limit_is_read() -> None:
 
 
 def test_json_over_its_size_limit_is_refused() -> None:
-    """A JSON body over its limit is refused before parsing, with the error asked for."""
-    with pytest.raises(AuthError, match="larger than 10 bytes"):
-        load_json(b'{"token": "abcdefgh"}', "the token", limit=10, error=AuthError)
+    """A JSON body over its limit is a MalformedAnswer, refused before parsing."""
+    with pytest.raises(MalformedAnswer, match="larger than 10 bytes"):
+        load_json(b'{"token": "abcdefgh"}', "the token", limit=10)
 
 
 def test_deep_config_blob() -> None:
-    """A config blob nested deeply is this image's UnsupportedManifest."""
-    with pytest.raises(UnsupportedManifest, match="image config is nested deeper"):
+    """A config blob nested deeply is this image's MalformedAnswer."""
+    with pytest.raises(MalformedAnswer, match="image config is nested deeper"):
         parse_config(b'{"config":' * 100 + b"{}" + b"}" * 100, "app:1")
