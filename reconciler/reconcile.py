@@ -20,6 +20,7 @@ import structlog
 
 from reconciler import lockfile, planner, trailers
 from reconciler.config import CONFIG_FILE, Config, load_config
+from reconciler.consumers import controller, reader
 from reconciler.errors import GitError, InputError, Problem, PushRejected
 from reconciler.gitrepo import (
     RUN_LOCK_WAIT,
@@ -227,6 +228,7 @@ def is_own_commit(commit: LocalCommit, config: Config) -> bool:
         and (
             all(path.startswith("locks/") for path in commit.paths)
             or bool(trailers.parse_message(commit.message))
+            or controller.is_repair(commit.message)
         )
     )
 
@@ -279,10 +281,40 @@ async def _run(
     git = repo if repo is not None else _open_quietly(root)
     cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
     index = TrailerIndex(git) if git is not None else None
+    git_dir = git.git_dir / "streamlock" if git is not None else None
+    scans = reader.ScanCache(
+        git_dir / "consumers.json" if git_dir is not None else None, config.default_namespace
+    )
     try:
-        return await _attempts(root, config, options, now, repo, target, resolver, cache, index)
+        return await _attempts(
+            root, config, options, now, repo, target, resolver, cache, index, scans
+        )
     finally:
         cache.save()
+        scans.save()
+
+
+def follow_consumers(
+    root: Path,
+    config: Config,
+    plan: planner.Plan,
+    locks: Mapping[tuple[str, str], StreamLock],
+    repo: GitRepo | None,
+    scans: reader.ScanCache,
+) -> tuple[planner.Plan, tuple[Problem, ...]]:
+    """Join the consumers' rewrites to the plan; a consumer with uncommitted changes is left
+    alone (its problem says so), so a pass never commits or overwrites a person's edit."""
+    consumers, problems = reader.load(root, config, scans)
+    following = controller.follow(plan, consumers, locks, config.default_namespace)
+    dirty = repo.changed_paths(following.rewritten) if repo and following.rewritten else []
+    if dirty:
+        problems += [
+            Problem(path, 1, 1, "uncommitted changes: not rewritten; commit them first")
+            for path in dirty
+        ]
+        kept = [c for c in consumers if c.path not in dirty]
+        following = controller.follow(plan, kept, locks, config.default_namespace)
+    return following.plan, (*problems, *following.problems)
 
 
 async def _attempts(
@@ -295,6 +327,7 @@ async def _attempts(
     resolver: Resolver,
     cache: LockCache,
     index: TrailerIndex | None,
+    scans: reader.ScanCache,
 ) -> PassResult:
     """Compute and write the pass; after a lost push race, recompute it on the new tip."""
     seen: dict[tuple[str, str, str], Observation] = {}
@@ -324,23 +357,25 @@ async def _attempts(
             forced=options.forced,
             prune=not streamset.problems,
         )
+        plan, consumer_problems = follow_consumers(root, config, plan, locks, repo, scans)
+        problems = (*streamset.problems, *consumer_problems)
         if repo is None:
-            return PassResult(plan, streamset.problems, push_attempts=0)
+            return PassResult(plan, problems, push_attempts=0)
         cache.remember(plan.files, plan.locks)
         if config.git.push == "branch":
             shas = _push_review_branches(repo, plan, config, upstream)
-            return PassResult(plan, streamset.problems, shas, upstream is not None, 1, repo.head())
+            return PassResult(plan, problems, shas, upstream is not None, 1, repo.head())
         shas = tuple(
             repo.commit(commit.files, commit.message, config.git.author) for commit in plan.commits
         )
         for sha, commit in zip(shas, plan.commits, strict=True):
             log.info("committed", revision=sha[:12], subject=commit.subject)
         if upstream is None or not shas:
-            return PassResult(plan, streamset.problems, shas, False, 0, repo.head())
+            return PassResult(plan, problems, shas, False, 0, repo.head())
         remote, branch = upstream
         if _push(repo, remote, branch):
             log.info("pushed", remote=remote, branch=branch, commits=len(shas))
-            return PassResult(plan, streamset.problems, shas, True, attempts, repo.head())
+            return PassResult(plan, problems, shas, True, attempts, repo.head())
         if attempts >= options.push_attempts:
             raise PushRejected(
                 f"push to {remote}/{branch} rejected {attempts} times",
@@ -381,9 +416,11 @@ def _push_review_branches(
     chains: dict[tuple[str, str], list[planner.PlannedCommit]] = {}
     for commit in plan.commits:
         # locks/<ns>/<name>.lock.yaml: one stream per commit, except with grouping: pass
-        streams = {tuple(path.split("/")[1:3]) for path in commit.files}
+        streams = {tuple(p.split("/")[1:3]) for p in commit.files if p.startswith("locks/")}
         only = streams.pop() if len(streams) == 1 else None
         key = (only[0], only[1].removesuffix(".lock.yaml")) if only else ("all", "streams")
+        if not commit.changes and controller.is_repair(commit.message):
+            key = ("consumers", "follow")
         chains.setdefault(key, []).append(commit)
     shas = []
     for (namespace, stream), commits in sorted(chains.items()):

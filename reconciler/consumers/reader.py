@@ -1,0 +1,129 @@
+"""Finding and reading consumer files: the ``consumers:`` globs of ``streamlock.yaml``.
+
+The shell around the pure consumer modules. A file's scan depends only on its bytes, its path
+and the default namespace, so scans are cached by Git blob id in ``.git/streamlock/``: a no-op
+pass reads and hashes the files but parses none it has seen before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from reconciler import schema
+from reconciler.config import Config
+from reconciler.consumers.controller import Consumer
+from reconciler.consumers.scan import Scan, is_consumer_file, scan
+from reconciler.errors import Problem, ValidationError
+
+log = structlog.get_logger("streamlock")
+
+
+def blob_id(data: bytes) -> str:
+    """The id Git gives these bytes as a blob (so ``git ls-files -s`` agrees)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+class ScanCache:
+    """Scans by (blob id, path), kept in ``.git/streamlock/consumers.json``."""
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None, default_namespace: str) -> None:
+        self.path = path
+        self.namespace = default_namespace
+        self.entries: dict[str, Any] = {}
+        self.used: set[str] = set()
+        self.dirty = False
+        self.parsed = 0  # files parsed in this pass (the benchmark counts them)
+        if path is not None:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data.get("version") == self.VERSION and data.get("namespace") == self.namespace:
+                    self.entries = dict(data["scans"])
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                self.entries = {}
+
+    def scan(self, relative: str, data: bytes) -> Scan:
+        key = f"{blob_id(data)} {relative}"
+        self.used.add(key)
+        cached = self.entries.get(key)
+        if cached is not None:
+            try:
+                return Scan.from_dict(cached)
+            except (KeyError, TypeError, ValueError):
+                pass
+        self.parsed += 1
+        found = scan(relative, data, self.namespace)
+        self.entries[key] = found.to_dict()
+        self.dirty = True
+        return found
+
+    def save(self) -> None:
+        """Keep what this pass used; a cache that cannot be written is only a slower pass."""
+        if self.path is None or not (self.dirty or set(self.entries) - self.used):
+            return
+        keep = {k: v for k, v in self.entries.items() if k in self.used}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            text = json.dumps({"version": self.VERSION, "namespace": self.namespace, "scans": keep})
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as exc:
+            log.debug("consumer cache not written", error=str(exc))
+
+
+def find(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[Problem]]:
+    """Repository-relative consumer paths matching ``patterns``; a pattern matching nothing warns.
+
+    Only regular files inside the repository count: links out of it are refused, ``.git`` and
+    ``locks/`` never match.
+    """
+    real_root = schema._real(root)
+    found: set[str] = set()
+    problems: list[Problem] = []
+    for pattern in patterns:
+        if not pattern or Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            problems.append(
+                Problem("streamlock.yaml", 1, 1, f"consumer glob {pattern!r} leaves the repository")
+            )
+            continue
+        matched = 0
+        for path in root.glob(pattern):
+            relative = path.relative_to(root).as_posix()
+            parts = relative.split("/")
+            if parts[0] in (".git", "locks") or any(p.startswith(".") for p in parts):
+                continue
+            if not schema._real(path).is_relative_to(real_root):
+                problems.append(Problem(relative, 1, 1, "symlink points outside the repository"))
+                continue
+            if path.is_file() and is_consumer_file(relative):
+                found.add(relative)
+                matched += 1
+        if not matched and tuple(patterns) != Config().consumers:
+            log.warning("consumer glob matches no file", glob=pattern)
+    return sorted(found), problems
+
+
+def load(
+    root: Path, config: Config, cache: ScanCache, *, skip: Sequence[str] = ()
+) -> tuple[list[Consumer], list[Problem]]:
+    """Every consumer file under the configured globs, read and scanned."""
+    paths, problems = find(root, config.consumers)
+    consumers: list[Consumer] = []
+    for relative in paths:
+        if relative in skip:
+            continue
+        try:
+            data = schema.read_repo_file(root, relative)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+            continue
+        consumers.append(Consumer(relative, data, cache.scan(relative, data)))
+    return consumers, problems

@@ -1,0 +1,147 @@
+"""Consumers in whole passes: the real registry, a bare Git remote, the CLI."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.lockfile import loads
+from reconciler.trailers import parse_message
+from tests.fixtures.gitremote import ConfigRepo
+from tests.fixtures.images import Seeder
+
+LOCK = "locks/shop/app.lock.yaml"
+DEPLOY = "deploy/shop/app.yaml"
+VALUES = "deploy/shop/values.yaml"
+
+
+def stream_file(ref: str) -> str:
+    return (
+        "apiVersion: image.openshift.io/v1\nkind: ImageStream\n"
+        "metadata:\n  name: app\n  namespace: shop\n"
+        "spec:\n  tags:\n"
+        f"  - name: test\n    from:\n      kind: DockerImage\n      name: {ref}\n"
+        "    importPolicy:\n      scheduled: true\n"
+        "  - name: latest\n    from:\n      kind: ImageStreamTag\n      name: test\n"
+    )
+
+
+def deployment(image: str, tag: str = "latest") -> str:
+    return (
+        "# the shop's app\n"
+        "apiVersion: apps/v1\nkind: Deployment\n"
+        "metadata:\n  name: app\n  namespace: shop\n  annotations:\n"
+        "    image.openshift.io/triggers: >-\n"
+        f'      [{{"from":{{"kind":"ImageStreamTag","name":"app:{tag}"}},'
+        '"fieldPath":"spec.template.spec.containers[?(@.name==\\"app\\")].image"}]\n'
+        "spec:\n  template:\n    spec:\n      containers:\n"
+        f"      - name: app\n        image: {image}   # keep this comment\n"
+    )
+
+
+def streamlock(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def image_of(repo: ConfigRepo, path: str = DEPLOY) -> str:
+    text = repo.read_remote(path)
+    assert text is not None
+    line = next(line for line in text.splitlines() if "image: " in line)
+    return line.split("image: ", 1)[1].split()[0]
+
+
+@pytest.fixture
+def shop(config_repo, seeder: Seeder, repo_name: str):
+    """shop/app with test (scheduled) and latest → test, a Deployment following latest."""
+    first = seeder.push_image(repo_name, "1.0", salt="one")
+    ref = seeder.ref(repo_name, "1.0")
+    repo = config_repo(
+        {
+            "streams/shop/app.yaml": stream_file(ref),
+            DEPLOY: deployment(ref),
+            VALUES: f'app:\n  image: {ref}  # {{"$imagestream": "shop/app:test"}}\n',
+        }
+    )
+    assert streamlock("reconcile", "--repo", str(repo.work))[0] == 0
+    return repo, first
+
+
+def test_first_pass_pins_consumers_in_the_lock_commit(shop, seeder, repo_name):
+    """The commit that writes the lock also rewrites the trigger's image and the setter's value."""
+    repo, first = shop
+    pinned = seeder.ref(repo_name, digest=first)
+    assert image_of(repo) == pinned and image_of(repo, VALUES) == pinned
+    head = repo.log(n=1)[0]
+    changed = repo.git("show", "--name-only", "--format=", head["sha"]).split()
+    assert set(changed) == {LOCK, DEPLOY, VALUES}
+    assert "# keep this comment" in (repo.read_remote(DEPLOY) or "")
+
+
+def test_bump_rewrites_lock_and_consumers_in_one_commit(shop, seeder, repo_name):
+    """A new image: one commit moves the lock and the consumers; only the image line changes."""
+    repo, _ = shop
+    before = repo.read_remote(DEPLOY) or ""
+    second = seeder.push_image(repo_name, "1.0", salt="two")
+    assert streamlock("reconcile", "--repo", str(repo.work))[0] == 0
+    head = repo.log(n=1)[0]
+    assert {b.tag for b in parse_message(head["message"])} == {"shop/app:test", "shop/app:latest"}
+    changed = repo.git("show", "--name-only", "--format=", head["sha"]).split()
+    assert set(changed) == {LOCK, DEPLOY, VALUES}
+    after = repo.read_remote(DEPLOY) or ""
+    assert after == before.replace(image_of_text(before), seeder.ref(repo_name, digest=second))
+
+
+def image_of_text(text: str) -> str:
+    line = next(line for line in text.splitlines() if "image: " in line)
+    return line.split("image: ", 1)[1].split()[0]
+
+
+def test_revert_restores_lock_and_consumers_and_both_are_kept(shop, seeder, repo_name):
+    """git revert of a bump restores the lock and the manifests; later passes keep both."""
+    repo, first = shop
+    seeder.push_image(repo_name, "1.0", salt="two")
+    streamlock("reconcile", "--repo", str(repo.work))
+    bump = repo.head()
+    repo.git("revert", "--no-edit", bump)
+    repo.git("push", "--quiet", "origin", "HEAD:main")
+    reverted = repo.remote_head()
+    for _ in range(2):
+        code, out, err = streamlock("reconcile", "--repo", str(repo.work), "-A")
+        assert code == 0, err
+        assert "RevertRespected" in out
+    assert repo.remote_head() == reverted
+    pinned = seeder.ref(repo_name, digest=first)
+    assert loads((repo.read_remote(LOCK) or "").encode()).tags["test"].image == first
+    assert image_of(repo) == pinned and image_of(repo, VALUES) == pinned
+
+
+def test_hand_edited_consumer_is_brought_back_in_its_own_commit(shop, seeder, repo_name):
+    """A person's edit of a followed image is undone by a commit of its own; the lock stays."""
+    repo, first = shop
+    repo.commit({DEPLOY: deployment("quay.io/someone/else:1")}, "try another image")
+    lock_before = repo.read_remote(LOCK)
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    head = repo.log(n=1)[0]
+    assert head["subject"] == "consumers: follow the locks"
+    assert repo.git("show", "--name-only", "--format=", head["sha"]).split() == [DEPLOY]
+    assert image_of(repo) == seeder.ref(repo_name, digest=first)
+    assert repo.read_remote(LOCK) == lock_before
+    assert streamlock("reconcile", "--repo", str(repo.work))[0] == 0
+    assert repo.log(n=1)[0]["sha"] == head["sha"]
+
+
+def test_bad_consumer_is_located_while_the_lock_and_others_commit(shop, seeder, repo_name):
+    """A trigger naming a missing tag is a located error; the lock and the other file move."""
+    repo, _ = shop
+    broken = deployment(seeder.ref(repo_name, "1.0"), tag="nightly")
+    repo.commit({DEPLOY: broken}, "follow a tag that does not exist")
+    second = seeder.push_image(repo_name, "1.0", salt="two")
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 1
+    assert f"{DEPLOY}:15:16:" in err and "shop/app:nightly is not a tag" in err
+    assert loads((repo.read_remote(LOCK) or "").encode()).tags["test"].image == second
+    assert image_of(repo, VALUES) == seeder.ref(repo_name, digest=second)
+    assert repo.read_remote(DEPLOY) == broken
