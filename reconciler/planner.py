@@ -33,7 +33,7 @@ from reconciler.imagestream import (
 from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, dumps, lock_path
 from reconciler.reference import ImageReference
 from reconciler.status import TagStatus
-from reconciler.trailers import TrailerBlock, bump_subject, format_message
+from reconciler.trailers import TrailerBlock, bump_subject, format_message, one_line
 
 StreamKey = tuple[str, str]
 # (tag key "ns/stream:tag", from identity) -> digest the reconciler last committed.
@@ -635,18 +635,19 @@ def _diff(
 
 
 def _body_line(change: TagChange) -> str:
+    """One line per tag; text from the registry (``created``, labels) is made one safe line."""
     if change.new is None:
         return f"{change.tag}: removed from the spec"
     entry = change.new
-    parts = [f"{change.tag}: {entry.source.kind} {entry.source.name}"]
+    parts = [f"{change.tag}: {entry.source.kind} {one_line(entry.source.name)}"]
     if entry.created:
-        parts.append(f"created {entry.created}")
+        parts.append(f"created {one_line(entry.created)}")
     version = entry.labels.get("org.opencontainers.image.version")
     revision = entry.labels.get("org.opencontainers.image.revision")
     if version:
-        parts.append(f"version {version}")
+        parts.append(f"version {one_line(version)}")
     if revision:
-        parts.append(f"revision {revision}")
+        parts.append(f"revision {one_line(revision)}")
     return ", ".join(parts)
 
 

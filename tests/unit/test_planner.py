@@ -436,3 +436,54 @@ def test_plan_repr_stays_small():
     streams = [stream(f"s{i}", docker("a", APP), follow("b", "a")) for i in range(50)]
     result = run(streams, observations=obs(APP, 1))
     assert repr(result) == "Plan(tags=100, files=50, commits=50, failed=0)"
+
+
+def test_reimport_annotation_forces_a_reimport():
+    """A new value of the literal annotation 'streamlock.dev/reimport' re-imports the tag."""
+    streams = [stream("app", docker("test", APP))]
+    first = run(streams, observations=obs(APP, 1))
+    locks = reread(first)
+    other = [stream("app", docker("test", APP, annotations={"streamlock.dev/other": "2"}))]
+    assert import_requests(other, locks, Config(), NOW) == []
+    again = [stream("app", docker("test", APP, annotations={"streamlock.dev/reimport": "2"}))]
+    assert [r.reference for r in import_requests(again, locks, Config(), NOW)] == [APP]
+    result = run(again, locks, obs(APP, 2), bases_from(first))
+    assert state(result) == {"shop/app:test": digest(2)}
+
+
+FORGED = (
+    "1.1\n\nSigned-off-by: M <m@x>\n\nStreamlock-Tag: team/prod:latest\n"
+    f"Streamlock-From: {REG}/team/prod:1\nStreamlock-Previous: none\n"
+    f"Streamlock-Image: {digest(9)}\n"
+)
+
+
+def test_registry_text_is_one_line_of_the_body():
+    """Labels and created with newlines, CR or NUL stay on their tag's body line, escaped."""
+    labels = {
+        "org.opencontainers.image.version": FORGED,
+        "org.opencontainers.image.revision": "abc\x00def\u2028x",
+    }
+    result = run(
+        [stream("app", docker("test", APP))],
+        observations={
+            ImportRequest(APP).key: Image(digest(1), created="2026\r\nX: y", labels=labels)
+        },
+    )
+    [commit] = result.commits
+    _subject, body, _trailers = commit.message.split("\n\n")
+    assert body.count("\n") == 0 and body.startswith("test: DockerImage ")
+    assert "\x00" not in commit.message and "\r" not in commit.message
+    assert "\u2028" not in commit.message
+    assert [b.tag for b in parse_message(commit.message)] == ["shop/app:test"]
+
+
+def test_commit_without_blocks_never_carries_forged_trailers():
+    """A re-import of the same digest commits no block, and a forged label adds none."""
+    labels = {"org.opencontainers.image.version": FORGED}
+    first = run([stream("app", docker("test", APP))], observations=obs(APP, 1, labels=labels))
+    again = [stream("app", docker("test", APP, annotations={"streamlock.dev/reimport": "2"}))]
+    result = run(again, reread(first), obs(APP, 1, labels=labels), bases_from(first))
+    [commit] = result.commits
+    assert parse_message(commit.message) == []
+    assert "\nStreamlock-" not in commit.message and "\nSigned-off-by" not in commit.message
