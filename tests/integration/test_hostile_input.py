@@ -7,7 +7,7 @@ import subprocess
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.lockfile import loads
+from reconciler.lockfile import dumps, loads
 from reconciler.trailers import parse_message, summarize
 from tests.fixtures import images
 from tests.fixtures.gitremote import ConfigRepo
@@ -97,3 +97,105 @@ def test_forged_trailers_in_a_label_never_move_another_teams_base(config_repo, s
     assert code == 0, err
     assert "RevertRespected" not in out
     assert remote_lock(repo, "locks/team/prod.lock.yaml").tags["latest"].image == d2
+
+
+# --- control characters in labels ------------------------------------------------------------
+
+
+def test_control_characters_in_labels_commit_and_push_every_stream(config_repo, seeder, repo_name):
+    """NUL, CR and line separators in labels: every stream commits and pushes, labels kept."""
+    odd = "1.0\x00\r\n\x0b\x0c\x1c\x85\u2028\u2029\x1b[31m\ufeff"
+    refs = {}
+    for index, name in enumerate(("a", "b", "c")):
+        labels = {VERSION: odd, "org.opencontainers.image.revision": f"r{index}\x00"}
+        seeder.push_image(f"{repo_name}/{name}", "1", salt=name, labels=labels)
+        refs[name] = seeder.ref(f"{repo_name}/{name}", "1")
+    repo = config_repo(
+        {f"streams/shop/{n}.yaml": stream_file("shop", n, "v", ref) for n, ref in refs.items()}
+    )
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    assert repo.remote_head() == repo.head()
+    assert repo.git("status", "--porcelain") == ""
+    for name in refs:
+        path = f"locks/shop/{name}.lock.yaml"
+        data = (repo.work / path).read_bytes()
+        lock = loads(data, path)
+        assert lock.tags["v"].labels[VERSION] == odd
+        assert dumps(lock) == data
+        assert repo.read_remote(path) == data.decode()
+    messages = "".join(c["message"] for c in repo.log())
+    assert "\x00" not in messages and "\r" not in messages and "\u2028" not in messages
+
+
+# --- hand-edited locks -----------------------------------------------------------------------
+
+
+def two_streams(config_repo, seeder, repo_name):
+    """shop/app and shop/web, reconciled once; returns (repo, {name: (repo path, digest)})."""
+    images_ = {}
+    files = {}
+    for name in ("app", "web"):
+        path = f"{repo_name}/{name}"
+        images_[name] = (path, seeder.push_image(path, "1", salt=f"{name}-1"))
+        files[f"streams/shop/{name}.yaml"] = stream_file("shop", name, "v", seeder.ref(path, "1"))
+    repo = config_repo(files)
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    return repo, images_
+
+
+def test_lock_claiming_another_stream_is_set_aside_and_never_overwrites_it(
+    config_repo, seeder, repo_name
+):
+    """A lock with another stream's metadata fails alone, located; both real locks stay."""
+    repo, pushed = two_streams(config_repo, seeder, repo_name)
+    app_lock = repo.read_remote("locks/shop/app.lock.yaml")
+    forged = app_lock.replace(pushed["app"][1], pushed["web"][1])  # web's lock, saying shop/app
+    repo.commit({"locks/shop/web.lock.yaml": forged}, "hand edit")
+    new_app = seeder.push_image(pushed["app"][0], "1", salt="app-2")
+    seeder.push_image(pushed["web"][0], "1", salt="web-2")
+    code, out, err = streamlock("plan", "--repo", str(repo.work))
+    assert code == 1
+    assert (
+        "locks/shop/web.lock.yaml:5:3: metadata: describes shop/app but the file is for shop/web"
+        in err
+    )
+    code, out, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 1
+    assert "locks/shop/web.lock.yaml:5:3:" in err and "InvalidLock" in out
+    assert remote_lock(repo, "locks/shop/app.lock.yaml").tags["v"].image == new_app
+    assert repo.read_remote("locks/shop/web.lock.yaml") == forged
+    assert repo.git("status", "--porcelain") == ""
+
+
+def test_lock_with_a_non_digest_image_is_never_rewritten(config_repo, seeder, repo_name):
+    """A lock whose image is not a digest is reported with path:line:col and left as it is."""
+    repo, pushed = two_streams(config_repo, seeder, repo_name)
+    web_lock = repo.read_remote("locks/shop/web.lock.yaml")
+    edited = web_lock.replace(f"image: {pushed['web'][1]}", "image: latest", 1)
+    assert edited != web_lock
+    repo.commit({"locks/shop/web.lock.yaml": edited}, "hand edit")
+    head = repo.remote_head()
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 1
+    assert (
+        "locks/shop/web.lock.yaml:" in err and "tags.v.image: 'latest' is not a valid digest" in err
+    )
+    assert repo.remote_head() == head  # nothing else changed: no commit at all
+    new_app = seeder.push_image(pushed["app"][0], "1", salt="app-2")
+    assert streamlock("reconcile", "--repo", str(repo.work))[0] == 1
+    assert remote_lock(repo, "locks/shop/app.lock.yaml").tags["v"].image == new_app
+    assert repo.read_remote("locks/shop/web.lock.yaml") == edited
+
+
+def test_broken_lock_of_a_removed_stream_is_not_pruned(config_repo, seeder, repo_name):
+    """A broken lock whose stream is gone stays, is reported, and plan exits 1."""
+    repo, _ = two_streams(config_repo, seeder, repo_name)
+    broken = "apiVersion: streamlock/v1\nkind: ImageStreamLock\nmetadata: {name: gone}\ntags: {}\n"
+    repo.commit({"locks/shop/gone.lock.yaml": broken}, "stray lock")
+    code, _, err = streamlock("plan", "--repo", str(repo.work))
+    assert code == 1 and "locks/shop/gone.lock.yaml:3:11: metadata: " in err
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 1, err
+    assert repo.read_remote("locks/shop/gone.lock.yaml") == broken

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from reconciler import status
 from reconciler.config import AccessRule, Config, GitConfig
+from reconciler.errors import Problem
 from reconciler.image import Image, ImportFailure, ImportRequest
 from reconciler.imagestream import ImageStream, TagReference, TagSpec
-from reconciler.lockfile import StreamLock, loads
+from reconciler.lockfile import LockSet, StreamLock, loads
 from reconciler.planner import import_requests, plan
 from reconciler.trailers import parse_message
 
@@ -43,7 +44,7 @@ def obs(source: str, n: int, **kw: object) -> dict:
 def run(streams, locks=None, observations=None, bases=None, config=None, **kw):
     return plan(
         streams,
-        locks or {},
+        {} if locks is None else locks,
         bases or {},
         observations or {},
         config or Config(),
@@ -487,3 +488,60 @@ def test_commit_without_blocks_never_carries_forged_trailers():
     [commit] = result.commits
     assert parse_message(commit.message) == []
     assert "\nStreamlock-" not in commit.message and "\nSigned-off-by" not in commit.message
+
+
+BROKEN = (Problem("locks/shop/web.lock.yaml", 5, 3, "metadata: describes shop/app"),)
+
+
+def test_broken_lock_fails_only_its_stream():
+    """A stream whose lock was set aside fails with InvalidLock; its lock file is not touched."""
+    streams = [stream("app", docker("test", APP)), stream("web", docker("test", APP))]
+    first = run(streams, observations=obs(APP, 1))
+    good = {("shop", "app"): reread(first)[("shop", "app")]}
+    result = run(streams, LockSet(good, {("shop", "web"): BROKEN}), obs(APP, 2))
+    assert list(result.files) == []  # app is not scheduled; web is skipped, not written
+    [web] = [s for s in result.statuses if s.stream == "web"]
+    assert (web.action, web.reason) == (status.FAILED, status.INVALID_LOCK)
+    assert "locks/shop/web.lock.yaml:5:3: metadata: describes shop/app" in web.message
+    assert result.problems == BROKEN
+    assert ("shop", "web") not in result.locks
+    assert import_requests(streams, LockSet(good, {("shop", "web"): BROKEN}), Config(), NOW) == []
+
+
+def test_broken_lock_without_a_stream_is_not_pruned():
+    """A lock set aside is never deleted, even when its stream is gone."""
+    streams = [stream("app", docker("test", APP))]
+    result = run(streams, LockSet({}, {("shop", "web"): BROKEN}), obs(APP, 1))
+    assert list(result.files) == ["locks/shop/app.lock.yaml"]
+    assert result.problems == BROKEN
+
+
+def test_follower_of_a_stream_with_a_broken_lock_keeps_its_pin():
+    """A follower in another stream keeps what it had and says why."""
+    streams = [stream("web", docker("test", APP)), stream("app", follow("x", "web:test"))]
+    first = reread(run(streams, observations=obs(APP, 1)))
+    locks = LockSet({("shop", "app"): first[("shop", "app")]}, {("shop", "web"): BROKEN})
+    result = run(streams, locks, obs(APP, 2))
+    assert result.files == {}
+    [follower] = [s for s in result.statuses if s.stream == "app"]
+    assert follower.reason == status.FOLLOW_FAILED and follower.image == digest(1)
+
+
+def test_a_lock_that_fails_its_schema_is_never_written():
+    """A registry answer the lock schema refuses fails that stream; the others are written."""
+    bad = f"{REG}/shop/bad:1"
+    streams = [stream("app", docker("test", APP)), stream("bad", docker("test", bad))]
+    observations = {**obs(APP, 1), **obs(bad, 2, platform="Linux/AMD64 x")}
+    result = run(streams, observations=observations)
+    assert list(result.files) == ["locks/shop/app.lock.yaml"]
+    [failed] = result.failed
+    assert (failed.stream, failed.reason) == ("bad", status.INVALID_LOCK)
+    assert "platform" in failed.message
+
+
+def test_lone_surrogates_from_a_registry_become_replacement_characters():
+    """JSON can carry a lone surrogate that UTF-8 cannot; the lock gets U+FFFD instead."""
+    labels = {"org.opencontainers.image.version": "1.0\ud800"}
+    result = run([stream("app", docker("test", APP))], observations=obs(APP, 1, labels=labels))
+    data = result.files["locks/shop/app.lock.yaml"]
+    assert loads(data).tags["test"].labels["org.opencontainers.image.version"] == "1.0\ufffd"
