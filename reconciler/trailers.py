@@ -34,7 +34,7 @@ ARROW = "→"
 
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _TAG_RE = re.compile(r"^[^/:]+/[^/:]+:[^/:]+$")
-_OWN_KEY_RE = re.compile(r"^[ \t]*streamlock-", re.IGNORECASE)
+_OWN_KEY_RE = re.compile(r"^[ \t]*streamlock-(?:tag|from|previous|image)[ \t]*:", re.IGNORECASE)
 # git interpret-trailers stops reading at a line that starts with "---" and whitespace (a patch).
 _DIVIDER_RE = re.compile(r"^---(?:\s|$)")
 # A subject bump_subject wrote for one stream: "<ns>/<stream>: ...".
@@ -110,9 +110,9 @@ def block_problem(block: TrailerBlock) -> str | None:
 def format_message(subject: str, body: str, blocks: Sequence[TrailerBlock]) -> str:
     """Subject, blank line, body, blank line, one trailer paragraph; ends with a newline.
 
-    Only the trailer paragraph can be read as ``Streamlock-`` trailers: unsafe characters in
+    Only the trailer paragraph can be read as ``Streamlock-*`` trailers: unsafe characters in
     subject and body are escaped (no NUL, CR or line separator reaches git) and body lines that
-    start with a ``Streamlock-`` key are quoted with ``> ``, also in a message without blocks,
+    start like one of its trailer lines are quoted with ``> ``, also in a message without blocks,
     whose body is then its last paragraph. Body lines that git would take for a patch divider
     (``---``) are indented by one space so the trailers stay visible.
     """
@@ -193,7 +193,7 @@ def parse_message(message: str) -> list[TrailerBlock]:
             values.append(line[len(prefix) :])
         tag, source, previous, image = values
         block = TrailerBlock(tag, source, None if previous == NO_PREVIOUS else previous, image)
-        if block_problem(block) is not None or block.lines() != written:
+        if block_problem(block) is not None:
             return []
         blocks.append(block)
     return blocks if _subject_agrees(message, blocks) else []

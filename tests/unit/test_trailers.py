@@ -338,3 +338,12 @@ def test_summary_over_prefers_newer() -> None:
     merged = newer.over(older)
     assert merged.bases == {("a/b:c", "x"): NEW, ("a/b:d", "y"): OLD}
     assert merged.last == {"a/b:c": ("2", NEW)}
+
+
+def test_body_lines_like_trailer_lines_are_quoted_others_kept() -> None:
+    """Only a line that starts like a Streamlock trailer is quoted; a tag named so is not."""
+    body = "streamlock-test: DockerImage x\nSTREAMLOCK-IMAGE : sha256:1\nplain"
+    message = format_message("s", body, [])
+    assert message == (
+        "s\n\nstreamlock-test: DockerImage x\n> STREAMLOCK-IMAGE : sha256:1\nplain\n"
+    )
