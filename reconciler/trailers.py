@@ -14,6 +14,10 @@ A message looks like::
     Streamlock-From: registry.example.com/shop/app:1.4
     Streamlock-Previous: sha256:4f1c2a3…      (``none`` for a tag imported for the first time)
     Streamlock-Image: sha256:9e1d0b2…
+
+Only the reconciler writes these lines, so only their exact shape is read back: text that reaches
+a message from elsewhere (an image label, a person) is escaped onto one line when written and can
+never pass for a block when read.
 """
 
 from __future__ import annotations
