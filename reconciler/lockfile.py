@@ -160,11 +160,24 @@ def document(lock: StreamLock) -> dict[str, Any]:
 
 
 def dumps(lock: StreamLock) -> bytes:
-    """Serialise deterministically (same lock, same bytes)."""
+    """Serialise deterministically (same lock, same bytes).
+
+    Refuses (ValueError) a lock that its own schema refuses or that UTF-8 cannot hold: nothing
+    streamlock writes may be set aside by the next read. Callers check what they build first;
+    this is the guard for every writer.
+    """
+    refused = write_problems(lock)
+    if refused:
+        raise ValueError(
+            f"{lock.path}: refusing to write a lock that fails its schema: {refused[0]}"
+        )
     stream = io.StringIO()
-    _yaml().dump(document(lock), stream)
     header = f"{_HEADER_PREFIX}{lock.stream_file}{_HEADER_SUFFIX}\n"
-    return (header + stream.getvalue()).encode()
+    try:
+        _yaml().dump(document(lock), stream)
+        return (header + stream.getvalue()).encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{lock.path}: refusing to write text that is not UTF-8: {exc}") from exc
 
 
 def _history(items: Any) -> tuple[HistoryItem, ...]:

@@ -38,7 +38,6 @@ from reconciler.lockfile import (
     StreamLock,
     dumps,
     lock_path,
-    write_problems,
 )
 from reconciler.reference import ImageReference
 from reconciler.status import TagStatus
@@ -686,23 +685,20 @@ def _utf8(text: str | None) -> str | None:
 def _serialise(lock: StreamLock) -> tuple[bytes | None, str]:
     """The lock's bytes, or None and why it must not be written (the next read would refuse it).
 
-    A guard: registry answers are checked before they reach a lock, so a refusal here means
-    something slipped through, and the stream keeps its lock instead of committing a bad one.
+    Registry answers are checked before they reach a lock, so a refusal here means something
+    slipped through: the stream then keeps its lock instead of committing a bad one.
     """
-    refused = write_problems(lock)
-    if refused:
-        return None, refused[0]
     try:
         return dumps(lock), ""
-    except UnicodeEncodeError as exc:
-        return None, f"text that is not valid UTF-8 ({exc.reason})"
+    except ValueError as exc:
+        return None, str(exc).split(": ", 1)[-1]
 
 
 def _refused(
     stream_statuses: Sequence[TagStatus], old_lock: StreamLock | None, why: str
 ) -> list[TagStatus]:
     """Every tag of a stream whose new lock was refused fails; the old pins stay."""
-    message = f"new lock not written, it would fail lock.schema.json: {why}"
+    message = f"new lock not written, the old one is kept: {why}"
     old = old_lock.tags if old_lock else {}
     return [
         replace(

@@ -192,3 +192,19 @@ def test_labels_round_trip_byte_stably(value: str):
     data = dumps(lock)
     assert b"\x00" not in data and b"\r" not in data
     assert loads(data, LOCK) == lock and dumps(loads(data, LOCK)) == data
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"image": "latest"}, "not a valid digest"),
+        ({"platform": "Linux/AMD64"}, "not a valid platform"),
+        ({"labels": {"org.opencontainers.image.version": "1\ud800"}}, "not UTF-8"),
+    ],
+    ids=["image", "platform", "surrogate"],
+)
+def test_dumps_refuses_a_lock_its_schema_or_utf8_refuses(change: dict, why: str):
+    """No writer can produce a lock that the next read would set aside."""
+    lock = replace(sample(), tags={"a": replace(sample().tags["a"], **change)})
+    with pytest.raises(ValueError, match=why):
+        dumps(lock)
