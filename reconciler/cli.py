@@ -6,6 +6,7 @@ Exit codes: 0 success / nothing to change, 1 error, 2 changes (``plan``), 64 usa
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -20,9 +21,10 @@ import structlog
 
 from reconciler import __version__, status
 from reconciler.config import CONFIG_FILE, Config
-from reconciler.errors import StreamlockError
+from reconciler.errors import Problem, StreamlockError
 from reconciler.inspect import render_data
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
+from reconciler.trailers import one_line
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -163,16 +165,26 @@ def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
                 item.action,
                 image,
                 "True" if item.ready else "False",
-                item.reason if not item.message else f"{item.reason}: {item.message}",
+                item.reason if not item.message else f"{item.reason}: {printable(item.message)}",
             ]
         )
     return rows
 
 
+def problems_of(result: PassResult) -> list[Any]:
+    """Located problems of stream files and of locks set aside, sorted by file and line."""
+    return sorted([*result.problems, *result.plan.problems])
+
+
+def succeeded(result: PassResult) -> bool:
+    """No failed tag, no invalid stream file and no lock set aside."""
+    return result.ok and not result.plan.problems
+
+
 def emit_result(result: PassResult, output: str, everything: bool = False) -> None:
     if output == "table":
-        for problem in result.problems:
-            click.echo(f"✗ {problem}", err=True)
+        for problem in problems_of(result):
+            click.echo(f"✗ {printable(str(problem))}", err=True)
         rows = status_rows(result, everything)
         if rows:
             headers = ["NAMESPACE", "STREAM", "TAG", "ACTION", "IMAGE", "READY", "MESSAGE"]
@@ -182,7 +194,7 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
         "changed": result.plan.changed,
         "commits": list(result.commits),
         "pushed": result.pushed,
-        "problems": [str(p) for p in result.problems],
+        "problems": [str(p) for p in problems_of(result)],
         "tags": [
             {
                 "namespace": s.namespace,
@@ -212,16 +224,53 @@ def summary(result: PassResult, verb: str) -> str:
     failed = counts.get(status.FAILED, 0)
     if failed:
         parts.append(f"{failed} failed")
-    if result.problems:
-        parts.append(f"{len(result.problems)} invalid")
-    if not total and not result.problems:
+    problems = problems_of(result)
+    if problems:
+        parts.append(f"{len(problems)} invalid")
+    if not total and not problems:
         return "✓ no image streams found under streams/"
     text = f"{total} tags: " + (", ".join(parts) if parts else "nothing to change")
     if result.commits:
         text += f"; {len(result.commits)} commit{'s' if len(result.commits) > 1 else ''}"
         text += " pushed" if result.pushed else f" {verb}"
-    mark = "✓" if result.ok else "✗"
+    mark = "✓" if succeeded(result) else "✗"
     return f"{mark} {text}"
+
+
+# ---------------------------------------------------------------------------------------------
+# CI output formats: a file name or a message is data, never a command or a second line.
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters, separators and lone surrogates escaped."""
+    return one_line(text, limit=len(text) * 10 + 1)
+
+
+def _workflow_escape(text: str, *, property_value: bool) -> str:
+    """GitHub's escaping of workflow command data (and, for properties, ``:`` and ``,``)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if property_value:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return printable(text)
+
+
+def github_annotation(problem: Problem) -> str:
+    """``::error file=…,line=…,col=…::message`` with the path and message escaped."""
+    path = _workflow_escape(problem.path, property_value=True)
+    message = _workflow_escape(problem.message, property_value=False)
+    return f"::error file={path},line={problem.line},col={problem.column}::{message}"
+
+
+def gitlab_issue(problem: Problem) -> dict[str, Any]:
+    """One GitLab Code Quality issue; JSON escapes every control character by itself."""
+    text = str(problem).encode("utf-8", "backslashreplace")
+    return {
+        "description": problem.message,
+        "check_name": "streamlock-validate",
+        "fingerprint": hashlib.sha256(text).hexdigest(),
+        "severity": "major",
+        "location": {"path": problem.path, "lines": {"begin": problem.line}},
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,31 +340,12 @@ def validate(repo: Path | None, fmt: str) -> None:
     problems = validate_repo(root)
     if fmt == "github":
         for problem in problems:
-            click.echo(
-                f"::error file={problem.path},line={problem.line},col={problem.column}::"
-                f"{problem.message}"
-            )
+            click.echo(github_annotation(problem))
     elif fmt == "gitlab":
-        import hashlib
-
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "description": p.message,
-                        "check_name": "streamlock-validate",
-                        "fingerprint": hashlib.sha256(str(p).encode()).hexdigest(),
-                        "severity": "major",
-                        "location": {"path": p.path, "lines": {"begin": p.line}},
-                    }
-                    for p in problems
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([gitlab_issue(p) for p in problems], indent=2))
     else:
         for problem in problems:
-            click.echo(str(problem))
+            click.echo(printable(str(problem)))
     if problems:
         click.echo(f"✗ {len(problems)} problem{'s' if len(problems) > 1 else ''} found", err=True)
         sys.exit(EXIT_ERROR)
@@ -332,7 +362,7 @@ def plan(repo: Path | None, output: str, everything: bool) -> None:
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(write=False)))
     emit_result(result, output, everything)
     click.echo(summary(result, "planned"), err=True)
-    if not result.ok:
+    if not succeeded(result):
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.plan.changed else EXIT_OK)
 
@@ -348,7 +378,7 @@ def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(push=not no_push)))
     emit_result(result, output, everything)
     click.echo(summary(result, "committed"), err=True)
-    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
+    sys.exit(EXIT_OK if succeeded(result) else EXIT_ERROR)
 
 
 @cli.command("import-image")
@@ -375,7 +405,7 @@ def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push
     unknown = [name for name in names if name not in known]
     for name in unknown:
         click.echo(f"✗ {name}: no such image stream or tag", err=True)
-    sys.exit(EXIT_OK if result.ok and not unknown else EXIT_ERROR)
+    sys.exit(EXIT_OK if succeeded(result) and not unknown else EXIT_ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

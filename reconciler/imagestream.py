@@ -31,6 +31,15 @@ REIMPORT_ANNOTATION = "streamlock.dev/reimport"
 SOURCE = "Source"
 LOCAL = "Local"
 
+# A stream's lock is the file locks/<namespace>/<name>.lock.yaml, and most file systems allow a
+# file name of at most 255 bytes (NAME_MAX): longer stream names could never be locked.
+NAME_MAX = 255
+LOCK_SUFFIX = ".lock.yaml"
+MAX_STREAM_NAME = NAME_MAX - len(LOCK_SUFFIX)
+# OpenShift refuses an ImageStream whose "namespace/name" is longer than a registry repository
+# name may be (distribution's reference.NameTotalLengthMax).
+MAX_REPOSITORY_NAME = 255
+
 
 @dataclass(frozen=True, slots=True)
 class TagReference:
@@ -272,12 +281,14 @@ def _stream(
                     "rename it or set metadata.namespace",
                 )
             )
+    namespace = namespace or config.default_namespace
+    problems += _name_length_problems(doc, base, namespace, meta["name"])
     tags, tag_problems = _tags(doc, base)
     problems += tag_problems
     if problems:
         return None, problems
     stream = ImageStream(
-        namespace=namespace or config.default_namespace,
+        namespace=namespace,
         name=meta["name"],
         tags=tuple(tags),
         lookup_local=bool(((obj.get("spec") or {}).get("lookupPolicy") or {}).get("local", False)),
@@ -286,6 +297,36 @@ def _stream(
         line=doc.position(base)[0],
     )
     return stream, []
+
+
+def _name_length_problems(
+    doc: schema.Document, base: JsonPath, namespace: str, name: str
+) -> list[Problem]:
+    """Lengths the schema's DNS-1123 limit (253) lets through but a lock file or OpenShift not."""
+    where = (*base, "metadata", "name")
+    size = len(name.encode())
+    if size > MAX_STREAM_NAME:
+        return [
+            doc.problem(
+                where,
+                f"a stream name of {size} characters is too long: its lock file "
+                f"<name>{LOCK_SUFFIX} would need a file name of {size + len(LOCK_SUFFIX)} bytes, "
+                f"over the {NAME_MAX} bytes file systems allow (NAME_MAX); "
+                f"use at most {MAX_STREAM_NAME} characters",
+            )
+        ]
+    repository = f"{namespace}/{name}"
+    if len(repository) > MAX_REPOSITORY_NAME:
+        return [
+            doc.problem(
+                where,
+                f"{namespace}/<name> is {len(repository)} characters long; OpenShift allows at "
+                f"most {MAX_REPOSITORY_NAME} for 'namespace/name' (the image repository it "
+                f"becomes), so this name may have at most "
+                f"{MAX_REPOSITORY_NAME - len(namespace) - 1} characters",
+            )
+        ]
+    return []
 
 
 def _objects(doc: schema.Document) -> list[JsonPath]:
@@ -406,38 +447,6 @@ def load_streams(root: Path, config: Config, *, policy: bool = False) -> StreamS
 
 # --- validating a repository -------------------------------------------------------------------
 
-LOCKS_DIR = "locks"
-LOCK_SUFFIX = ".lock.yaml"
-
-
-def parse_lock_problems(data: bytes, path: str) -> list[Problem]:
-    """Schema problems of one lock file, and a ``metadata`` that disagrees with its path."""
-    try:
-        documents = schema.parse_documents(data, path)
-    except ValidationError as exc:
-        return list(exc.problems)
-    if len(documents) != 1:
-        return [Problem(path, 1, 1, "a lock file holds exactly one document")]
-    doc = documents[0]
-    problems = [problem for _, problem in schema.check(doc, schema.LOCK_SCHEMA)]
-    parts = PurePosixPath(path).parts
-    if not problems and len(parts) == 3:
-        expected = (parts[1], parts[2].removesuffix(LOCK_SUFFIX))
-        meta = doc.data["metadata"]
-        if (meta["namespace"], meta["name"]) != expected:
-            problems.append(
-                doc.problem(
-                    ("metadata",),
-                    f"describes {meta['namespace']}/{meta['name']} but the file is for "
-                    f"{expected[0]}/{expected[1]}",
-                )
-            )
-    elif not problems:
-        problems.append(
-            Problem(path, 1, 1, f"lock files live at {LOCKS_DIR}/<namespace>/<name>{LOCK_SUFFIX}")
-        )
-    return problems
-
 
 def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
     """Every located problem of ``streamlock.yaml``, ``streams/**`` and ``locks/**``, sorted.
@@ -453,11 +462,16 @@ def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
         problems += exc.problems
         config = Config()
     problems += load_streams(root, config, policy=True).problems
-    paths, walk_problems = schema.repo_files(root, LOCKS_DIR, (LOCK_SUFFIX,))
+    # Locks are checked by the module that reads them for a pass, which imports this one.
+    from reconciler import lockfile
+
+    paths, walk_problems = schema.repo_files(root, lockfile.LOCKS_DIR, (lockfile.LOCK_SUFFIX,))
     problems += walk_problems
     for path in paths:
         try:
-            problems += parse_lock_problems(schema.read_repo_file(root, path), path)
+            data = schema.read_repo_file(root, path, max_bytes=lockfile.MAX_LOCK_BYTES)
         except ValidationError as exc:
             problems += exc.problems
+            continue
+        problems += lockfile.problems(data, path)
     return sorted(problems)

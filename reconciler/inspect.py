@@ -31,6 +31,7 @@ from reconciler.imagestream import (
 )
 from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, lock_path
 from reconciler.reference import ImageReference
+from reconciler.trailers import one_line
 
 MIN_PREFIX = 12  # hex digits of a digest prefix, as DESIGN.md §11 asks
 SHA256 = "sha256:"
@@ -438,7 +439,7 @@ def _image_lines(item: HistoryItem, now: datetime, current: bool) -> list[str]:
     if item.imported_at:
         when[0] += f" ({item.imported_at})"
     if item.created:
-        when.append(f"created {item.created}")
+        when.append(f"created {one_line(item.created)}")
     return [f"  {mark} {item.docker_image_reference}", "      " + ", ".join(when)]
 
 
@@ -469,8 +470,9 @@ def _tag_lines(tag: TagView, now: datetime, import_interval: float) -> list[str]
         if revision == 0:
             version = entry.labels.get("org.opencontainers.image.version")
             revision = entry.labels.get("org.opencontainers.image.revision")
-            facts = [f"version {version}"] if version else []
-            facts += [f"revision {revision}"] if revision else []
+            # Labels are the image publisher's text: one line, no terminal control sequences.
+            facts = [f"version {one_line(version)}"] if version else []
+            facts += [f"revision {one_line(revision)}"] if revision else []
             if facts:
                 lines.append("      " + ", ".join(facts))
             for platform in sorted(entry.platforms or {}):
@@ -507,8 +509,8 @@ def history_rows(items: Sequence[HistoryItem], now: datetime) -> list[list[str]]
         [
             str(revision),
             short_digest(item.image),
-            item.created or "-",
-            item.imported_at or "-",
+            one_line(item.created) if item.created else "-",
+            one_line(item.imported_at) if item.imported_at else "-",
             age(item.imported_at, now),
         ]
         for revision, item in enumerate(items)

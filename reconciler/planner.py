@@ -14,13 +14,14 @@ this tag and this ``from`` (from its trailers), L = the lock's digest, U = what 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from reconciler import status
 from reconciler.config import Config
-from reconciler.errors import InputError
+from reconciler.errors import InputError, Problem
 from reconciler.image import Image, ImportFailure, ImportRequest, Observation
 from reconciler.imagestream import (
     DOCKER_IMAGE,
@@ -30,14 +31,24 @@ from reconciler.imagestream import (
     ImageStream,
     TagSpec,
 )
-from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, dumps, lock_path
+from reconciler.lockfile import (
+    HistoryItem,
+    LockEntry,
+    LockSet,
+    StreamLock,
+    dumps,
+    lock_path,
+)
 from reconciler.reference import ImageReference
 from reconciler.status import TagStatus
-from reconciler.trailers import TrailerBlock, bump_subject, format_message
+from reconciler.trailers import TrailerBlock, bump_subject, format_message, one_line
 
 StreamKey = tuple[str, str]
 # (tag key "ns/stream:tag", from identity) -> digest the reconciler last committed.
 Bases = Mapping[tuple[str, str], str]
+# Streams whose lock failed its checks on read, with the located problems.
+Broken = Mapping[StreamKey, Sequence[Problem]]
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def tag_key(namespace: str, stream: str, tag: str) -> str:
@@ -97,6 +108,7 @@ class Plan:
     commits: tuple[PlannedCommit, ...]
     changes: tuple[TagChange, ...]
     statuses: tuple[TagStatus, ...]
+    problems: tuple[Problem, ...] = ()  # located problems of the locks that were set aside
 
     @property
     def changed(self) -> bool:
@@ -150,6 +162,18 @@ def _forced(key: str, forced: Collection[str]) -> bool:
     return key in forced or stream_key in forced
 
 
+def _broken(locks: Mapping[StreamKey, StreamLock], broken: Broken | None) -> Broken:
+    """The streams set aside: as given, else those of a ``LockSet`` from the shell."""
+    if broken is not None:
+        return broken
+    return locks.broken if isinstance(locks, LockSet) else {}
+
+
+def _broken_message(problems: Sequence[Problem]) -> str:
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"lock not used, fix or delete it: {problems[0]}{more}"
+
+
 def _needs_registry(spec: TagSpec) -> bool:
     return spec.source.kind == DOCKER_IMAGE and not spec.reference
 
@@ -162,10 +186,17 @@ def import_requests(
     *,
     last_checked: Mapping[str, datetime] | None = None,
     forced: Collection[str] = (),
+    broken: Broken | None = None,
 ) -> list[ImportRequest]:
-    """The registry lookups this pass needs, one per distinct (reference, mode, platform)."""
+    """The registry lookups this pass needs, one per distinct (reference, mode, platform).
+
+    Streams whose lock was set aside (``broken``, by default that of a ``LockSet``) need none.
+    """
     requests: dict[tuple[str, str, str], ImportRequest] = {}
+    skipped = _broken(locks, broken)
     for stream in streams:
+        if stream.key in skipped:
+            continue
         lock = locks.get(stream.key)
         for spec in stream.tags:
             if not _needs_registry(spec):
@@ -240,6 +271,7 @@ class _Pass:
     now: datetime
     last_checked: Mapping[str, datetime]
     forced: Collection[str]
+    broken: Broken = field(default_factory=dict)
     resolved: dict[str, _Resolved] = field(default_factory=dict)
     visiting: list[str] = field(default_factory=list)
 
@@ -291,21 +323,24 @@ class _Pass:
     ) -> LockEntry:
         """An entry pinned to ``image``; history grows only when the digest changes."""
         reference = self.docker_image_reference(stream, spec, source_ref)
+        created = _utf8(image.created)
         base = dict(
             source=spec.source,
             image=image.digest,
             docker_image_reference=reference,
             spec_hash=spec.spec_hash(stream.namespace),
-            created=image.created,
-            platform=image.platform,
-            labels=dict(image.labels),
-            platforms=None if image.platforms is None else dict(image.platforms),
+            created=created,
+            platform=_utf8(image.platform),
+            labels={_utf8(k): _utf8(v) for k, v in image.labels.items()},
+            platforms=None
+            if image.platforms is None
+            else {_utf8(k): v for k, v in image.platforms.items()},
             index_digest=image.index_digest,
         )
         if old is not None and old.image == image.digest:
             return LockEntry(imported_at=old.imported_at, history=old.history, **base)
         imported_at = rfc3339(self.now)
-        item = HistoryItem(image.digest, reference, image.created, imported_at)
+        item = HistoryItem(image.digest, reference, created, imported_at)
         history = (item, *(old.history if old else ()))[: self.config.history_limit]
         return LockEntry(imported_at=imported_at, history=history, **base)
 
@@ -364,7 +399,10 @@ class _Pass:
         if key in self.resolved:
             return self.resolved[key]
         old = self.old_entry(stream.namespace, stream.name, spec.name)
-        if spec.hold is not None and old is not None:
+        if stream.key in self.broken:
+            message = _broken_message(self.broken[stream.key])
+            result = self.keep(stream, spec, None, status.FAILED, status.INVALID_LOCK, message)
+        elif spec.hold is not None and old is not None:
             result = self.keep(
                 stream, spec, old, status.UNCHANGED, status.HELD, f"held: {spec.hold}"
             )
@@ -442,6 +480,9 @@ class _Pass:
         target = self.streams.get((namespace, target_name))
         if target is None:
             message = f"image stream {namespace}/{target_name} does not exist"
+            return self.keep(stream, spec, old, status.FAILED, status.FOLLOW_FAILED, message)
+        if target.key in self.broken:
+            message = f"the lock of {namespace}/{target_name} is not used until it is fixed"
             return self.keep(stream, spec, old, status.FAILED, status.FOLLOW_FAILED, message)
         target_spec = target.tag(target_tag)
         if target_spec is None:
@@ -550,13 +591,18 @@ def plan(
     last_checked: Mapping[str, datetime] | None = None,
     forced: Collection[str] = (),
     prune: bool = True,
+    broken: Broken | None = None,
 ) -> Plan:
     """Compute the next locks and the commits that record them.
 
     ``prune`` removes locks whose stream no longer exists; the shell turns it off when a stream
-    file failed to load, so a typo never deletes a lock.
+    file failed to load, so a typo never deletes a lock. ``broken`` (by default that of a
+    ``LockSet``) are the streams whose lock failed its checks: each of their tags fails with
+    ``InvalidLock``, their lock files are neither rewritten nor deleted, and ``Plan.problems``
+    lists where each lock went wrong.
     """
     by_key = {stream.key: stream for stream in streams}
+    skipped = _broken(locks, broken)
     state = _Pass(
         streams=by_key,
         locks=locks,
@@ -566,6 +612,7 @@ def plan(
         now=now,
         last_checked=last_checked or {},
         forced=forced,
+        broken=skipped,
     )
     new_locks: dict[StreamKey, StreamLock] = {}
     statuses: list[TagStatus] = []
@@ -576,33 +623,44 @@ def plan(
         stream = by_key[key]
         old_lock = locks.get(key)
         entries: dict[str, LockEntry] = {}
+        stream_statuses: list[TagStatus] = []
         for spec in stream.tags:
             result = state.resolve(stream, spec)
-            statuses.append(result.status)
+            stream_statuses.append(result.status)
             if result.entry is not None:
                 entries[spec.name] = result.entry
+        if key in skipped:  # its lock is neither rewritten nor pruned
+            statuses.extend(stream_statuses)
+            continue
         new_lock = StreamLock(stream.namespace, stream.name, entries, source_path=stream.path)
-        new_locks[key] = new_lock
-        stream_changes = _diff(stream.namespace, stream.name, old_lock, new_lock)
-        for change in stream_changes:
-            if change.new is None:
-                statuses.append(
-                    TagStatus(
-                        stream.namespace,
-                        stream.name,
-                        change.tag,
-                        status.REMOVED,
-                        status.IMPORT_SUCCEEDED,
-                        "tag removed from the spec",
-                        previous=change.old.image if change.old else None,
-                    )
-                )
         # Compare values, and serialise only what changed: a no-op pass dumps nothing.
         unchanged = old_lock == new_lock and old_lock.stream_file == new_lock.stream_file
         if (entries or old_lock is not None) and not unchanged:
-            files[new_lock.path] = dumps(new_lock)
+            data, refused = _serialise(new_lock)
+            if data is None:
+                statuses.extend(_refused(stream_statuses, old_lock, refused))
+                if old_lock is not None:
+                    new_locks[key] = old_lock
+                continue
+            stream_changes = _diff(stream.namespace, stream.name, old_lock, new_lock)
+            stream_statuses.extend(
+                TagStatus(
+                    stream.namespace,
+                    stream.name,
+                    change.tag,
+                    status.REMOVED,
+                    status.IMPORT_SUCCEEDED,
+                    "tag removed from the spec",
+                    previous=change.old.image if change.old else None,
+                )
+                for change in stream_changes
+                if change.new is None
+            )
+            files[new_lock.path] = data
             per_stream[key] = stream_changes
             changes.extend(stream_changes)
+        new_locks[key] = new_lock
+        statuses.extend(stream_statuses)
     for key in sorted(locks):
         if key in by_key:
             continue
@@ -615,7 +673,44 @@ def plan(
         per_stream[key] = stream_changes
         changes.extend(stream_changes)
     commits = _commits(per_stream, files, locks, new_locks, config)
-    return Plan(new_locks, files, commits, tuple(changes), tuple(statuses))
+    problems = tuple(sorted(p for found in skipped.values() for p in found))
+    return Plan(new_locks, files, commits, tuple(changes), tuple(statuses), problems)
+
+
+def _utf8(text: str | None) -> str | None:
+    """Registry text as UTF-8 can hold it: a JSON ``\\ud800`` escape decodes to a lone surrogate."""
+    return None if text is None else _SURROGATE_RE.sub("\ufffd", text)
+
+
+def _serialise(lock: StreamLock) -> tuple[bytes | None, str]:
+    """The lock's bytes, or None and why it must not be written (the next read would refuse it).
+
+    Registry answers are checked before they reach a lock, so a refusal here means something
+    slipped through: the stream then keeps its lock instead of committing a bad one.
+    """
+    try:
+        return dumps(lock), ""
+    except ValueError as exc:
+        return None, str(exc).split(": ", 1)[-1]
+
+
+def _refused(
+    stream_statuses: Sequence[TagStatus], old_lock: StreamLock | None, why: str
+) -> list[TagStatus]:
+    """Every tag of a stream whose new lock was refused fails; the old pins stay."""
+    message = f"new lock not written, the old one is kept: {why}"
+    old = old_lock.tags if old_lock else {}
+    return [
+        replace(
+            item,
+            action=status.FAILED,
+            reason=status.INVALID_LOCK,
+            message=message,
+            image=old[item.tag].image if item.tag in old else None,
+            previous=None,
+        )
+        for item in stream_statuses
+    ]
 
 
 def _diff(
@@ -635,18 +730,19 @@ def _diff(
 
 
 def _body_line(change: TagChange) -> str:
+    """One line per tag; text from the registry (``created``, labels) is made one safe line."""
     if change.new is None:
         return f"{change.tag}: removed from the spec"
     entry = change.new
-    parts = [f"{change.tag}: {entry.source.kind} {entry.source.name}"]
+    parts = [f"{change.tag}: {entry.source.kind} {one_line(entry.source.name)}"]
     if entry.created:
-        parts.append(f"created {entry.created}")
+        parts.append(f"created {one_line(entry.created)}")
     version = entry.labels.get("org.opencontainers.image.version")
     revision = entry.labels.get("org.opencontainers.image.revision")
     if version:
-        parts.append(f"version {version}")
+        parts.append(f"version {one_line(version)}")
     if revision:
-        parts.append(f"revision {revision}")
+        parts.append(f"revision {one_line(revision)}")
     return ", ".join(parts)
 
 

@@ -21,7 +21,7 @@ import structlog
 from reconciler import lockfile, planner, trailers
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.consumers import controller, reader
-from reconciler.errors import GitError, InputError, Problem, PushRejected
+from reconciler.errors import GitError, InputError, Problem, PushRejected, ValidationError
 from reconciler.gitrepo import (
     RUN_LOCK_WAIT,
     GitRepo,
@@ -78,9 +78,11 @@ class LockCache:
 
     Parsing YAML is the slowest step of a no-op pass (a 500-stream repo spends seconds in it);
     a lock's bytes fully determine its parse, so a content-addressed cache can never be stale.
+    Only locks that passed the schema are kept, so a hit is a verdict too; whether ``metadata``
+    matches the path is checked on every load, since the same bytes may sit at another path.
     """
 
-    VERSION = 1
+    VERSION = 2  # 1 kept locks without checking them against the schema
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -96,13 +98,14 @@ class LockCache:
                 self.entries = {}
 
     def load(self, data: bytes, relative: str) -> StreamLock:
+        """The lock in ``data``; a ValidationError (path:line:col) when it fails its checks."""
         key = hashlib.sha256(data).hexdigest()
-        self.used.add(key)
         doc = self.entries.get(key)
-        if doc is None:
+        if doc is None or not lockfile.matches_path(doc, relative):
             doc = lockfile.parse(data, relative)
             self.entries[key] = doc
             self.dirty = True
+        self.used.add(key)
         return lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
 
     def remember(self, files: Mapping[str, bytes | None], locks: Mapping[Any, StreamLock]) -> None:
@@ -130,20 +133,45 @@ class LockCache:
             log.debug("lock cache not written", error=str(exc))
 
 
-def load_locks(root: Path, cache: LockCache | None = None) -> dict[tuple[str, str], StreamLock]:
-    """Every ``locks/<ns>/<name>.lock.yaml`` in the working tree."""
+def load_locks(root: Path, cache: LockCache | None = None) -> lockfile.LockSet:
+    """Every ``locks/<ns>/<name>.lock.yaml`` in the working tree, each checked on its own.
+
+    A lock that cannot be read or fails its checks is set aside under the stream its path names,
+    with located problems; the others load. The planner skips the streams set aside.
+    """
     cache = cache or LockCache(None)
     locks: dict[tuple[str, str], StreamLock] = {}
-    base = root / "locks"
+    broken: dict[tuple[str, str], tuple[Problem, ...]] = {}
+    base = root / lockfile.LOCKS_DIR
     if not base.is_dir():
-        return locks
-    for path in sorted(base.glob("*/*.lock.yaml")):
+        return lockfile.LockSet()
+    for path in sorted(base.glob(f"*/*{lockfile.LOCK_SUFFIX}")):
         relative = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            raise InputError(f"{relative}: lock files may not be symlinks")
-        lock = cache.load(path.read_bytes(), relative)
+        key = lockfile.path_key(relative)
+        assert key is not None  # the glob only finds locks/<ns>/<name>.lock.yaml
+        try:
+            lock = cache.load(_read_lock(path, relative), relative)
+        except ValidationError as exc:
+            broken[key] = tuple(exc.problems)
+            continue
         locks[lock.key] = lock
-    return locks
+    return lockfile.LockSet(locks, broken)
+
+
+def _read_lock(path: Path, relative: str) -> bytes:
+    """A lock's bytes, bounded; a symlink or an unreadable entry is that lock's problem."""
+    if path.is_symlink():
+        raise ValidationError([Problem(relative, 1, 1, "lock files may not be symlinks")])
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(lockfile.MAX_LOCK_BYTES + 1)
+    except OSError as exc:
+        raise ValidationError([Problem(relative, 1, 1, f"cannot read: {exc.strerror}")]) from exc
+    if len(data) > lockfile.MAX_LOCK_BYTES:
+        raise ValidationError(
+            [Problem(relative, 1, 1, f"larger than {lockfile.MAX_LOCK_BYTES} bytes")]
+        )
+    return data
 
 
 async def _observe(

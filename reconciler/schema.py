@@ -484,7 +484,7 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def read_repo_file(root: Path, rel: str) -> bytes:
+def read_repo_file(root: Path, rel: str, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """Bytes of a repository file; refuses links out of the repository, non-files, huge files."""
     path = root / rel
     real = _real(path)
@@ -494,11 +494,11 @@ def read_repo_file(root: Path, rel: str) -> bytes:
         raise ValidationError([Problem(rel, 1, 1, "not a regular file")])
     try:
         with real.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise ValidationError([Problem(rel, 1, 1, f"cannot read: {exc.strerror}")]) from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise ValidationError([Problem(rel, 1, 1, f"larger than {MAX_FILE_BYTES} bytes")])
+    if len(data) > max_bytes:
+        raise ValidationError([Problem(rel, 1, 1, f"larger than {max_bytes} bytes")])
     return data
 
 

@@ -25,6 +25,7 @@ FOLLOW_FAILED = "FollowFailed"
 IMAGE_UNKNOWN = "ImageUnknown"
 ACCESS_DENIED = "AccessDenied"
 INVALID_SPEC = "InvalidSpec"
+INVALID_LOCK = "InvalidLock"
 NOT_DUE = "NotDue"
 PINNED = "Pinned"
 

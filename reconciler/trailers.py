@@ -14,6 +14,10 @@ A message looks like::
     Streamlock-From: registry.example.com/shop/app:1.4
     Streamlock-Previous: sha256:4f1c2a3…      (``none`` for a tag imported for the first time)
     Streamlock-Image: sha256:9e1d0b2…
+
+Only the reconciler writes these lines, so only their exact shape is read back: text that reaches
+a message from elsewhere (an image label, a person) is escaped onto one line when written and can
+never pass for a block when read.
 """
 
 from __future__ import annotations
@@ -27,15 +31,20 @@ FROM_KEY = "Streamlock-From"
 PREVIOUS_KEY = "Streamlock-Previous"
 IMAGE_KEY = "Streamlock-Image"
 NO_PREVIOUS = "none"
+_BLOCK_KEYS = (TAG_KEY, FROM_KEY, PREVIOUS_KEY, IMAGE_KEY)
 
 SUBJECT_LIMIT = 72
 ARROW = "→"
 
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _TAG_RE = re.compile(r"^[^/:]+/[^/:]+:[^/:]+$")
-_TRAILER_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
+_OWN_KEY_RE = re.compile(r"^[ \t]*streamlock-(?:tag|from|previous|image)[ \t]*:", re.IGNORECASE)
 # git interpret-trailers stops reading at a line that starts with "---" and whitespace (a patch).
 _DIVIDER_RE = re.compile(r"^---(?:\s|$)")
+# A subject bump_subject wrote for one stream: "<ns>/<stream>: ...".
+_STREAM_SUBJECT_RE = re.compile(r"^([a-z0-9][a-z0-9-]*)/([a-z0-9][a-z0-9.-]*): ")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x00": "\\0"}
+TEXT_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,33 @@ class TrailerBlock:
             f"{PREVIOUS_KEY}: {previous}",
             f"{IMAGE_KEY}: {self.image}",
         ]
+
+
+def _escape(char: str) -> str:
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
+    """Foreign text (a label, a ``created`` time) as one printable line of at most ``limit``.
+
+    Registry text is written by whoever publishes an image: it must never start a line of a
+    commit message, form a trailer, or carry a NUL that ``git commit-tree`` refuses. Every
+    character that is not printable (control and format characters such as NUL, CR, ESC and
+    bidi overrides, line and paragraph separators, lone surrogates, unassigned code points,
+    spaces other than ASCII's) is shown as an escape; longer text is cut with ``…``.
+    """
+    out = "".join(c if c.isprintable() else _escape(c) for c in text)
+    return out if len(out) <= limit else out[: max(limit - 1, 0)] + "…"
+
+
+def _safe_line(line: str) -> str:
+    """One body line with every unsafe character escaped (newlines were split off already)."""
+    return one_line(line, limit=len(line) * 10 + 1)
 
 
 def _is_value(text: str) -> bool:
@@ -78,92 +114,93 @@ def block_problem(block: TrailerBlock) -> str | None:
 def format_message(subject: str, body: str, blocks: Sequence[TrailerBlock]) -> str:
     """Subject, blank line, body, blank line, one trailer paragraph; ends with a newline.
 
-    Body lines that git would take for a patch divider (``---``) are indented by one space so
-    ``git interpret-trailers`` still finds the trailers.
+    Only the trailer paragraph can be read as ``Streamlock-*`` trailers: unsafe characters in
+    subject and body are escaped (no NUL, CR or line separator reaches git) and body lines that
+    start like one of its trailer lines are quoted with ``> ``, also in a message without blocks,
+    whose body is then its last paragraph. Body lines that git would take for a patch divider
+    (``---``) are indented by one space so the trailers stay visible.
     """
     subject = subject.strip()
     if not subject or "\n" in subject or "\r" in subject:
         raise ValueError(f"a commit subject is one non-empty line, got {subject!r}")
+    subject = _safe_line(subject)
     for block in blocks:
         problem = block_problem(block)
         if problem is not None:
             raise ValueError(f"cannot write trailers: {problem}")
     paragraphs = [subject]
-    body_lines = [line.rstrip() for line in body.strip("\n").split("\n")]
-    body_text = "\n".join(
-        f" {line}" if _DIVIDER_RE.match(line) else line for line in body_lines
-    ).strip()
+    body_lines = [_body_line(line) for line in body.strip("\n").split("\n")]
+    body_text = re.sub(r"\n{3,}", "\n\n", "\n".join(body_lines).strip())
     if body_text:
-        paragraphs.append(re.sub(r"\n{3,}", "\n\n", body_text))
+        paragraphs.append(body_text)
     if blocks:
         paragraphs.append("\n".join(line for block in blocks for line in block.lines()))
     return "\n\n".join(paragraphs) + "\n"
 
 
+def _body_line(line: str) -> str:
+    line = _safe_line(line.rstrip())
+    if _DIVIDER_RE.match(line):
+        return f" {line}"
+    if _OWN_KEY_RE.match(line):
+        return f"> {line}"
+    return line
+
+
 def _final_paragraph(message: str) -> list[str]:
-    """The last paragraph's lines, as git finds trailers; the title never counts."""
-    lines = [line.rstrip() for line in message.split("\n")]
-    while lines and not lines[-1]:
+    """The last paragraph's lines, as written; the title never counts.
+
+    Paragraphs end at blank (or whitespace-only) lines, as in git; trailing blank lines at the
+    end of the message are ignored, nothing else is trimmed.
+    """
+    lines = message.split("\n")
+    while lines and not lines[-1].strip():
         lines.pop()
     start = len(lines)
-    while start > 0 and lines[start - 1]:
+    while start > 0 and lines[start - 1].strip():
         start -= 1
-    if start == 0 or not any(lines[:start]):
+    if start == 0 or not any(line.strip() for line in lines[:start]):
         return []  # the only paragraph is the subject
     return lines[start:]
 
 
-def _trailers(lines: list[str]) -> list[tuple[str, str]]:
-    """``(key, value)`` pairs; continuation lines are folded, other lines skipped."""
-    pairs: list[tuple[str, str]] = []
-    last_was_trailer = False
-    for line in lines:
-        if line[:1] in (" ", "\t"):
-            if last_was_trailer:
-                key, value = pairs[-1]
-                pairs[-1] = (key, f"{value} {line.strip()}".strip())
-            continue
-        match = _TRAILER_RE.match(line)
-        last_was_trailer = match is not None
-        if match:
-            pairs.append((match.group(1), match.group(2).strip()))
-    return pairs
+def _subject_agrees(message: str, blocks: Sequence[TrailerBlock]) -> bool:
+    """A subject naming one stream (``ns/stream: …``) only goes with blocks of that stream."""
+    match = _STREAM_SUBJECT_RE.match(message.split("\n", 1)[0])
+    if match is None:
+        return True
+    prefix = f"{match.group(1)}/{match.group(2)}:"
+    return all(block.tag.startswith(prefix) for block in blocks)
 
 
 def parse_message(message: str) -> list[TrailerBlock]:
-    """The well-formed trailer blocks of the final paragraph, in order.
+    """The trailer blocks of a reconciler commit, in order; [] for any other message.
 
-    Other trailers (``Signed-off-by``…) are ignored; a block with a missing or repeated field or
-    a bad value is dropped. ``Streamlock-Previous`` may be ``none`` or absent.
+    Only the exact shape :func:`format_message` writes is accepted: a final paragraph made of
+    nothing but blocks of four lines (``Tag``, ``From``, ``Previous``, ``Image``, in that order,
+    ``Key: value``, no continuation lines), each well formed. Anything else in that paragraph
+    (``Signed-off-by``, a stray line, a block out of shape) rejects the whole paragraph, and so
+    does a block of another stream under a subject that names one stream: whatever text reached
+    a message from elsewhere can never be taken for what the reconciler committed.
     """
+    lines = _final_paragraph(message)
+    if not lines or len(lines) % len(_BLOCK_KEYS):
+        return []
     blocks: list[TrailerBlock] = []
-    current: dict[str, str] | None = None
-    broken = False
-
-    def close() -> None:
-        if current is None or broken or FROM_KEY not in current or IMAGE_KEY not in current:
-            return
-        previous = current.get(PREVIOUS_KEY)
-        block = TrailerBlock(
-            tag=current[TAG_KEY],
-            source=current[FROM_KEY],
-            previous=None if previous in (None, NO_PREVIOUS) else previous,
-            image=current[IMAGE_KEY],
-        )
-        if block_problem(block) is None:
-            blocks.append(block)
-
-    keys = {key.lower(): key for key in (TAG_KEY, FROM_KEY, PREVIOUS_KEY, IMAGE_KEY)}
-    for raw_key, value in _trailers(_final_paragraph(message)):
-        key = keys.get(raw_key.lower())
-        if key == TAG_KEY:
-            close()
-            current, broken = {TAG_KEY: value}, False
-        elif key is not None and current is not None:
-            broken = broken or key in current
-            current[key] = value
-    close()
-    return blocks
+    for start in range(0, len(lines), len(_BLOCK_KEYS)):
+        written = lines[start : start + len(_BLOCK_KEYS)]
+        values = []
+        for key, line in zip(_BLOCK_KEYS, written, strict=True):
+            prefix = f"{key}: "
+            if not line.startswith(prefix):
+                return []
+            values.append(line[len(prefix) :])
+        tag, source, previous, image = values
+        block = TrailerBlock(tag, source, None if previous == NO_PREVIOUS else previous, image)
+        if block_problem(block) is not None:
+            return []
+        blocks.append(block)
+    return blocks if _subject_agrees(message, blocks) else []
 
 
 def short_hex(digest: str) -> str:

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from reconciler.lockfile import loads
 from tests.fixtures.demo import (
     BUMP_IMAGE,
     EXAMPLE_DIR,
@@ -474,8 +475,13 @@ def test_registry_sends_push_notifications(tmp_path, repo_name: str):
 def test_demo_reconciles_the_example(tmp_path):
     """make demo's steps pass on example-repo: validate, lock, bump shop/app:1.1, then no-op."""
     result = demo(tmp_path / "demo")
-    assert len(result.first) >= 1
+    # README: "11 tags: 11 added; 6 commits pushed", then "3 updated; 2 commits pushed".
+    assert len(result.first) == 6 and len(result.bump) == 2
+    listed = result.repo.git("ls-tree", "-r", "--name-only", "origin/main", "--", "locks")
+    locks = [loads(result.repo.read_remote(path).encode(), path) for path in listed.split()]
+    assert sum(len(lock.tags) for lock in locks) == 11
     messages = "\n".join(c["message"] for c in result.repo.log(n=len(result.bump)))
+    assert messages.count("Streamlock-Tag: ") == 3
     assert "Streamlock-Tag: shop/app:1.1" in messages
     assert "Streamlock-Tag: staging/app:latest" in messages
     assert f"Streamlock-Image: {result.bump_digest}" in messages

@@ -477,3 +477,39 @@ def test_validate_repo_checks_lock_schema(tmp_path: Path) -> None:
 def test_validate_repo_accepts_the_example_repository() -> None:
     """The shipped example repository validates clean."""
     assert validate_repo(Path(__file__).parents[2] / "example-repo") == []
+
+
+def named(name: str, namespace: str = "shop") -> str:
+    return APP.replace("  name: app\n", f"  name: {name}\n  namespace: {namespace}\n")
+
+
+def test_stream_name_of_245_characters_is_the_longest_a_lock_file_allows() -> None:
+    """245 + len('.lock.yaml') is NAME_MAX (255 bytes): 245 loads, 246 is located and explained."""
+    ok = "a" * 60 + "." + "b" * 184
+    assert len(ok) == 245 and streams(named(ok)).problems == ()
+    assert problems(named(ok + "c")) == [
+        "streams/shop/app.yaml:4:9: metadata.name: a stream name of 246 characters is too long: "
+        "its lock file <name>.lock.yaml would need a file name of 256 bytes, over the 255 bytes "
+        "file systems allow (NAME_MAX); use at most 245 characters"
+    ]
+
+
+def test_namespace_and_name_together_follow_openshift() -> None:
+    """OpenShift refuses 'namespace/name' over 255 characters; the limit is explained."""
+    namespace = "n" * 63
+    assert streams(named("a" * 191, namespace)).problems == ()
+    [problem] = problems(named("a" * 192, namespace))
+    assert problem.startswith("streams/shop/app.yaml:4:9: metadata.name: ")
+    assert "is 256 characters long; OpenShift allows at most 255 for 'namespace/name'" in problem
+    assert problem.endswith("may have at most 191 characters")
+
+
+def test_stream_name_limits_hold_in_list_items() -> None:
+    """A List's item is located at its own metadata.name."""
+    text = (
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: image.openshift.io/v1\n  kind: ImageStream\n"
+        f"  metadata:\n    name: {'x' * 250}\n    namespace: shop\n"
+    )
+    [problem] = problems(text)
+    assert problem.startswith("streams/shop/app.yaml:7:11: items[0].metadata.name: a stream name")

@@ -592,3 +592,17 @@ def test_follows_stops_at_a_tag_that_imports():
     assert not inspect.follows(
         streams, ObjectName("shop", "app", "test"), ObjectName("shop", "app", "prod")
     )
+
+
+def test_describe_and_history_show_registry_text_on_one_line():
+    """Labels and created times with newlines or terminal escapes are shown escaped."""
+    labels = {"org.opencontainers.image.version": "1.3\n\x1b[2J\u2028Streamlock-Tag: x"}
+    entry = replace(TEST_ENTRY, labels=labels, created="2026\r\n\x1b]0;t\x07")
+    history = (replace(HISTORY[0], created="2026\r\n\x1b]0;t\x07"), *HISTORY[1:])
+    entry = replace(entry, history=history)
+    lock = replace(LOCK, tags={"test": entry})
+    text = inspect.render_describe(inspect.describe(STREAM, lock), NOW)
+    assert "\x1b" not in text and "\r" not in text and "\u2028" not in text
+    assert "      version 1.3\\n\\x1b[2J\\u2028Streamlock-Tag: x\n" in text
+    rows = inspect.history_rows(inspect.revisions(entry), NOW)
+    assert rows[0][2] == "2026\\r\\n\\x1b]0;t\\x07"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from reconciler.errors import InputError
+from reconciler.errors import InputError, ValidationError
 from reconciler.imagestream import TagReference
 from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, dumps, loads
 from reconciler.reconcile import LockCache, load_locks
@@ -88,3 +90,121 @@ def test_alias_bomb_in_a_lock_is_refused():
     lines += [f"y{i}: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]" for i in range(20)]
     with pytest.raises(InputError, match="aliases"):
         loads("\n".join(lines).encode(), "locks/shop/app.lock.yaml")
+
+
+LOCK = "locks/shop/app.lock.yaml"
+
+
+def write_lock(root: Path, relative: str, data: bytes) -> None:
+    (root / relative).parent.mkdir(parents=True, exist_ok=True)
+    (root / relative).write_bytes(data)
+
+
+def test_lock_with_non_digest_image_is_located():
+    """A hand edit that breaks the schema is a located problem, not a lock."""
+    data = dumps(sample()).replace(f"image: {DIGEST}".encode(), b"image: latest", 1)
+    with pytest.raises(ValidationError) as caught:
+        loads(data, LOCK)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{LOCK}:12:12: tags.a.image: 'latest' is not a valid digest "
+        "(sha256: followed by 64 lower-case hexadecimal digits)"
+    ]
+
+
+def test_lock_metadata_must_name_the_stream_of_its_path():
+    """A lock at locks/shop/web.lock.yaml that says shop/app is refused, located."""
+    with pytest.raises(ValidationError, match="describes shop/app but the file is for shop/web"):
+        loads(dumps(sample()), "locks/shop/web.lock.yaml")
+    assert loads(dumps(sample()), "elsewhere/app.yaml") == sample()  # a path outside locks/
+
+
+def test_load_locks_sets_broken_locks_aside_by_path(tmp_path: Path):
+    """A lock claiming another stream, or failing the schema, is set aside; the real one loads."""
+    good = dumps(sample())
+    write_lock(tmp_path, LOCK, good)
+    other = dumps(
+        replace(sample(), tags={"a": replace(sample().tags["a"], image="sha256:" + "cd" * 32)})
+    )
+    write_lock(tmp_path, "locks/shop/web.lock.yaml", other)  # says shop/app
+    write_lock(tmp_path, "locks/shop/bad.lock.yaml", b"kind: ImageStreamLock\n")
+    locks = load_locks(tmp_path)
+    assert dict(locks) == {("shop", "app"): sample()}
+    assert sorted(locks.broken) == [("shop", "bad"), ("shop", "web")]
+    assert [p.path for p in locks.problems] == [
+        "locks/shop/bad.lock.yaml",
+        "locks/shop/bad.lock.yaml",
+        "locks/shop/bad.lock.yaml",
+        "locks/shop/web.lock.yaml",
+    ]
+
+
+def test_symlinked_lock_is_set_aside(tmp_path: Path):
+    """A symlink under locks/ is that stream's problem, not the whole pass's."""
+    write_lock(tmp_path, "elsewhere.yaml", dumps(sample()))
+    (tmp_path / "locks" / "shop").mkdir(parents=True)
+    (tmp_path / LOCK).symlink_to(tmp_path / "elsewhere.yaml")
+    locks = load_locks(tmp_path)
+    assert dict(locks) == {}
+    assert [str(p) for p in locks.problems] == [f"{LOCK}:1:1: lock files may not be symlinks"]
+
+
+def test_lock_cache_keeps_only_locks_that_passed(tmp_path: Path):
+    """A broken lock is never cached, so it is refused again on the next pass too."""
+    write_lock(tmp_path, LOCK, dumps(sample()))
+    broken = dumps(sample()).replace(b"specHash: 0123456789abcdef", b"specHash: XYZ")
+    write_lock(tmp_path, "locks/shop/web.lock.yaml", broken)
+    cache_file = tmp_path / "cache.json"
+    first = LockCache(cache_file)
+    assert list(load_locks(tmp_path, first).broken) == [("shop", "web")]
+    first.save()
+    second = LockCache(cache_file)
+    assert len(second.entries) == 1
+    assert list(load_locks(tmp_path, second).broken) == [("shop", "web")]
+
+
+def test_lock_cache_hit_still_checks_the_path(tmp_path: Path):
+    """Bytes cached as shop/app's lock are refused when copied to shop/web's path."""
+    write_lock(tmp_path, LOCK, dumps(sample()))
+    cache = LockCache(None)
+    load_locks(tmp_path, cache)
+    write_lock(tmp_path, "locks/shop/web.lock.yaml", dumps(sample()))
+    locks = load_locks(tmp_path, cache)
+    assert dict(locks) == {("shop", "app"): sample()}
+    assert list(locks.broken) == [("shop", "web")]
+
+
+def test_lock_cache_of_an_older_version_is_dropped(tmp_path: Path):
+    """Entries of a cache that kept unchecked locks are never trusted."""
+    cache_file = tmp_path / "cache.json"
+    cache_file.write_text(json.dumps({"version": 1, "locks": {"0" * 64: {"kind": "x"}}}))
+    assert LockCache(cache_file).entries == {}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a\x00b", "x\r\ny", "\x85\u2028\u2029", "\ufeff\x1b[31m", " lead", "---", "# c", "'\"", "yes"],
+    ids=["nul", "crlf", "separators", "bom-esc", "blank", "dashes", "hash", "quotes", "yes"],
+)
+def test_labels_round_trip_byte_stably(value: str):
+    """Any label text is escaped in YAML and reads back the same, bytes stable."""
+    entry = replace(sample().tags["a"], labels={"org.opencontainers.image.version": value})
+    lock = replace(sample(), tags={"a": entry})
+    data = dumps(lock)
+    assert b"\x00" not in data and b"\r" not in data
+    assert loads(data, LOCK) == lock and dumps(loads(data, LOCK)) == data
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"image": "latest"}, "not a valid digest"),
+        ({"platform": "Linux/AMD64"}, "not a valid platform"),
+        ({"labels": {"org.opencontainers.image.version": "1\ud800"}}, "not UTF-8"),
+    ],
+    ids=["image", "platform", "surrogate"],
+)
+def test_dumps_refuses_a_lock_its_schema_or_utf8_refuses(change: dict, why: str):
+    """No writer can produce a lock that the next read would set aside."""
+    lock = replace(sample(), tags={"a": replace(sample().tags["a"], **change)})
+    with pytest.raises(ValueError, match=why):
+        dumps(lock)

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from reconciler import status
 from reconciler.config import AccessRule, Config, GitConfig
+from reconciler.errors import Problem
 from reconciler.image import Image, ImportFailure, ImportRequest
 from reconciler.imagestream import ImageStream, TagReference, TagSpec
-from reconciler.lockfile import StreamLock, loads
+from reconciler.lockfile import LockSet, loads
 from reconciler.planner import import_requests, plan
 from reconciler.trailers import parse_message
 
@@ -43,7 +44,7 @@ def obs(source: str, n: int, **kw: object) -> dict:
 def run(streams, locks=None, observations=None, bases=None, config=None, **kw):
     return plan(
         streams,
-        locks or {},
+        {} if locks is None else locks,
         bases or {},
         observations or {},
         config or Config(),
@@ -419,7 +420,7 @@ def test_lock_file_is_stable_bytes():
     )
     data = result.files["locks/shop/app.lock.yaml"]
     assert dumps(loads(data)) == data
-    assert isinstance(loads(data), StreamLock)
+    assert loads(data) == result.locks[("shop", "app")]
 
 
 def test_follower_trailer_names_its_source_in_full():
@@ -436,3 +437,111 @@ def test_plan_repr_stays_small():
     streams = [stream(f"s{i}", docker("a", APP), follow("b", "a")) for i in range(50)]
     result = run(streams, observations=obs(APP, 1))
     assert repr(result) == "Plan(tags=100, files=50, commits=50, failed=0)"
+
+
+def test_reimport_annotation_forces_a_reimport():
+    """A new value of the literal annotation 'streamlock.dev/reimport' re-imports the tag."""
+    streams = [stream("app", docker("test", APP))]
+    first = run(streams, observations=obs(APP, 1))
+    locks = reread(first)
+    other = [stream("app", docker("test", APP, annotations={"streamlock.dev/other": "2"}))]
+    assert import_requests(other, locks, Config(), NOW) == []
+    again = [stream("app", docker("test", APP, annotations={"streamlock.dev/reimport": "2"}))]
+    assert [r.reference for r in import_requests(again, locks, Config(), NOW)] == [APP]
+    result = run(again, locks, obs(APP, 2), bases_from(first))
+    assert state(result) == {"shop/app:test": digest(2)}
+
+
+FORGED = (
+    "1.1\n\nSigned-off-by: M <m@x>\n\nStreamlock-Tag: team/prod:latest\n"
+    f"Streamlock-From: {REG}/team/prod:1\nStreamlock-Previous: none\n"
+    f"Streamlock-Image: {digest(9)}\n"
+)
+
+
+def test_registry_text_is_one_line_of_the_body():
+    """Labels and created with newlines, CR or NUL stay on their tag's body line, escaped."""
+    labels = {
+        "org.opencontainers.image.version": FORGED,
+        "org.opencontainers.image.revision": "abc\x00def\u2028x",
+    }
+    result = run(
+        [stream("app", docker("test", APP))],
+        observations={
+            ImportRequest(APP).key: Image(digest(1), created="2026\r\nX: y", labels=labels)
+        },
+    )
+    [commit] = result.commits
+    _subject, body, _trailers = commit.message.split("\n\n")
+    assert body.count("\n") == 0 and body.startswith("test: DockerImage ")
+    assert "\x00" not in commit.message and "\r" not in commit.message
+    assert "\u2028" not in commit.message
+    assert [b.tag for b in parse_message(commit.message)] == ["shop/app:test"]
+
+
+def test_commit_without_blocks_never_carries_forged_trailers():
+    """A re-import of the same digest commits no block, and a forged label adds none."""
+    labels = {"org.opencontainers.image.version": FORGED}
+    first = run([stream("app", docker("test", APP))], observations=obs(APP, 1, labels=labels))
+    again = [stream("app", docker("test", APP, annotations={"streamlock.dev/reimport": "2"}))]
+    result = run(again, reread(first), obs(APP, 1, labels=labels), bases_from(first))
+    [commit] = result.commits
+    assert parse_message(commit.message) == []
+    assert "\nStreamlock-" not in commit.message and "\nSigned-off-by" not in commit.message
+
+
+BROKEN = (Problem("locks/shop/web.lock.yaml", 5, 3, "metadata: describes shop/app"),)
+
+
+def test_broken_lock_fails_only_its_stream():
+    """A stream whose lock was set aside fails with InvalidLock; its lock file is not touched."""
+    streams = [stream("app", docker("test", APP)), stream("web", docker("test", APP))]
+    first = run(streams, observations=obs(APP, 1))
+    good = {("shop", "app"): reread(first)[("shop", "app")]}
+    result = run(streams, LockSet(good, {("shop", "web"): BROKEN}), obs(APP, 2))
+    assert list(result.files) == []  # app is not scheduled; web is skipped, not written
+    [web] = [s for s in result.statuses if s.stream == "web"]
+    assert (web.action, web.reason) == (status.FAILED, status.INVALID_LOCK)
+    assert "locks/shop/web.lock.yaml:5:3: metadata: describes shop/app" in web.message
+    assert result.problems == BROKEN
+    assert ("shop", "web") not in result.locks
+    assert import_requests(streams, LockSet(good, {("shop", "web"): BROKEN}), Config(), NOW) == []
+
+
+def test_broken_lock_without_a_stream_is_not_pruned():
+    """A lock set aside is never deleted, even when its stream is gone."""
+    streams = [stream("app", docker("test", APP))]
+    result = run(streams, LockSet({}, {("shop", "web"): BROKEN}), obs(APP, 1))
+    assert list(result.files) == ["locks/shop/app.lock.yaml"]
+    assert result.problems == BROKEN
+
+
+def test_follower_of_a_stream_with_a_broken_lock_keeps_its_pin():
+    """A follower in another stream keeps what it had and says why."""
+    streams = [stream("web", docker("test", APP)), stream("app", follow("x", "web:test"))]
+    first = reread(run(streams, observations=obs(APP, 1)))
+    locks = LockSet({("shop", "app"): first[("shop", "app")]}, {("shop", "web"): BROKEN})
+    result = run(streams, locks, obs(APP, 2))
+    assert result.files == {}
+    [follower] = [s for s in result.statuses if s.stream == "app"]
+    assert follower.reason == status.FOLLOW_FAILED and follower.image == digest(1)
+
+
+def test_a_lock_that_fails_its_schema_is_never_written():
+    """A registry answer the lock schema refuses fails that stream; the others are written."""
+    bad = f"{REG}/shop/bad:1"
+    streams = [stream("app", docker("test", APP)), stream("bad", docker("test", bad))]
+    observations = {**obs(APP, 1), **obs(bad, 2, platform="Linux/AMD64 x")}
+    result = run(streams, observations=observations)
+    assert list(result.files) == ["locks/shop/app.lock.yaml"]
+    [failed] = result.failed
+    assert (failed.stream, failed.reason) == ("bad", status.INVALID_LOCK)
+    assert "platform" in failed.message
+
+
+def test_lone_surrogates_from_a_registry_become_replacement_characters():
+    """JSON can carry a lone surrogate that UTF-8 cannot; the lock gets U+FFFD instead."""
+    labels = {"org.opencontainers.image.version": "1.0\ud800"}
+    result = run([stream("app", docker("test", APP))], observations=obs(APP, 1, labels=labels))
+    data = result.files["locks/shop/app.lock.yaml"]
+    assert loads(data).tags["test"].labels["org.opencontainers.image.version"] == "1.0\ufffd"

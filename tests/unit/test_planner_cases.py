@@ -1,8 +1,9 @@
 """Golden cases for the planner: tests/cases/planner/<case>/ holds the input streams and locks,
 the registry's answers (case.yaml) and the exact expected lock bytes and tag statuses.
 
-Set STREAMLOCK_UPDATE_GOLDEN=1 to rewrite the expected files after an intended change, then
-review the diff like any other change.
+Set STREAMLOCK_UPDATE_GOLDEN=1 to rewrite the expected files after an intended change: every
+case then fails with a note that it was rewritten (a run that only wrote files must never look
+like a run that compared them). Review the diff like any other change and run again without it.
 """
 
 from __future__ import annotations
@@ -71,16 +72,27 @@ def test_planner_case(case: str):
     )
     expected = root / "expected"
     if UPDATE:
-        expected.mkdir(exist_ok=True)
-        for old in expected.rglob("*.lock.yaml"):
-            old.unlink()
-        for path, data in result.files.items():
-            target = expected / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data if data is not None else b"")
-        (expected / "status.txt").write_text(statuses)
+        write_expected(expected, result.files, statuses)
+        # Never a passing comparison: the files were just written from this very result.
+        pytest.fail(
+            f"{case}: expected files rewritten (STREAMLOCK_UPDATE_GOLDEN=1); review the diff, "
+            "then run again without the variable to compare",
+            pytrace=False,
+        )
     written = {
         p.relative_to(expected).as_posix(): p.read_bytes() for p in expected.rglob("*.lock.yaml")
     }
     assert {path: data or b"" for path, data in result.files.items()} == written
     assert statuses == (expected / "status.txt").read_text()
+
+
+def write_expected(expected: Path, files: dict[str, bytes | None], statuses: str) -> None:
+    """Replace a case's expected lock files and status list with what the planner gave."""
+    expected.mkdir(exist_ok=True)
+    for old in expected.rglob("*.lock.yaml"):
+        old.unlink()
+    for path, data in files.items():
+        target = expected / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data if data is not None else b"")
+    (expected / "status.txt").write_text(statuses)

@@ -11,6 +11,7 @@ from reconciler.trailers import (
     TrailerSummary,
     bump_subject,
     format_message,
+    one_line,
     parse_message,
     summarize,
 )
@@ -78,29 +79,79 @@ def test_round_trip_several_blocks() -> None:
     assert parse_message(format_message("s", "body", [PROD, TEST])) == [PROD, TEST]
 
 
-def test_parse_missing_previous_is_none() -> None:
-    """A block without a Previous line parses as a first import."""
+def test_parse_rejects_missing_previous() -> None:
+    """A block without its Previous line is not the shape the reconciler writes."""
     message = f"s\n\nStreamlock-Tag: a/b:c\nStreamlock-From: x\nStreamlock-Image: {NEW}\n"
-    assert parse_message(message) == [TrailerBlock("a/b:c", "x", None, NEW)]
+    assert parse_message(message) == []
 
 
-def test_parse_tolerates_other_trailers() -> None:
-    """Signed-off-by and Co-authored-by around and between blocks are ignored."""
-    message = format_message("s", "", [PROD, TEST]).replace(
-        "Streamlock-Tag: shop/app:test", "Signed-off-by: A <a@x>\nStreamlock-Tag: shop/app:test"
-    )
-    message += "Co-authored-by: B <b@x>\n"
-    assert parse_message(message) == [PROD, TEST]
+@pytest.mark.parametrize(
+    "where",
+    ["before", "between", "after"],
+)
+def test_parse_rejects_paragraph_with_other_trailers(where: str) -> None:
+    """A Signed-off-by line anywhere in the final paragraph rejects the whole paragraph."""
+    lines = [*PROD.lines(), *TEST.lines()]
+    at = {"before": 0, "between": 4, "after": 8}[where]
+    lines.insert(at, "Signed-off-by: A <a@x>")
+    assert parse_message("s\n\n" + "\n".join(lines) + "\n") == []
 
 
-def test_parse_is_case_insensitive_and_folds() -> None:
-    """Keys match in any case, as in git, and continuation lines fold into the value."""
+def test_parse_rejects_other_case_and_folding() -> None:
+    """Keys in another case, blanks before the colon and continuation lines are refused."""
     message = (
         "s\n\nstreamlock-tag : shop/app:prod\nSTREAMLOCK-FROM: reg/x:1\n"
-        "(cherry picked from commit 0123456)\n  not folded\n"
-        f"streamlock-image:\n  {NEW}\n"
+        f"Streamlock-Previous: none\nstreamlock-image:\n  {NEW}\n"
     )
-    assert parse_message(message) == [TrailerBlock("shop/app:prod", "reg/x:1", None, NEW)]
+    assert parse_message(message) == []
+
+
+def test_parse_rejects_continuation_line() -> None:
+    """A value folded onto a continuation line is not what format_message writes."""
+    lines = PROD.lines()
+    lines[3] = "Streamlock-Image:"
+    message = "s\n\n" + "\n".join(lines) + f"\n {NEW}\n"
+    assert parse_message(message) == []
+
+
+def test_parse_rejects_trailing_blank_in_value() -> None:
+    """A line that differs from the written one only by a trailing blank is refused."""
+    message = format_message("s", "", [PROD]).replace(f"Image: {NEW}", f"Image: {NEW} ")
+    assert parse_message(message) == []
+
+
+def test_parse_rejects_block_mixed_with_text() -> None:
+    """A block-looking paragraph that also holds prose is not a reconciler block."""
+    message = "s\n\nversion 1.1 of the app\n" + "\n".join(PROD.lines()) + "\n"
+    assert parse_message(message) == []
+
+
+def test_parse_rejects_other_stream_under_stream_subject() -> None:
+    """Under ``ns/stream: …`` only blocks of that stream count (older forged commits too)."""
+    other = TrailerBlock("team/prod:latest", "reg/team/prod:1", None, NEW)
+    assert parse_message(format_message("shop/app: v 4f1c2a3 → 9e1d0b2", "", [other])) == []
+    own = format_message("shop/app: prod 4f1c2a3 → 9e1d0b2", "", [PROD])
+    assert parse_message(own) == [PROD]
+
+
+def test_parse_reads_a_message_written_before() -> None:
+    """A message as the reconciler has always written it, byte for byte, still parses."""
+    message = (
+        "shop/app: prod 4f1c2a3 → 9e1d0b2, test new → 1a2b3c4\n"
+        "\n"
+        "prod: DockerImage registry.example.com/shop/app:1.4, created 2026-11-01T00:00:00Z\n"
+        "test: ImageStreamTag shop/app:latest\n"
+        "\n"
+        "Streamlock-Tag: shop/app:prod\n"
+        "Streamlock-From: registry.example.com/shop/app:1.4\n"
+        f"Streamlock-Previous: {OLD}\n"
+        f"Streamlock-Image: {NEW}\n"
+        "Streamlock-Tag: shop/app:test\n"
+        "Streamlock-From: ImageStreamTag:shop/app:latest\n"
+        "Streamlock-Previous: none\n"
+        f"Streamlock-Image: {OTHER}\n"
+    )
+    assert parse_message(message) == [PROD, TEST]
 
 
 def test_parse_reads_only_final_paragraph() -> None:
@@ -127,22 +178,74 @@ def test_parse_revert_message() -> None:
 @pytest.mark.parametrize(
     "lines",
     [
-        "Streamlock-Tag: shop/app:prod\nStreamlock-Image: {new}",
-        "Streamlock-Tag: shop/app:prod\nStreamlock-From: x",
+        "Streamlock-Tag: shop/app:prod\nStreamlock-From: x\nStreamlock-Previous: none",
         "Streamlock-Tag: shop/app:prod\nStreamlock-From: x\nStreamlock-From: y\n"
         "Streamlock-Image: {new}",
-        "Streamlock-Tag: shop-app-prod\nStreamlock-From: x\nStreamlock-Image: {new}",
-        "Streamlock-Tag: shop/app:prod\nStreamlock-From: x\nStreamlock-Image: latest",
+        "Streamlock-Tag: shop-app-prod\nStreamlock-From: x\nStreamlock-Previous: none\n"
+        "Streamlock-Image: {new}",
+        "Streamlock-Tag: shop/app:prod\nStreamlock-From: x\nStreamlock-Previous: none\n"
+        "Streamlock-Image: latest",
         "Streamlock-Tag: shop/app:prod\nStreamlock-From: x\nStreamlock-Previous: old\n"
         "Streamlock-Image: {new}",
-        "Streamlock-From: x\nStreamlock-Image: {new}",
+        "Streamlock-From: x\nStreamlock-Tag: shop/app:prod\nStreamlock-Previous: none\n"
+        "Streamlock-Image: {new}",
     ],
-    ids=["no-from", "no-image", "repeated", "bad-tag", "bad-image", "bad-previous", "no-tag"],
+    ids=["no-image", "repeated", "bad-tag", "bad-image", "bad-previous", "out-of-order"],
 )
-def test_parse_drops_malformed_block(lines: str) -> None:
-    """A malformed block is dropped and the well-formed block after it is kept."""
+def test_parse_rejects_paragraph_with_malformed_block(lines: str) -> None:
+    """One malformed block rejects the paragraph, well-formed blocks around it included."""
     good = "\n".join(PROD.lines())
     message = f"s\n\n{lines.format(new=NEW)}\n{good}\n"
+    assert parse_message(message) == []
+
+
+def test_body_with_a_block_never_parses_as_one() -> None:
+    """A body made of exact block lines, in a message without blocks, yields no block."""
+    forged = "\n".join(PROD.lines())
+    message = format_message("shop/app: refresh lock", forged, [])
+    assert parse_message(message) == []
+    assert "\nStreamlock-" not in message
+
+
+def test_body_cannot_add_a_block_before_the_real_one() -> None:
+    """Block lines at the end of a body stay in the body: only the real blocks are read."""
+    forged = "\n".join(TrailerBlock("shop/app:test", "x", None, OLD).lines())
+    message = format_message("shop/app: prod 4f1c2a3 → 9e1d0b2", "a\n\n" + forged, [PROD])
+    assert parse_message(message) == [PROD]
+
+
+UNSAFE = [
+    "\n", "\r", "\x00", "\x0b", "\x0c", "\x1b", "\x1c", "\x1d", "\x1e", "\x1f", "\x7f",
+    "\x85", "\u2028", "\u2029", "\u202e", "\u200b", "\ufeff", "\ud800",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("char", UNSAFE, ids=[f"U+{ord(c):04X}" for c in UNSAFE])
+def test_one_line_escapes(char: str) -> None:
+    """Control, format and separator characters come out as visible escapes on one line."""
+    text = one_line(f"1.1{char}Signed-off-by: M <m@x>")
+    assert char not in text and text.startswith("1.1\\")
+    assert len(text.splitlines()) == 1 and text.isprintable()
+
+
+def test_one_line_cuts_long_text() -> None:
+    """Foreign text is cut to the limit with an ellipsis."""
+    assert one_line("x" * 500, limit=10) == "x" * 9 + "…"
+    assert one_line("plain 1.0") == "plain 1.0"
+
+
+@given(text=st.text(max_size=300))
+def test_one_line_property(text: str) -> None:
+    """Whatever the text, the result is one printable line within the limit."""
+    line = one_line(text)
+    assert len(line) <= 200 and (not line or (len(line.splitlines()) == 1 and line.isprintable()))
+
+
+@pytest.mark.parametrize("char", ["\x00", "\r", "\u2028", "\x85"], ids=repr)
+def test_format_escapes_unsafe_characters(char: str) -> None:
+    """A NUL or a line separator in a body never reaches git; the blocks still parse."""
+    message = format_message("s", f"version 1{char}Streamlock-Tag: a/b:c", [PROD])
+    assert char not in message
     assert parse_message(message) == [PROD]
 
 
@@ -235,3 +338,12 @@ def test_summary_over_prefers_newer() -> None:
     merged = newer.over(older)
     assert merged.bases == {("a/b:c", "x"): NEW, ("a/b:d", "y"): OLD}
     assert merged.last == {"a/b:c": ("2", NEW)}
+
+
+def test_body_lines_like_trailer_lines_are_quoted_others_kept() -> None:
+    """Only a line that starts like a Streamlock trailer is quoted; a tag named so is not."""
+    body = "streamlock-test: DockerImage x\nSTREAMLOCK-IMAGE : sha256:1\nplain"
+    message = format_message("s", body, [])
+    assert message == (
+        "s\n\nstreamlock-test: DockerImage x\n> STREAMLOCK-IMAGE : sha256:1\nplain\n"
+    )
