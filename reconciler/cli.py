@@ -408,6 +408,27 @@ def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push
     sys.exit(EXIT_OK if succeeded(result) and not unknown else EXIT_ERROR)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@repo_option
+@click.option("--krm", is_flag=True, help="Run as a KRM function: a ResourceList on stdin.")
+@click.option("-n", "--namespace", help="Namespace of objects that name none.")
+def render(paths: tuple[Path, ...], repo: Path | None, krm: bool, namespace: str | None) -> None:
+    """Print manifests with short stream:tag images pinned (lookupPolicy.local; offline).
+
+    PATHS are files or directories (default: the current directory). Only objects go to
+    stdout, for kubectl apply -f - and Argo CD; on any error nothing is printed and it exits 1.
+    """
+    from reconciler.consumers.reader import render_files, render_krm
+
+    root = resolve_repo(repo)
+    if krm:
+        out = render_krm(root, sys.stdin.read(), namespace)
+    else:
+        out = render_files(root, paths or (Path.cwd(),), namespace)
+    click.echo(out, nl=False)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=None if argv is None else list(argv), prog_name="streamlock")

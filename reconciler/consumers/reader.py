@@ -16,10 +16,13 @@ from typing import Any
 import structlog
 
 from reconciler import schema
-from reconciler.config import Config
+from reconciler.config import Config, load_config
+from reconciler.consumers import render
 from reconciler.consumers.controller import Consumer
 from reconciler.consumers.scan import Scan, is_consumer_file, scan
-from reconciler.errors import Problem, ValidationError
+from reconciler.consumers.slots import Pin, pins
+from reconciler.consumers.source import parse
+from reconciler.errors import InputError, Problem, ValidationError
 
 log = structlog.get_logger("streamlock")
 
@@ -127,3 +130,74 @@ def load(
             continue
         consumers.append(Consumer(relative, data, cache.scan(relative, data)))
     return consumers, problems
+
+
+# --- render: the lookup policy on manifests on their way to a cluster ----------------------------
+
+_NOT_OBJECTS = ("streamlock.yaml", "kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def _lookup(root: Path, config: Config) -> tuple[frozenset[tuple[str, str]], dict[str, Pin]]:
+    """The streams with local lookup, and every locked tag's pin, from the files alone."""
+    from reconciler.imagestream import load_streams
+    from reconciler.reconcile import load_locks
+
+    streams = load_streams(root, config).streams
+    local = frozenset(s.key for s in streams if s.lookup_local)
+    return local, pins(load_locks(root))
+
+
+def _manifests(root: Path, targets: Sequence[Path]) -> list[Path]:
+    """The YAML/JSON files named, and those under the directories named (sorted, no locks)."""
+    files: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            found = sorted(
+                p
+                for p in target.rglob("*")
+                if p.suffix in (".yaml", ".yml", ".json")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(target).parts)
+            )
+            for path in found:
+                relative = schema.repo_relative(root, path.resolve())
+                if relative.startswith(("locks/", ".git/")) or path.name in _NOT_OBJECTS:
+                    continue
+                files.append(path)
+        elif target.is_file():
+            files.append(target)
+        else:
+            raise InputError(f"{target}: no such file or directory")
+    return files
+
+
+def render_files(root: Path, targets: Sequence[Path], namespace: str | None = None) -> str:
+    """A YAML stream of the manifests in ``targets``, short local-lookup images pinned.
+
+    Everything is read and rendered before anything is returned, so a failure prints nothing.
+    """
+    config = load_config(root)
+    local, found = _lookup(root, config)
+    default = namespace or config.default_namespace
+    out: list[str] = []
+    for path in _manifests(root, targets):
+        shown = schema.repo_relative(root, path.resolve())
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(schema.MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise InputError(f"{shown}: cannot read: {exc.strerror}") from exc
+        source = parse(data, shown)
+        if not source.documents:
+            continue
+        text = render.render_source(source, local, found, default).decode("utf-8-sig")
+        text = text if text.endswith("\n") else text + "\n"
+        out.append(text if text.startswith("---") else "---\n" + text)
+    return "".join(out)
+
+
+def render_krm(root: Path, text: str, namespace: str | None = None) -> str:
+    """The KRM function: a ResourceList from kustomize in, the resolved ResourceList out."""
+    config = load_config(root)
+    local, found = _lookup(root, config)
+    return render.render_resource_list(text, local, found, namespace or config.default_namespace)

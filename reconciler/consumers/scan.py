@@ -166,7 +166,7 @@ def _insert(
 ) -> str:
     """Splice the edits and the inserted lines in one walk over the original text."""
     pieces: list[tuple[int, int, str]] = [
-        (s.start, s.end, written(v, s.style, as_json)) for s, v in edits.items()
+        (s.start, s.end, written(v, s.style, as_json, flow=s.flow)) for s, v in edits.items()
     ]
     pieces += [(offset, offset, line) for offset, line in inserts]
     out: list[str] = []

@@ -40,6 +40,7 @@ class Scalar:
     style: str | None  # None or "" plain, "'" or '"' quoted, "|" or ">" block
     value: str
     shared: bool = False  # reached through a YAML alias or merge: editing it edits others
+    flow: bool = False  # inside a flow collection ({…} or […]): a plain value there is quoted
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,9 @@ def _spans(root: Node) -> dict[JsonPath, Scalar]:
     """Every scalar reachable under its own keys, marked shared when an alias reaches it too."""
     found: dict[JsonPath, ScalarNode] = {}
     seen: dict[int, int] = {}
+    flow: set[JsonPath] = set()
 
-    def walk(node: Node, where: JsonPath | None, depth: int) -> None:
+    def walk(node: Node, where: JsonPath | None, depth: int, in_flow: bool = False) -> None:
         seen[id(node)] = seen.get(id(node), 0) + 1
         if depth > schema.MAX_DEPTH:  # schema refused deeper nesting already
             return
@@ -105,12 +107,16 @@ def _spans(root: Node) -> dict[JsonPath, Scalar]:
             for key, value in node.value:
                 merged = key.tag == "tag:yaml.org,2002:merge"
                 own = where is not None and not merged and isinstance(key, ScalarNode)
-                walk(value, (*where, key.value) if own and where is not None else None, depth + 1)
+                here = (*where, key.value) if own and where is not None else None
+                walk(value, here, depth + 1, bool(node.flow_style))
         elif isinstance(node, SequenceNode):
             for index, value in enumerate(node.value):
-                walk(value, (*where, index) if where is not None else None, depth + 1)
+                here = (*where, index) if where is not None else None
+                walk(value, here, depth + 1, bool(node.flow_style))
         elif where is not None and isinstance(node, ScalarNode):
             found.setdefault(where, node)
+            if in_flow:
+                flow.add(where)
 
     walk(root, (), 0)
     return {
@@ -122,6 +128,7 @@ def _spans(root: Node) -> dict[JsonPath, Scalar]:
             node.style or None,
             node.value,
             seen[id(node)] > 1,
+            where in flow,
         )
         for where, node in found.items()
     }
@@ -142,9 +149,13 @@ def objects(source: Source) -> Iterator[tuple[int, JsonPath, dict[str, Any]]]:
         yield index, (), data
 
 
-def written(value: str, style: str | None, as_json: bool) -> str:
-    """``value`` written the way the value it replaces was: same quotes, plain when it can be."""
-    if as_json or style == '"':
+def written(value: str, style: str | None, as_json: bool, *, flow: bool = False) -> str:
+    """``value`` written the way the value it replaces was: same quotes, plain when it can be.
+
+    In a flow collection a plain ``name@sha256:…`` is valid YAML 1.2 but YAML 1.1 parsers
+    (PyYAML, older Go libraries) refuse the ``:``, so there it is double-quoted.
+    """
+    if as_json or style == '"' or (flow and style != "'" and ":" in value):
         return json.dumps(value, ensure_ascii=False)
     if style == "'":
         return "'" + value.replace("'", "''") + "'"
@@ -169,7 +180,7 @@ def splice(text: str, edits: Mapping[Scalar, str], *, as_json: bool = False) -> 
         if scalar.start < position:
             continue  # the same span twice: the first edit wins
         out.append(text[position : scalar.start])
-        out.append(written(edits[scalar], scalar.style, as_json))
+        out.append(written(edits[scalar], scalar.style, as_json, flow=scalar.flow))
         position = scalar.end
     out.append(text[position:])
     return "".join(out)

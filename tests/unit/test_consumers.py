@@ -142,3 +142,19 @@ def test_pins_follow_image_stream_tags_to_the_upstream_tag():
     found = pins({("shop", "app"): StreamLock("shop", "app", {"test": test, "latest": latest})})
     assert found["shop/app:latest"].tag == "1.4"
     assert found["shop/app:latest"].part("from") == f"q:1.4@{DIGEST}"
+
+
+def test_plain_value_in_a_flow_mapping_is_quoted_so_yaml_1_1_parsers_read_it():
+    """``{name: web, image: x:1}`` gets a double-quoted pin: libyaml refuses a plain ``a@b:c``."""
+    from ruamel.yaml import YAML
+
+    data = (
+        b"kind: Pod\nmetadata:\n  name: p\n  namespace: shop\n  annotations:\n"
+        b'    image.openshift.io/triggers: \'[{"from":{"kind":"ImageStreamTag","name":"app:prod"},'
+        b'"fieldPath":"spec.containers[0].image"}]\'\n'
+        b"spec:\n  containers:\n  - {name: web, image: quay.io/shop/app:1.3}\n"
+    )
+    result = rewrite("deploy/pod.yaml", data, PINS, "shop")
+    assert f'image: "quay.io/shop/app@{DIGEST}"}}'.encode() in result.data
+    loaded = YAML(typ="safe").load(result.data)
+    assert loaded["spec"]["containers"][0]["image"] == f"quay.io/shop/app@{DIGEST}"

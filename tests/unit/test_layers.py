@@ -26,6 +26,8 @@ PURE = [
     "consumers/setters",
     "consumers/kustomize",
     "consumers/scan",
+    "consumers/controller",
+    "consumers/render",
 ]
 IO_MODULES = {
     "httpx",
