@@ -72,19 +72,24 @@ def expand(source: Source, slots: Sequence[Slot]) -> tuple[list[Slot], list[Prob
 
 
 def insertion(source: Source, slot: Slot, value: str) -> tuple[int, str] | None:
-    """Where (character offset) and what to insert for a field the entry does not have yet."""
+    """Where (character offset) and what to insert for a field the entry does not have yet:
+    a line below the entry's last value, indented like its ``name`` key."""
     document = source.documents[slot.document]
-    name_key = document.keys.get((*slot.where[:2], "name"))
+    entry = slot.where[:2]
+    name_key = document.keys.get((*entry, "name"))
     if name_key is None:
         return None
     line, column = name_key
     lines = source.text.splitlines(keepends=True)
-    before = lines[line - 1][: column - 1]
-    if "{" in before:
+    if "{" in lines[line - 1][: column - 1]:
         return None  # a flow-style entry: there is no line to add
+    last = max(
+        (s.line for w, s in source.scalars[slot.document].items() if w[: len(entry)] == entry),
+        default=line,
+    )
     ending = "\r\n" if lines[line - 1].endswith("\r\n") else "\n"
-    offset = sum(len(text) for text in lines[:line])
-    if not lines[line - 1].endswith(("\n", "\r")):
-        offset, ending = offset, ending
-        return offset, f"{ending}{' ' * (column - 1)}{slot.where[-1]}: {value}"
-    return offset, f"{' ' * (column - 1)}{slot.where[-1]}: {value}{ending}"
+    offset = sum(len(text) for text in lines[:last])
+    field = f"{' ' * (column - 1)}{slot.where[-1]}: {value}"
+    if not lines[last - 1].endswith(("\n", "\r")):
+        return offset, ending + field
+    return offset, field + ending

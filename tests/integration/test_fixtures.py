@@ -488,3 +488,21 @@ def test_demo_reconciles_the_example(tmp_path):
     web = result.repo.read_remote("locks/shop/web.lock.yaml") or ""
     assert f"dockerImageReference: {result.registry_host}/shop/web@sha256:" in web  # Local
     assert "linux/arm64/v8: sha256:" in web  # PreserveOriginal
+
+
+def test_demo_rewrites_the_consumers_in_the_bump_commit(tmp_path):
+    """make demo: the commit moving shop/app:latest also rewrites example-repo/deploy/shop/."""
+    result = demo(tmp_path / "demo")
+    repo = result.repo
+    bump = next(c for c in repo.log(n=len(result.bump)) if c["subject"].startswith("shop/app:"))
+    files = set(repo.git("show", "--name-only", "--format=", bump["sha"]).split())
+    assert files == {
+        "locks/shop/app.lock.yaml",
+        "deploy/shop/app.yaml",
+        "deploy/shop/chart/values.yaml",
+        "deploy/shop/kustomization.yaml",
+    }
+    pinned = f"{result.registry_host}/shop/app@{result.bump_digest}"
+    assert f"image: {pinned}" in (repo.read_remote("deploy/shop/app.yaml") or "")
+    containerfile = repo.read_remote("deploy/platform/Containerfile") or ""
+    assert f"FROM {result.registry_host}/platform/base:3.10@sha256:" in containerfile
