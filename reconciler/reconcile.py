@@ -342,6 +342,8 @@ def follow_consumers(
         ]
         kept = [c for c in consumers if c.path not in dirty]
         following = controller.follow(plan, kept, locks, config.default_namespace)
+    for path, (data, found) in following.scans.items():
+        scans.remember(path, data, found)
     return following.plan, (*problems, *following.problems)
 
 

@@ -11,7 +11,7 @@ go ahead. Pure: the reader hands in bytes and scans, the shell commits the retur
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from reconciler.consumers.scan import Scan, rewrite
 from reconciler.consumers.slots import Pin, pins
@@ -41,6 +41,7 @@ class Following:
     plan: Plan
     problems: tuple[Problem, ...]
     rewritten: tuple[str, ...]  # paths whose bytes change in this pass
+    scans: Mapping[str, tuple[bytes, Scan]] = field(default_factory=dict)  # of the new bytes
 
 
 def is_repair(message: str) -> bool:
@@ -76,6 +77,7 @@ def follow(
     added: list[dict[str, bytes]] = [{} for _ in plan.commits]
     repair: dict[str, bytes] = {}
     repair_lines: list[str] = []
+    scans: dict[str, tuple[bytes, Scan]] = {}
     for consumer in consumers:
         scan = consumer.scan
         if not scan.slots and not scan.problems:
@@ -102,6 +104,11 @@ def follow(
             result = rewrite(consumer.path, current, new, default_namespace, only=tags)
             if result.data != current:
                 added[index][consumer.path] = current = result.data
+        if current != consumer.data and current.count(b"\n") == consumer.data.count(b"\n"):
+            # Values changed in place: the new bytes hold the same slots, now equal to the pins
+            # (a kustomize field added as a line moves positions: that file is parsed again).
+            slots = tuple(replace(slot, value=slot.wanted(new)) for slot in scan.slots)
+            scans[consumer.path] = (current, Scan(slots, ()))
     commits = [
         _with_files(commit, files) if files else commit
         for commit, files in zip(plan.commits, added, strict=True)
@@ -117,5 +124,8 @@ def follow(
         files.update({p: d for p, d in commit.files.items() if not p.startswith("locks/")})
     rewritten = tuple(sorted(p for p in files if p not in plan.files))
     return Following(
-        replace(plan, files=files, commits=tuple(commits)), tuple(sorted(set(problems))), rewritten
+        replace(plan, files=files, commits=tuple(commits)),
+        tuple(sorted(set(problems))),
+        rewritten,
+        scans,
     )

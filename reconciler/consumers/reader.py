@@ -67,6 +67,14 @@ class ScanCache:
         self.dirty = True
         return found
 
+    def remember(self, relative: str, data: bytes, found: Scan) -> None:
+        """Add the scan of bytes a pass writes, so the next pass does not parse them again."""
+        key = f"{blob_id(data)} {relative}"
+        self.used.add(key)
+        if key not in self.entries:
+            self.entries[key] = found.to_dict()
+            self.dirty = True
+
     def save(self) -> None:
         """Keep what this pass used; a cache that cannot be written is only a slower pass."""
         if self.path is None or not (self.dirty or set(self.entries) - self.used):

@@ -7,7 +7,7 @@ needs no parse of the file, so slots are what the reader caches by Git blob id. 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,17 +124,47 @@ def split_tag(text: str, namespace: str) -> tuple[str, str, str] | None:
     return (ns if slash else namespace, stream, tag)
 
 
-def pins(locks: Mapping[tuple[str, str], StreamLock]) -> dict[str, Pin]:
-    """Every locked tag's pin, keyed by "ns/stream:tag"."""
-    out: dict[str, Pin] = {}
-    for (namespace, stream), lock in locks.items():
-        for tag, entry in lock.tags.items():
-            out[tag_key(namespace, stream, tag)] = Pin(
-                entry.docker_image_reference,
-                entry.image,
-                _upstream_tag(locks, namespace, stream, tag),
-            )
-    return out
+class Pins(Mapping[str, Pin]):
+    """Every locked tag's pin, keyed by "ns/stream:tag", built on first use.
+
+    A pass looks up the few tags its consumers follow among thousands; building each pin (and
+    walking its ``ImageStreamTag`` chain for the upstream tag) only when asked keeps that cheap.
+    """
+
+    def __init__(self, locks: Mapping[tuple[str, str], StreamLock]) -> None:
+        self._locks = locks
+        self._built: dict[str, Pin | None] = {}
+
+    def _build(self, key: str) -> Pin | None:
+        namespace, slash, rest = key.partition("/")
+        stream, colon, tag = rest.partition(":")
+        lock = self._locks.get((namespace, stream)) if slash and colon else None
+        entry = lock.tags.get(tag) if lock is not None else None
+        if entry is None:
+            return None
+        upstream = _upstream_tag(self._locks, namespace, stream, tag)
+        return Pin(entry.docker_image_reference, entry.image, upstream)
+
+    def __getitem__(self, key: str) -> Pin:
+        if key not in self._built:
+            self._built[key] = self._build(key)
+        pin = self._built[key]
+        if pin is None:
+            raise KeyError(key)
+        return pin
+
+    def __iter__(self) -> Iterator[str]:
+        for (namespace, stream), lock in self._locks.items():
+            for tag in lock.tags:
+                yield tag_key(namespace, stream, tag)
+
+    def __len__(self) -> int:
+        return sum(len(lock.tags) for lock in self._locks.values())
+
+
+def pins(locks: Mapping[tuple[str, str], StreamLock]) -> Pins:
+    """Every locked tag's pin, keyed by "ns/stream:tag" (built lazily)."""
+    return Pins(locks)
 
 
 def _upstream_tag(
