@@ -224,6 +224,9 @@ def summary(result: PassResult, verb: str) -> str:
     failed = counts.get(status.FAILED, 0)
     if failed:
         parts.append(f"{failed} failed")
+    consumers = sum(1 for path in result.plan.files if not path.startswith("locks/"))
+    if consumers:
+        parts.append(f"{consumers} consumer file{'s' if consumers > 1 else ''} rewritten")
     problems = problems_of(result)
     if problems:
         parts.append(f"{len(problems)} invalid")

@@ -6,6 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
+from reconciler.config import load_config
+from reconciler.consumers.reader import ScanCache, load
 from reconciler.lockfile import loads
 from reconciler.trailers import parse_message
 from tests.fixtures.gitremote import ConfigRepo
@@ -124,6 +126,7 @@ def test_hand_edited_consumer_is_brought_back_in_its_own_commit(shop, seeder, re
     lock_before = repo.read_remote(LOCK)
     code, _, err = streamlock("reconcile", "--repo", str(repo.work))
     assert code == 0, err
+    assert "1 consumer file rewritten; 1 commit pushed" in err
     head = repo.log(n=1)[0]
     assert head["subject"] == "consumers: follow the locks"
     assert repo.git("show", "--name-only", "--format=", head["sha"]).split() == [DEPLOY]
@@ -145,3 +148,28 @@ def test_bad_consumer_is_located_while_the_lock_and_others_commit(shop, seeder, 
     assert loads((repo.read_remote(LOCK) or "").encode()).tags["test"].image == second
     assert image_of(repo, VALUES) == seeder.ref(repo_name, digest=second)
     assert repo.read_remote(DEPLOY) == broken
+
+
+def test_no_op_pass_parses_no_consumer_file_again(shop, seeder, repo_name):
+    """After a bump, every consumer's scan (rewritten ones too) is cached by blob id."""
+    repo, _ = shop
+    seeder.push_image(repo_name, "1.0", salt="two")
+    assert streamlock("reconcile", "--repo", str(repo.work))[0] == 0
+    config = load_config(repo.work)
+    cache = ScanCache(repo.work / ".git/streamlock/consumers.json", config.default_namespace)
+    consumers, _ = load(repo.work, config, cache)
+    assert {c.path for c in consumers} == {DEPLOY, VALUES}
+    assert cache.parsed == 0
+
+
+def test_consumer_with_uncommitted_changes_is_left_alone(shop, seeder, repo_name):
+    """A consumer a person is editing is not overwritten; the lock still commits."""
+    repo, _ = shop
+    edited = (repo.work / DEPLOY).read_text() + "# work in progress\n"
+    (repo.work / DEPLOY).write_text(edited)
+    second = seeder.push_image(repo_name, "1.0", salt="two")
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 1 and f"{DEPLOY}:1:1: uncommitted changes" in err
+    assert (repo.work / DEPLOY).read_text() == edited
+    assert loads((repo.read_remote(LOCK) or "").encode()).tags["test"].image == second
+    assert image_of(repo, VALUES) == seeder.ref(repo_name, digest=second)
