@@ -74,6 +74,6 @@ def test_github_action_reports_plan_changes_as_an_output(tmp_path: Path):
 
 def test_argocd_plugin_generates_with_render():
     """The Argo CD plugin runs streamlock render in the application's path."""
-    plugin = YAML(typ="safe").load((ROOT / "docs/integrations/argocd-plugin.yaml").read_text())
+    plugin = YAML(typ="safe").load((ROOT / "docs/integrations/argocd/plugin.yaml").read_text())
     assert plugin["kind"] == "ConfigManagementPlugin"
     assert plugin["spec"]["generate"]["command"] == ["streamlock", "render", "."]
