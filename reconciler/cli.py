@@ -336,11 +336,12 @@ def cli(debug: bool, log_format: str, log_level: str) -> None:
     show_default=True,
 )
 def validate(repo: Path | None, fmt: str) -> None:
-    """Check streamlock.yaml and every stream file (offline; for PR CI)."""
+    """Check streamlock.yaml, every stream file, lock and consumer (offline; for PR CI)."""
+    from reconciler.consumers.reader import validate as validate_consumers
     from reconciler.imagestream import validate_repo
 
     root = resolve_repo(repo)
-    problems = validate_repo(root)
+    problems = sorted(validate_repo(root) + validate_consumers(root))
     if fmt == "github":
         for problem in problems:
             click.echo(github_annotation(problem))

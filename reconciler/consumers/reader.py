@@ -209,3 +209,38 @@ def render_krm(root: Path, text: str, namespace: str | None = None) -> str:
     config = load_config(root)
     local, found = _lookup(root, config)
     return render.render_resource_list(text, local, found, namespace or config.default_namespace)
+
+
+# --- validate: consumer problems a pull request can fix before it merges -------------------------
+
+
+def validate(root: Path) -> list[Problem]:
+    """Located problems of the consumer files, offline: unreadable files, triggers that match no
+    container, and tags the stream files do not declare (a tag added in the same change counts).
+    """
+    from reconciler.imagestream import load_streams
+
+    try:
+        config = load_config(root)
+    except ValidationError:
+        return []  # validate_repo reports the config itself
+    declared = {
+        f"{stream.namespace}/{stream.name}:{spec.name}"
+        for stream in load_streams(root, config).streams
+        for spec in stream.tags
+    }
+    cache = ScanCache(None, config.default_namespace)
+    consumers, problems = load(root, config, cache)
+    for consumer in consumers:
+        problems += consumer.scan.problems
+        problems += [
+            Problem(
+                consumer.path,
+                slot.line,
+                slot.column,
+                f"{slot.origin}: {slot.tag} is not a tag of any image stream",
+            )
+            for slot in consumer.scan.slots
+            if slot.tag not in declared
+        ]
+    return sorted(set(problems))

@@ -1,4 +1,4 @@
-"""``streamlock render``: the lookup policy from the lockfiles, offline, read back as YAML."""
+"""Consumers offline: `render` (read back as YAML and by kubectl) and `validate`."""
 
 from __future__ import annotations
 
@@ -179,3 +179,24 @@ def test_kubectl_reads_the_rendered_stream(tree):
     assert [i["kind"] for i in items] == ["Deployment", "Pod"]
     containers = items[0]["spec"]["template"]["spec"]["containers"]
     assert containers[0]["image"] == PINNED
+
+
+def test_validate_locates_consumer_problems(tree):
+    """validate reports a trigger naming an undeclared tag and an unmatched fieldPath, located."""
+    (tree / "deploy/shop/bad.yaml").write_text(
+        "kind: Deployment\nmetadata:\n  name: x\n  namespace: shop\n  annotations:\n"
+        "    image.openshift.io/triggers: '["
+        '{"from":{"kind":"ImageStreamTag","name":"web:nightly"},'
+        '"fieldPath":"spec.template.spec.containers[0].image"},'
+        '{"from":{"kind":"ImageStreamTag","name":"web:2.4"},'
+        '"fieldPath":"spec.template.spec.containers[5].image"}'
+        "]'\nspec:\n  template:\n    spec:\n      containers:\n      - {name: a, image: x}\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", "--repo", str(tree)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        'deploy/shop/bad.yaml:6:34: metadata.annotations["image.openshift.io/triggers"]: '
+        "trigger 1: fieldPath 'spec.template.spec.containers[5].image' matches no container",
+        "deploy/shop/bad.yaml:11:26: Deployment trigger shop/web:nightly: shop/web:nightly is "
+        "not a tag of any image stream",
+    ]
