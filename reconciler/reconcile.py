@@ -61,7 +61,7 @@ class PassOptions:
 @dataclass(frozen=True, slots=True)
 class PassResult:
     plan: planner.Plan
-    problems: tuple[Problem, ...]
+    problems: tuple[Problem, ...]  # stream files and locks that were set aside
     commits: tuple[str, ...] = ()
     pushed: bool = False
     push_attempts: int = 0
@@ -352,23 +352,25 @@ async def _attempts(
             forced=options.forced,
             prune=not streamset.problems,
         )
+        # Stream files that did not load and locks set aside, sorted by file and line.
+        problems = tuple(sorted([*streamset.problems, *plan.problems]))
         if repo is None:
-            return PassResult(plan, streamset.problems, push_attempts=0)
+            return PassResult(plan, problems, push_attempts=0)
         cache.remember(plan.files, plan.locks)
         if config.git.push == "branch":
             shas = _push_review_branches(repo, plan, config, upstream)
-            return PassResult(plan, streamset.problems, shas, upstream is not None, 1, repo.head())
+            return PassResult(plan, problems, shas, upstream is not None, 1, repo.head())
         shas = tuple(
             repo.commit(commit.files, commit.message, config.git.author) for commit in plan.commits
         )
         for sha, commit in zip(shas, plan.commits, strict=True):
             log.info("committed", revision=sha[:12], subject=commit.subject)
         if upstream is None or not shas:
-            return PassResult(plan, streamset.problems, shas, False, 0, repo.head())
+            return PassResult(plan, problems, shas, False, 0, repo.head())
         remote, branch = upstream
         if _push(repo, remote, branch):
             log.info("pushed", remote=remote, branch=branch, commits=len(shas))
-            return PassResult(plan, streamset.problems, shas, True, attempts, repo.head())
+            return PassResult(plan, problems, shas, True, attempts, repo.head())
         if attempts >= options.push_attempts:
             raise PushRejected(
                 f"push to {remote}/{branch} rejected {attempts} times",
