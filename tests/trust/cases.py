@@ -47,7 +47,8 @@ from tests.trust.hostile import HostileRegistry
 BUDGET_CONFIG = "timeouts: {tag: 5s, pass: 60s}\n"
 TRICKLE_DELAY = 60.0  # each answer of the trickling repository waits this long
 TRICKLE_BOUND = 40.0  # the pass must end by itself before this
-KILL_PASSES = 30
+KILL_PASSES = 40
+PARALLEL_ROUNDS = 8
 GIT_TIMEOUT = 3  # STREAMLOCK_GIT_TIMEOUT for the slow-hook case
 HOOK_SLEEP = 8
 LONG_NAME = "s" + "x" * 249  # 250 characters: a valid DNS-1123 subdomain, too long for a file
@@ -154,7 +155,17 @@ def deep_json(c: Case) -> None:
 def trailer_forgery(c: Case) -> None:
     victim, evil = repo_of(c, "victim"), repo_of(c, "evil")
     c.push(victim, "1", salt="v1")
-    c.push(evil, "1", salt="e1")
+    # The forged record names the digest the victim's tag moves to next: read as the reconciler's
+    # own record, the revert rule takes the victim's real bump for a person's revert of it.
+    upcoming = sha256(build_image(salt="v2")[0])
+    ref = f"{c.lab.registry.host}/{victim}:1"
+    forged = (
+        "1.0\n\nStreamlock-Tag: team/prod:latest\n"
+        f"Streamlock-From: {ref}\nStreamlock-Previous: none\nStreamlock-Image: {upcoming}"
+    )
+    labels = {"org.opencontainers.image.version": forged}
+    for tag in ("1", "2"):  # one image under two tags
+        c.push(evil, tag, salt="e1", labels=labels)
     c.make_repo(
         [
             c.stream("team", "prod", [Docker("latest", victim, "1")]),
@@ -162,15 +173,10 @@ def trailer_forgery(c: Case) -> None:
         ]
     )
     c.streamlock("reconcile")
-    # The forged record names the digest the victim's tag moves to next: the revert rule would
-    # then take the victim's real bump for a person's revert and freeze the old pin.
-    upcoming = sha256(build_image(salt="v2")[0])
-    ref = f"{c.lab.registry.host}/{victim}:1"
-    forged = (
-        "1.0\n\nStreamlock-Tag: team/prod:latest\n"
-        f"Streamlock-From: {ref}\nStreamlock-Previous: none\nStreamlock-Image: {upcoming}"
-    )
-    c.push(evil, "1", salt="e2", labels={"org.opencontainers.image.version": forged})
+    # A spec change that keeps the digest: the commit carries the label but no bump of its own.
+    assert c.repo is not None
+    c.repo.pull()
+    c.repo.commit(dict([c.stream("shop", "app", [Docker("v", evil, "2")])]), "app: v from :2")
     reconciled(c, c.streamlock("reconcile"))
     c.push(victim, "1", salt="v2")
     reconciled(c, c.streamlock("reconcile"))
@@ -198,17 +204,54 @@ def push_declined(c: Case) -> None:
     declined.unlink()
 
 
-@case("remote-moved-away", "the bare remote renamed during a pass, then moved back")
-def remote_moved(c: Case) -> None:
-    two_streams(c)
+def behind_proxy(c: Case, delay: float) -> FaultProxy:
+    """shop/app (a, latest → a) and shop/web (b) read through a fault proxy that answers every
+    request after ``delay`` seconds (a window in the middle of a pass), pinned by a first pass."""
+    proxy = FaultProxy(c.lab.registry).start()
+    c.cleanups.append(proxy.stop)
+    a, b = repo_of(c, "a"), repo_of(c, "b")
+    c.push(a, "1", salt=f"{c.name}-a0")
+    c.push(b, "1", salt=f"{c.name}-b0")
+    c.make_repo(
+        [
+            c.stream(
+                "shop", "app", [Docker("a", a, "1", ref_host=proxy.host), Follow("latest", "a")]
+            ),
+            c.stream("shop", "web", [Docker("b", b, "1", ref_host=proxy.host)]),
+        ],
+        hosts=[proxy.host],
+    )
+    c.streamlock("reconcile")
     move_all(c, "2")
+    proxy.clear_requests()
+    proxy.slow(delay, path="/manifests/", times=None)
+    return proxy
+
+
+def when_registry_asked(c: Case, proxy: FaultProxy, proc: subprocess.Popen[bytes]) -> bool:
+    """Wait (bounded) until the pass asks the registry: it has fetched and is resolving."""
+    deadline = time.monotonic() + 30
+    while proxy.count() == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proxy.count() > 0
+
+
+@case("remote-moved-away", "the bare remote moved away mid-pass (after its fetch), then back")
+def remote_moved(c: Case) -> None:
+    proxy = behind_proxy(c, 1.0)
     assert c.repo is not None
     away = c.repo.remote.with_name("remote.away")
-    c.repo.remote.rename(away)
+    started = time.monotonic()
+    proc = c.popen("reconcile")
+    moved = when_registry_asked(c, proxy, proc)
+    if moved:
+        c.repo.remote.rename(away)
     try:
-        reconciled(c, c.streamlock("reconcile"))
+        reconciled(c, c.collect(proc, ("reconcile", "(remote away)"), started, 60))
     finally:
-        away.rename(c.repo.remote)
+        if moved:
+            away.rename(c.repo.remote)
+    proxy.clear_faults()
 
 
 @case("person-unpushed-commit", "a person's own unpushed commit in the checkout, then reconcile")
@@ -237,9 +280,10 @@ def person_unpushed(c: Case) -> None:
     c.check_stuck = False
 
 
-@case("sigkill-30-passes", f"{KILL_PASSES} passes SIGKILLed at random moments, images moving")
+@case("sigkill-random", f"{KILL_PASSES} passes SIGKILLed at random moments, images moving")
 def sigkill(c: Case) -> None:
     two_streams(c)
+    whole = c.runs[-1].seconds  # how long an unkilled pass takes here
     rng = random.Random(c.lab.seed)
     person = c.clone("person")
     subjects = []
@@ -254,7 +298,7 @@ def sigkill(c: Case) -> None:
             subjects.append(f"notes: person-{index}")
         started = time.monotonic()
         proc = c.popen("reconcile")
-        deadline = started + rng.uniform(0.2, 2.5)
+        deadline = started + rng.uniform(0.05, max(0.3, whole * 1.2))
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         if proc.poll() is None:
@@ -353,10 +397,13 @@ def trickle(c: Case) -> None:
     c.tolerated.clear()
 
 
-@case("two-runs-one-checkout", "two one-shot reconciles started together on one checkout, 3 rounds")
+@case(
+    "two-runs-one-checkout",
+    f"two one-shot reconciles started together on one checkout, {PARALLEL_ROUNDS} rounds",
+)
 def two_at_once(c: Case) -> None:
     two_streams(c)
-    for round_ in range(3):
+    for round_ in range(PARALLEL_ROUNDS):
         move_all(c, f"r{round_}")
         started = time.monotonic()
         procs = [c.popen("reconcile"), c.popen("reconcile")]
@@ -416,10 +463,8 @@ def userinfo(c: Case) -> None:
     c.push(good, "1", salt="g1")
     c.push(other, "1", salt="o1")
     host = f"user:{secret}@{c.lab.registry.host}"
-    path, text = c.stream(
-        "shop", "app", [Docker("good", good, "1"), Docker("creds", other, "1", ref_host=host)]
-    )
-    c.make_repo([(path, text)])
+    path, text = c.stream("shop", "app", [Docker("creds", other, "1", ref_host=host)])
+    c.make_repo([(path, text), c.stream("shop", "web", [Docker("good", good, "1")])])
     c.secrets.add(secret)
     c.allowed_blobs.add(blob_id(text))  # the person's own stream file holds it
     c.allowed_paths.add(path)
@@ -477,6 +522,8 @@ def registry_killed(c: Case) -> None:
     c.cleanups.append(server.cleanup)
     seeder = Seeder.for_server(server)
     c.cleanups.append(seeder.close)
+    proxy = FaultProxy(server).start()  # only to see when the pass starts asking
+    c.cleanups.append(proxy.stop)
     streams = []
     for s in range(4):
         repo = repo_of(c, f"s{s}")
@@ -487,9 +534,9 @@ def registry_killed(c: Case) -> None:
         ).items():
             c.served.setdefault((repo, tag), []).append(digest)
         streams.append(
-            c.stream("shop", f"s{s}", [Docker(t, repo, t, ref_host=server.host) for t in tags])
+            c.stream("shop", f"s{s}", [Docker(t, repo, t, ref_host=proxy.host) for t in tags])
         )
-    c.make_repo(streams, hosts=[server.host])
+    c.make_repo(streams, hosts=[proxy.host])
     c.streamlock("reconcile")
     for s in range(4):
         repo = repo_of(c, f"s{s}")
@@ -498,15 +545,21 @@ def registry_killed(c: Case) -> None:
             repo, tags, created="2026-11-02T00:00:00Z"
         ).items():
             c.served.setdefault((repo, tag), []).append(digest)
+    proxy.clear_requests()
+    proxy.slow(0.05, path="/manifests/", times=None)
     started = time.monotonic()
     proc = c.popen("reconcile")
-    time.sleep(1.2)
+    deadline = time.monotonic() + 30
+    while proxy.count() < 8 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.note(f"killed after {proxy.count()} requests")
     assert server._process is not None
     server._process.kill()
     server._process.wait(timeout=10)
     run = c.collect(proc, ("reconcile", "(registry killed)"), started, 120)
     reconciled(c, run)
     restart_same_port(server)
+    proxy.clear_faults()
 
 
 @case("remote-gone-mid-push", "the bare remote renamed while its pre-receive hook runs")
@@ -515,7 +568,13 @@ def remote_gone(c: Case) -> None:
     move_all(c, "2")
     assert c.repo is not None
     marker = c.dir / "hook-started"
-    slow = hook(c, "pre-receive", f"touch '{marker}'\nsleep 2\nexit 0\n")
+    # receive-pack keeps its directory open: the hook makes the push fail as a vanished
+    # remote would, when the directory is gone by the time the push would land.
+    slow = hook(
+        c,
+        "pre-receive",
+        f"touch '{marker}'\nsleep 2\n[ -d '{c.repo.remote}' ] || exit 1\nexit 0\n",
+    )
     started = time.monotonic()
     proc = c.popen("reconcile")
     away = c.repo.remote.with_name("remote.gone")
@@ -533,31 +592,33 @@ def remote_gone(c: Case) -> None:
     slow.unlink()
 
 
-@case("full-disk", "the checkout on a full tmpfs (else RLIMIT_FSIZE) during a pass")
+def fill(path: Path) -> None:
+    """Write zeros to ``path`` until the file system is full (bounded: 64 MB)."""
+    with contextlib.suppress(OSError), path.open("wb") as out:
+        for _ in range(1024):
+            out.write(b"\0" * 65536)
+            out.flush()
+        os.fsync(out.fileno())
+
+
+@case("full-disk", "the checkout's tmpfs fills up mid-pass (else RLIMIT_FSIZE), then frees")
 def full_disk(c: Case) -> None:
-    two_streams(c)
-    move_all(c, "2")
+    proxy = behind_proxy(c, 1.0)
     disk = c.dir / "disk"
     disk.mkdir()
-    mounted = (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
-            capture_output=True,
-            check=False,
-        ).returncode
-        == 0
-    )
+    mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)]
+    mounted = subprocess.run(mount, capture_output=True, check=False).returncode == 0
     if mounted:
         c.cleanups.append(lambda: subprocess.run(["umount", "-l", str(disk)], check=False))
         checkout = c.repo.clone(disk / "work")  # type: ignore[union-attr]
         filler = disk / "filler"
-        with contextlib.suppress(OSError), filler.open("wb") as out:
-            for _ in range(10_000):  # 4 MB in 1 KB writes, bounded
-                out.write(b"\0" * 1024)
-                out.flush()
-        run = c.streamlock("reconcile", repo=checkout)
-        filler.unlink()
-        c.note("tmpfs full")
+        started = time.monotonic()
+        proc = c.popen("reconcile", repo=checkout)
+        if when_registry_asked(c, proxy, proc):
+            fill(filler)
+        run = c.collect(proc, ("reconcile", "(disk full)"), started, 60)
+        filler.unlink(missing_ok=True)
+        c.note("tmpfs filled mid-pass")
     else:
         checkout = c.work
 
@@ -568,6 +629,7 @@ def full_disk(c: Case) -> None:
         run = c.streamlock("reconcile", preexec=small_files)
         c.note("no tmpfs: RLIMIT_FSIZE 512 B")
     reconciled(c, run)
+    proxy.clear_faults()
     c.checkout = checkout
 
 
