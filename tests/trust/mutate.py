@@ -212,15 +212,15 @@ def run_module(module: Module, seconds: int, jobs: int, log: Path) -> float:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT first (mutmut stops its workers and keeps every finished result), then SIGKILL."""
+    """SIGINT to mutmut alone (it stops its workers and keeps every finished result), then
+    SIGKILL to the whole group; interrupted mutants stay 'not run'."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
+        os.kill(proc.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=20)
 
 
 def _meta_files(where: Path, module: Module) -> Iterator[Path]:
@@ -302,6 +302,7 @@ def table(outcomes: Sequence[Outcome]) -> str:
         "timeout",
         "no tests",
         "not run",
+        "other",
         "kill rate",
     )
     rows = [head]
@@ -314,13 +315,14 @@ def table(outcomes: Sequence[Outcome]) -> str:
                 o.module,
                 *(str(n) for n in (o.mutants, o.killed, o.survived, o.timeout, o.no_tests)),
                 str(o.not_run),
+                str(o.other),
                 rate,
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join(
         "  ".join(
-            cell.ljust(w) if i in (0, 7) else cell.rjust(w)
+            cell.ljust(w) if i in (0, 8) else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in rows
@@ -369,7 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print()
     print(table(outcomes))
-    print("\nkill rate = (killed + timeout) / mutants that ran; 'not run' = cut by the time limit")
+    print(
+        "\nkill rate = (killed + timeout) / mutants that ran; 'not run' = cut by the time limit;"
+        " 'other' = suspicious, segfault or interrupted"
+    )
     return 1 if any(o.error for o in outcomes) else 0
 
 
