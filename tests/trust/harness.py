@@ -546,22 +546,26 @@ def check_stuck(
         if accept is not None and accept(last):
             return True
         failed = last.failed_tags() - case.tolerated
-        if last.completed_pass() and not failed and _pushed(where):
+        if last.completed_pass() and not failed and _pushed(case, where):
             return True
     case.counts.stuck += 1
     case.note(f"stuck: {last.brief() if last else 'no run'}")
     return False
 
 
-def _pushed(checkout: Path) -> bool:
-    """The checkout's branch holds nothing the remote lacks (an upstream-less branch: True)."""
-    up = git(checkout, "rev-parse", "--abbrev-ref", "@{upstream}", check=False).strip()
-    if not up:
-        return True
-    remote = up.split("/", 1)[0]
-    git(checkout, "fetch", "--quiet", remote, check=False)
-    ahead = git(checkout, "rev-list", "--count", f"{up}..HEAD", check=False).strip()
-    return ahead == "0"
+def _pushed(case: Case, checkout: Path) -> bool:
+    """The checkout's HEAD is on the remote's branch. Asked of the remote, so the check never
+    fetches into the checkout (a fresh remote-tracking ref would help the next run along)."""
+    assert case.repo is not None
+    head = git(checkout, "rev-parse", "HEAD").strip()
+    result = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", head, f"refs/heads/{BRANCH}"],
+        cwd=case.repo.remote,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return result.returncode == 0
 
 
 def check_converged(case: Case, *, runs: int = CONVERGE_RUNS, fresh: bool = True) -> None:
