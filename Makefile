@@ -37,9 +37,10 @@ bench: $(STAMP) system-deps
 	PYTHONPATH=. $(BIN)/python -m benchmarks
 
 # Mutation testing, one module at a time within a time limit each (tests/trust/mutate.py);
-# `make mutate MODULE=trailers` runs one. Surviving mutants' diffs land in .mutate/<module>.survivors.diff.
+# `make mutate MODULE=trailers` runs one, TIME=300 caps each module (seconds). Surviving mutants'
+# diffs land in .mutate/<module>.survivors.diff.
 mutate: $(STAMP) system-deps
-	PYTHONPATH=. $(BIN)/python -m tests.trust.mutate $(if $(MODULE),--module $(MODULE))
+	PYTHONPATH=. $(BIN)/python -m tests.trust.mutate $(if $(MODULE),--module $(MODULE)) $(if $(TIME),--time $(TIME))
 
 # Real faults and hostile inputs against the real CLI; a table whose counts must all be 0.
 trust: $(STAMP) system-deps

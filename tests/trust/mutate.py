@@ -53,9 +53,9 @@ UNIT = ("tests/unit",)
 # The modules where a bug loses data or trust. ``sources`` are globs, so a module that becomes a
 # package (``reconciler/registry/``) is one line to change; tests are the fastest that reach it.
 MODULES: tuple[Module, ...] = (
-    Module("trailers", ("reconciler/trailers.py",), UNIT, 900),
-    Module("lockfile", ("reconciler/lockfile.py",), UNIT, 900),
-    Module("planner", ("reconciler/planner.py",), UNIT, 1500),
+    Module("trailers", ("reconciler/trailers.py",), UNIT, 600),
+    Module("lockfile", ("reconciler/lockfile.py",), UNIT, 600),
+    Module("planner", ("reconciler/planner.py",), UNIT, 1200),
     Module(
         "registry",
         ("reconciler/registry.py", "reconciler/registry/*.py"),
@@ -66,7 +66,7 @@ MODULES: tuple[Module, ...] = (
             "tests/integration/test_registry_faults.py",
             "tests/integration/test_registry_auth.py",
         ),
-        1500,
+        1200,
     ),
     Module(
         "gitrepo",
@@ -82,7 +82,7 @@ MODULES: tuple[Module, ...] = (
             "tests/integration/test_concurrency.py",
             "tests/integration/test_gitrepo.py",
         ),
-        1500,
+        1200,
     ),
 )
 # What the staged copy needs besides reconciler/ and tests/ (mutmut copies those itself):
