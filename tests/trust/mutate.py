@@ -72,7 +72,7 @@ MODULES: tuple[Module, ...] = (
         "gitrepo",
         ("reconciler/gitrepo.py",),
         ("tests/integration/test_gitrepo.py", "tests/integration/test_reconcile.py"),
-        1500,
+        1200,
     ),
     Module(
         "reconcile",
