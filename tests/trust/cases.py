@@ -27,7 +27,6 @@ from tests.fixtures.images import (
 )
 from tests.fixtures.registry_server import REGISTRY_BINARY, RegistryServer, _answers_as_registry
 from tests.trust.harness import (
-    BOT_EMAIL,
     REGISTRY_PASSWORD,
     REGISTRY_USER,
     Case,
@@ -741,7 +740,3 @@ def secrets_everywhere(c: Case) -> None:
         c.streamlock(*args)
     proxy.clear_faults()
     c.note(f"{len(c.runs)} runs grepped")
-
-
-# keep the bot identity in one place for readers of this module
-assert BOT_EMAIL
