@@ -253,6 +253,17 @@ class GitRepo:
             raise GitError("HEAD is detached", hint="check out the branch to reconcile")
         return result.stdout.decode().strip()
 
+    def upstream(self) -> tuple[str, str] | None:
+        """``(remote, branch)`` the current branch tracks, or None."""
+        ref = f"refs/heads/{self.branch()}"
+        text = self._out(
+            "for-each-ref", "--format=%(upstream:remotename)%00%(upstream:remoteref)", ref
+        )
+        remote, _, merge = text.partition("\x00")
+        if not remote or not merge.startswith("refs/heads/"):
+            return None
+        return remote, merge.removeprefix("refs/heads/")
+
     def is_clean(self, paths: Sequence[str] = ()) -> bool:
         """No staged, unstaged or untracked change under ``paths`` (the whole tree if empty)."""
         return not self.changed_paths(paths)
