@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint format system-deps venv clean
+.PHONY: demo test bench lint format system-deps venv clean mutate trust
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP) system-deps
 	PYTHONPATH=. $(BIN)/python -m benchmarks
+
+# Mutation testing, one module at a time within a time limit each (tests/trust/mutate.py);
+# `make mutate MODULE=trailers` runs one, TIME=300 caps each module (seconds). Surviving mutants'
+# diffs land in .mutate/<module>.survivors.diff.
+mutate: $(STAMP) system-deps
+	PYTHONPATH=. $(BIN)/python -m tests.trust.mutate $(if $(MODULE),--module $(MODULE)) $(if $(TIME),--time $(TIME))
+
+# Real faults and hostile inputs against the real CLI; a table whose counts must all be 0.
+trust: $(STAMP) system-deps
+	PYTHONPATH=. $(BIN)/python -m tests.trust $(if $(K),-k $(K))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

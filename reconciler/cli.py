@@ -171,19 +171,9 @@ def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
     return rows
 
 
-def problems_of(result: PassResult) -> list[Any]:
-    """Located problems of stream files and of locks set aside, sorted by file and line."""
-    return sorted([*result.problems, *result.plan.problems])
-
-
-def succeeded(result: PassResult) -> bool:
-    """No failed tag, no invalid stream file and no lock set aside."""
-    return result.ok and not result.plan.problems
-
-
 def emit_result(result: PassResult, output: str, everything: bool = False) -> None:
     if output == "table":
-        for problem in problems_of(result):
+        for problem in result.problems:
             click.echo(f"✗ {printable(str(problem))}", err=True)
         rows = status_rows(result, everything)
         if rows:
@@ -194,7 +184,7 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
         "changed": result.plan.changed,
         "commits": list(result.commits),
         "pushed": result.pushed,
-        "problems": [str(p) for p in problems_of(result)],
+        "problems": [str(p) for p in result.problems],
         "tags": [
             {
                 "namespace": s.namespace,
@@ -227,7 +217,7 @@ def summary(result: PassResult, verb: str) -> str:
     consumers = sum(1 for path in result.plan.files if not path.startswith("locks/"))
     if consumers:
         parts.append(f"{consumers} consumer file{'s' if consumers > 1 else ''} rewritten")
-    problems = problems_of(result)
+    problems = result.problems
     if problems:
         parts.append(f"{len(problems)} invalid")
     if not total and not problems:
@@ -236,7 +226,7 @@ def summary(result: PassResult, verb: str) -> str:
     if result.commits:
         text += f"; {len(result.commits)} commit{'s' if len(result.commits) > 1 else ''}"
         text += " pushed" if result.pushed else f" {verb}"
-    mark = "✓" if succeeded(result) else "✗"
+    mark = "✓" if result.ok else "✗"
     return f"{mark} {text}"
 
 
@@ -366,7 +356,7 @@ def plan(repo: Path | None, output: str, everything: bool) -> None:
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(write=False)))
     emit_result(result, output, everything)
     click.echo(summary(result, "planned"), err=True)
-    if not succeeded(result):
+    if not result.ok:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.plan.changed else EXIT_OK)
 
@@ -382,7 +372,7 @@ def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(push=not no_push)))
     emit_result(result, output, everything)
     click.echo(summary(result, "committed"), err=True)
-    sys.exit(EXIT_OK if succeeded(result) else EXIT_ERROR)
+    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 
 @cli.command("import-image")
@@ -409,7 +399,7 @@ def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push
     unknown = [name for name in names if name not in known]
     for name in unknown:
         click.echo(f"✗ {name}: no such image stream or tag", err=True)
-    sys.exit(EXIT_OK if succeeded(result) and not unknown else EXIT_ERROR)
+    sys.exit(EXIT_OK if result.ok and not unknown else EXIT_ERROR)
 
 
 @cli.command()

@@ -58,7 +58,7 @@ class GitConfig:
     push: str = "direct"  # direct | branch
     author: str = "streamlock <streamlock@localhost>"
     grouping: str = "stream"  # tag | stream | pass
-    remote: str = "origin"
+    remote: str | None = None  # None: the remote the branch tracks
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,7 @@ class Config:
                 push=git.get("push", "direct"),
                 author=git.get("author", GitConfig().author),
                 grouping=git.get("grouping", "stream"),
-                remote=git.get("remote", "origin"),
+                remote=git.get("remote"),
             ),
             consumers=tuple(
                 defaults.consumers if data.get("consumers") is None else data["consumers"]

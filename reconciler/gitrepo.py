@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -35,7 +36,6 @@ RUN_LOCK_WAIT = 30.0  # how long a second run on one checkout waits for the firs
 _STALE_LOCK_WAIT = 2.0  # a git process orphaned by a killed run gets this long to finish
 _ZERO = "0" * 40
 JOURNAL = Path("streamlock") / "journal.json"
-_TMP_SUFFIX = ".streamlock-tmp"
 _AUTHOR_RE = re.compile(r"^\s*([^<>\n]+?)\s*<([^<>\s]+)>\s*$")
 _CREDENTIALS_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 # Another writer got there first: the branch moved, or its ref lock was held at that moment.
@@ -252,6 +252,17 @@ class GitRepo:
         if result.returncode != 0:
             raise GitError("HEAD is detached", hint="check out the branch to reconcile")
         return result.stdout.decode().strip()
+
+    def upstream(self) -> tuple[str, str] | None:
+        """``(remote, branch)`` the current branch tracks, or None."""
+        ref = f"refs/heads/{self.branch()}"
+        text = self._out(
+            "for-each-ref", "--format=%(upstream:remotename)%00%(upstream:remoteref)", ref
+        )
+        remote, _, merge = text.partition("\x00")
+        if not remote or not merge.startswith("refs/heads/"):
+            return None
+        return remote, merge.removeprefix("refs/heads/")
 
     def is_clean(self, paths: Sequence[str] = ()) -> bool:
         """No staged, unstaged or untracked change under ``paths`` (the whole tree if empty)."""
@@ -614,7 +625,7 @@ class GitRepo:
         restored = []
         for path in paths:
             target = self.root / path
-            tmp = target.with_name(f".{target.name}{_TMP_SUFFIX}")
+            tmp = _tmp_path(target)
             had_tmp = tmp.exists()
             tmp.unlink(missing_ok=True)
             want = self.read(path, head)
@@ -750,13 +761,19 @@ def _ident(line: bytes) -> tuple[str, str]:
     return name.strip(), rest.partition(">")[0].strip()
 
 
+def _tmp_path(target: Path) -> Path:
+    """Beside the target, and short: a 245-character stream's lock name is 255 bytes already."""
+    digest = hashlib.sha256(target.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return target.with_name(f".streamlock-{digest}.tmp")
+
+
 def _write_worktree(target: Path, content: bytes | None) -> None:
     """Replace a file atomically (None deletes it)."""
     if content is None:
         target.unlink(missing_ok=True)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}{_TMP_SUFFIX}")
+    tmp = _tmp_path(target)
     tmp.write_bytes(content)
     tmp.replace(target)
 
@@ -788,7 +805,7 @@ class TrailerIndex:
     """
 
     CACHE = Path("streamlock") / "trailer-index.json"
-    VERSION = 1
+    VERSION = 2  # 2: only the exact trailer shape counts; older summaries may hold forged bases
 
     def __init__(self, repo: GitRepo) -> None:
         self.repo = repo

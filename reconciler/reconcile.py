@@ -62,7 +62,7 @@ class PassOptions:
 @dataclass(frozen=True, slots=True)
 class PassResult:
     plan: planner.Plan
-    problems: tuple[Problem, ...]
+    problems: tuple[Problem, ...]  # stream files and locks that were set aside
     commits: tuple[str, ...] = ()
     pushed: bool = False
     push_attempts: int = 0
@@ -222,26 +222,36 @@ async def run_pass(
 
 
 def push_target(repo: GitRepo, config: Config) -> tuple[str, str]:
-    """``(remote, branch)`` a pass pushes to: ``git.remote`` and ``git.branch`` of the config.
+    """``(remote, branch)`` a pass fetches from and pushes to.
 
-    Refuses rather than commit forever without pushing: no such remote, or another branch
-    checked out than the one the config names.
+    ``git.remote`` and ``git.branch`` of the config when set, else what the branch checked out
+    tracks. Refuses rather than commit forever without pushing: no upstream and no
+    ``git.remote``, no such remote, or another branch checked out than ``git.branch``.
     """
     current = repo.branch()
-    branch = config.git.branch or current
-    if branch != current:
+    if config.git.branch is not None and config.git.branch != current:
         raise InputError(
-            f"branch {current!r} is checked out, but git.branch in {CONFIG_FILE} is {branch!r}",
-            hint=f"switch with 'git switch {branch}', or run with --no-push",
+            f"branch {current!r} is checked out, but git.branch in {CONFIG_FILE} is "
+            f"{config.git.branch!r}",
+            hint=f"switch with 'git switch {config.git.branch}', or run with --no-push",
         )
-    remote = config.git.remote
+    tracked = repo.upstream()
+    remote = config.git.remote or (tracked[0] if tracked else None)
+    if remote is None:
+        raise GitError(
+            f"branch {current!r} has no upstream to push to",
+            hint=f"set one with 'git branch --set-upstream-to=origin/{current}', name the remote "
+            f"in git.remote of {CONFIG_FILE}, or run with --no-push to commit locally",
+        )
     if not repo.has_remote(remote):
         raise GitError(
             f"no remote {remote!r} to push to",
             hint=f"add it with 'git remote add {remote} URL', name another in git.remote of "
             f"{CONFIG_FILE}, or run with --no-push to commit locally",
         )
-    return remote, branch
+    if tracked is not None and tracked[0] == remote and config.git.branch is None:
+        return remote, tracked[1]
+    return remote, config.git.branch or current
 
 
 def is_own_commit(commit: LocalCommit, config: Config) -> bool:
@@ -388,7 +398,9 @@ async def _attempts(
             prune=not streamset.problems,
         )
         plan, consumer_problems = follow_consumers(root, config, plan, locks, repo, scans)
-        problems = (*streamset.problems, *consumer_problems)
+        # Stream files that did not load, locks set aside and consumers that cannot follow,
+        # sorted by file and line.
+        problems = tuple(sorted([*streamset.problems, *plan.problems, *consumer_problems]))
         if repo is None:
             return PassResult(plan, problems, push_attempts=0)
         cache.remember(plan.files, plan.locks)

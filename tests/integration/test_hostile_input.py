@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 
-import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
@@ -243,11 +242,6 @@ def test_pass_skips_a_stream_whose_name_is_too_long(config_repo, seeder, repo_na
     assert repo.git("status", "--porcelain") == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gitrepo.commit writes .<name>.lock.yaml.streamlock-tmp (271 bytes for a 245-character "
-    "name); its temporary file name must fit NAME_MAX too. Remove this mark with that fix.",
-)
 def test_pass_locks_a_stream_with_the_longest_name(config_repo, seeder, repo_name):
     """A 245-character stream name, the longest allowed, is reconciled and pushed."""
     digest = seeder.push_image(repo_name, "1", salt="longest")

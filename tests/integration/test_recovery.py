@@ -397,15 +397,15 @@ def test_a_push_that_landed_despite_a_timeout_is_known_as_pushed(app):
 
 
 def test_no_remote_is_an_error_with_a_hint(app):
-    """Without the remote to push to, reconcile fails instead of committing forever unpushed."""
+    """git.remote naming no remote fails instead of committing forever unpushed."""
     repo, _ = app
-    repo.git("remote", "remove", "origin")
+    repo.commit({"streamlock.yaml": "git:\n  remote: nowhere\n"}, "a remote that is not there")
 
     code, _, err = streamlock("reconcile", "--repo", str(repo.work))
 
     assert code == 1
-    assert "no remote 'origin'" in err and "--no-push" in err
-    assert repo.git("log", "--format=%s", "-1").strip() == "Initial configuration"
+    assert "no remote 'nowhere'" in err and "git remote add nowhere" in err and "--no-push" in err
+    assert repo.git("log", "--format=%s", "-1").strip() == "a remote that is not there"
 
 
 def test_no_push_commits_without_a_remote(app):
@@ -419,9 +419,22 @@ def test_no_push_commits_without_a_remote(app):
     assert loads((repo.work / LOCK).read_bytes()).tags["test"].image == first
 
 
-def test_a_branch_without_upstream_pushes_to_git_remote(app):
-    """No tracking configuration needed: git.remote and the checked-out branch say where."""
+def test_a_branch_without_upstream_is_an_error_with_a_hint(app):
+    """No upstream and no git.remote: reconcile fails with the command that sets one."""
+    repo, _ = app
+    repo.git("branch", "--unset-upstream")
+
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+
+    assert code == 1 and "has no upstream" in err
+    assert "git branch --set-upstream-to=origin/main" in err and "--no-push" in err
+    assert repo.read_remote(LOCK) is None
+
+
+def test_git_remote_needs_no_upstream(app):
+    """With git.remote set, the checked-out branch is pushed there without tracking config."""
     repo, first = app
+    repo.commit({"streamlock.yaml": "git:\n  remote: origin\n"}, "name the remote")
     repo.git("branch", "--unset-upstream")
 
     code, _, err = streamlock("reconcile", "--repo", str(repo.work))
