@@ -135,16 +135,19 @@ def _spans(root: Node) -> dict[JsonPath, Scalar]:
 
 
 def objects(source: Source) -> Iterator[tuple[int, JsonPath, dict[str, Any]]]:
-    """``(document, path, object)`` for every Kubernetes object: documents and ``List`` items."""
+    """``(document, path, object)`` for every Kubernetes object: documents, ``List`` items and
+    the ``objects`` of an OpenShift ``Template``."""
     for index, document in enumerate(source.documents):
         data = document.data
         if not isinstance(data, dict):
             continue
         kind = data.get("kind")
-        if isinstance(kind, str) and kind.endswith("List") and isinstance(data.get("items"), list):
-            for position, item in enumerate(data["items"]):
+        key = "objects" if kind == "Template" else "items"
+        listed = isinstance(kind, str) and (kind.endswith("List") or kind == "Template")
+        if listed and isinstance(data.get(key), list):
+            for position, item in enumerate(data[key]):
                 if isinstance(item, dict):
-                    yield index, ("items", position), item
+                    yield index, (key, position), item
             continue
         yield index, (), data
 

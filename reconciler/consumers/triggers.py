@@ -186,6 +186,8 @@ class _Finder:
             self.problem(document, where, f"{origin}: from.kind {kind!r} is not ImageStreamTag")
             return None
         ns = source.get("namespace") or namespace
+        if "${" in f"{source.get('name', '')}{ns}":
+            return None  # a Template parameter: the tag is known only when it is processed
         parts = split_tag(str(source.get("name", "")), str(ns))
         if parts is None or "/" in str(source.get("name", "")):
             self.problem(
