@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli import cli
+from reconciler.cli import cli, registry_factory
 from reconciler.config import load_config
 from reconciler.consumers.reader import ScanCache, load
 from reconciler.lockfile import loads
+from reconciler.reconcile import PassOptions, run_pass
 from reconciler.trailers import parse_message
 from tests.fixtures.gitremote import ConfigRepo
 from tests.fixtures.images import Seeder
@@ -173,3 +177,26 @@ def test_consumer_with_uncommitted_changes_is_left_alone(shop, seeder, repo_name
     assert (repo.work / DEPLOY).read_text() == edited
     assert loads((repo.read_remote(LOCK) or "").encode()).tags["test"].image == second
     assert image_of(repo, VALUES) == seeder.ref(repo_name, digest=second)
+
+
+def test_review_branch_carries_the_consumers_and_does_not_churn(config_repo, seeder, repo_name):
+    """push: branch proposes lock and consumers together; a re-run leaves the branch alone."""
+    first = seeder.push_image(repo_name, "1.0", salt="review")
+    ref = seeder.ref(repo_name, "1.0")
+    repo = config_repo(
+        {
+            "streamlock.yaml": "git:\n  push: branch\n",
+            "streams/shop/app.yaml": stream_file(ref),
+            DEPLOY: deployment(ref),
+        }
+    )
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    branch = "streamlock/shop-app"
+    proposed = repo.read_remote(DEPLOY, ref=branch) or ""
+    assert f"image: {seeder.ref(repo_name, digest=first)}" in proposed
+    tip = repo.git("ls-remote", "origin", f"refs/heads/{branch}").split()[0]
+    later = datetime(2030, 1, 1, tzinfo=UTC)  # another import time: only the stamps differ
+    result = asyncio.run(run_pass(repo.work, registry_factory, PassOptions(now=later)))
+    assert result.ok, result.problems
+    assert repo.git("ls-remote", "origin", f"refs/heads/{branch}").split()[0] == tip
