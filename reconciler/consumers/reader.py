@@ -32,6 +32,15 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
+def _code_id() -> str:
+    """What the scans depend on besides the bytes: the code that makes them. A cache written by
+    another version of these modules is dropped, never trusted."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class ScanCache:
     """Scans by (blob id, path), kept in ``.git/streamlock/consumers.json``."""
 
@@ -44,10 +53,15 @@ class ScanCache:
         self.used: set[str] = set()
         self.dirty = False
         self.parsed = 0  # files parsed in this pass (the benchmark counts them)
+        self.code = _code_id() if path is not None else ""
         if path is not None:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-                if data.get("version") == self.VERSION and data.get("namespace") == self.namespace:
+                if (
+                    data.get("version") == self.VERSION
+                    and data.get("code") == self.code
+                    and data.get("namespace") == self.namespace
+                ):
                     self.entries = dict(data["scans"])
             except (OSError, ValueError, TypeError, KeyError, AttributeError):
                 self.entries = {}
@@ -83,7 +97,14 @@ class ScanCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
-            text = json.dumps({"version": self.VERSION, "namespace": self.namespace, "scans": keep})
+            text = json.dumps(
+                {
+                    "version": self.VERSION,
+                    "code": self.code,
+                    "namespace": self.namespace,
+                    "scans": keep,
+                }
+            )
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(self.path)
         except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -51,3 +52,18 @@ def test_scan_cache_parses_each_blob_once(tmp_path: Path):
 def test_blob_id_is_gits():
     """blob_id agrees with git hash-object (the empty blob's well-known id)."""
     assert blob_id(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+
+
+def test_scan_cache_of_other_code_is_dropped(tmp_path: Path):
+    """A cache written by another version of the consumer modules is not trusted."""
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "a.yaml").write_text("kind: Pod\n")
+    cache_file = tmp_path / "cache.json"
+    first = ScanCache(cache_file, "default")
+    load(tmp_path, Config(), first)
+    first.save()
+    data = json.loads(cache_file.read_text())
+    cache_file.write_text(json.dumps({**data, "code": "another version"}))
+    second = ScanCache(cache_file, "default")
+    load(tmp_path, Config(), second)
+    assert second.parsed == 1
