@@ -177,7 +177,8 @@ def _lookup(root: Path, config: Config) -> tuple[frozenset[tuple[str, str]], dic
 
 
 def _manifests(root: Path, targets: Sequence[Path]) -> list[Path]:
-    """The YAML/JSON files named, and those under the directories named (sorted, no locks)."""
+    """The YAML/JSON files named, and those under the directories named (sorted; the streams,
+    locks, config and kustomizations of the repository are not manifests)."""
     files: list[Path] = []
     for target in targets:
         if target.is_dir():
@@ -190,7 +191,10 @@ def _manifests(root: Path, targets: Sequence[Path]) -> list[Path]:
             )
             for path in found:
                 relative = schema.repo_relative(root, path.resolve())
-                if relative.startswith(("locks/", ".git/")) or path.name in _NOT_OBJECTS:
+                if (
+                    relative.startswith(("locks/", "streams/", ".git/"))
+                    or path.name in _NOT_OBJECTS
+                ):
                     continue
                 files.append(path)
         elif target.is_file():

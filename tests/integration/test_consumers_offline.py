@@ -200,3 +200,11 @@ def test_validate_locates_consumer_problems(tree):
         "deploy/shop/bad.yaml:11:26: Deployment trigger shop/web:nightly: shop/web:nightly is "
         "not a tag of any image stream",
     ]
+
+
+def test_render_of_the_repository_root_prints_manifests_only(tree):
+    """From the root: deploy/ is rendered; stream files, locks and the config are not manifests."""
+    code, out, err = render(str(tree), "--repo", str(tree))
+    assert code == 0, err
+    kinds = [doc["kind"] for doc in YAML(typ="safe").load_all(out)]
+    assert kinds == ["Deployment", "Pod"]
