@@ -199,6 +199,7 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
             }
             for s in result.plan.statuses
         ],
+        "consumers": sorted(p for p in result.plan.files if not p.startswith("locks/")),
     }
     click.echo(render_data(data, output), nl=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -200,3 +201,12 @@ def test_review_branch_carries_the_consumers_and_does_not_churn(config_repo, see
     result = asyncio.run(run_pass(repo.work, registry_factory, PassOptions(now=later)))
     assert result.ok, result.problems
     assert repo.git("ls-remote", "origin", f"refs/heads/{branch}").split()[0] == tip
+
+
+def test_plan_lists_the_consumers_a_pass_would_rewrite(shop, seeder, repo_name):
+    """plan -o json names the consumer files next to the tags, and exits 2."""
+    repo, _ = shop
+    seeder.push_image(repo_name, "1.0", salt="two")
+    code, out, _ = streamlock("plan", "--repo", str(repo.work), "-o", "json")
+    assert code == 2
+    assert json.loads(out)["consumers"] == [DEPLOY, VALUES]
