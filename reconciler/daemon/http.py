@@ -87,8 +87,10 @@ def build_app(daemon: Daemon) -> Starlette:
         except InputError as exc:
             return _refuse("registry", 400, str(exc), metrics)
         keys = daemon.registry_pushed(images)
-        metrics.hooks.labels("registry", "accepted").inc()
-        log.info("registry hook", pushed=[str(i) for i in images][:10], tags=len(keys))
+        outcome = "matched" if keys else ("unmatched" if images else "no-tag")
+        metrics.hooks.labels("registry", outcome).inc()
+        if keys:
+            log.info("registry hook", pushed=[str(i) for i in images][:10], tags=len(keys))
         return JSONResponse({"pushed": [str(i) for i in images], "tags": keys}, status_code=202)
 
     async def git_hook(request: Request) -> Response:
