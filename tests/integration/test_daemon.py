@@ -240,3 +240,50 @@ def test_sigterm_mid_push_finishes_the_pass(app, daemon, seeder, repo_name):
     clone = process.workdir / "repo"
     assert git(clone, "status", "--porcelain") == ""
     assert git(clone, "rev-parse", "HEAD").strip() == repo.remote_head()
+
+
+def test_registry_down_marks_tags_failed_and_keeps_ready(config_repo, daemon, seeder, repo_name):
+    """A registry nobody answers on: its tag is failed (not stalled) and retried, the other
+    tags are pinned, and the daemon stays up and ready."""
+    from tests.fixtures.registry_server import free_port
+
+    good = seeder.push_image(repo_name, "1.0", salt="up")
+    down = f"127.0.0.1:{free_port()}/shop/down:1.0"
+    tags = docker_tag("test", seeder.ref(repo_name, "1.0")) + docker_tag("down", down)
+    repo = config_repo({"streamlock.yaml": FAST, "streams/shop/app.yaml": stream_file("app", tags)})
+    process = daemon(repo)
+    wait_for(lambda: pinned(repo) == good)
+    item = wait_for(lambda: (t := process.tag("shop/app:down")) and t["lastError"] and t)
+    assert item["state"] == "failed" and item["lastError"].startswith("RegistryUnavailable")
+    wait_for(lambda: process.metric("streamlock_pass_total", result="failed") >= 2)
+    assert process.get("/readyz").status_code == 200
+    assert process.process.poll() is None
+
+
+def test_unreachable_remote_is_retried_and_counted(app, daemon, seeder, repo_name):
+    """A remote that vanishes fails passes (counted in metrics, daemon still ready); once it is
+    back, the pending bump lands."""
+    repo, first = app
+    process = daemon(repo)
+    wait_for(lambda: pinned(repo) == first)
+    moved = repo.remote.with_name("moved.git")
+    repo.remote.rename(moved)
+    wait_for(lambda: process.metric("streamlock_git_errors_total") >= 2)
+    assert process.get("/readyz").status_code == 200
+    second = seeder.push_image(repo_name, "1.0", salt="after-outage")
+    moved.rename(repo.remote)
+    wait_for(lambda: pinned(repo) == second, timeout=60)
+
+
+def test_broken_stream_file_is_reported_and_others_reconciled(app, daemon, seeder, repo_name):
+    """A stream file a person broke shows in /status problems; the other streams still move."""
+    repo, first = app
+    process = daemon(repo)
+    wait_for(lambda: pinned(repo) == first)
+    repo.pull()
+    repo.commit({"streams/shop/broken.yaml": "kind: ImageStream\nspec: [\n"}, "broken")
+    second = seeder.push_image(repo_name, "1.0", salt="despite-broken")
+    wait_for(lambda: pinned(repo) == second)
+    problems = wait_for(lambda: process.status()["problems"])
+    assert any("streams/shop/broken.yaml" in p for p in problems)
+    assert process.get("/readyz").status_code == 200

@@ -32,9 +32,9 @@ def passes_logged(log: Path) -> int:
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_converges(config_repo, seeder, repo_name, tmp_path):
-    """Across 30 SIGKILLs and at least 30 passes, cut at random moments (clone, fetch, commit, push),
-    the remote ends at the registry's image, each image is committed exactly once, and every
-    commit a person pushed meanwhile is still on the branch."""
+    """After 30 SIGKILLs at random moments (clone, fetch, commit, push) over 30+ passes, the
+    remote ends at the registry's image, each image is committed exactly once, and every commit
+    a person pushed meanwhile is still on the branch."""
     rng = random.Random(SEED)
     tags = docker_tag("test", seeder.ref(repo_name, "1.0")) + follow_tag("latest", "test")
     repo = config_repo({"streamlock.yaml": FAST, "streams/shop/app.yaml": stream_file("app", tags)})
@@ -58,7 +58,9 @@ def test_kill_9_at_random_moments_converges(config_repo, seeder, repo_name, tmp_
         finally:
             process.close()
     assert passes_logged(log) >= MIN_PASSES, f"only {passes_logged(log)} passes in {rounds} rounds"
-    print(f"{rounds} rounds, {passes_logged(log)} passes, {len(images)} images, {len(people)} people")
+    print(
+        f"{rounds} rounds, {passes_logged(log)} passes, {len(images)} images, {len(people)} people"
+    )
     final = DaemonProcess(repo.remote, workdir, poll="200ms", log=log)
     try:
         final.start()
