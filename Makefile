@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint format system-deps venv clean
+.PHONY: demo test bench soak lint format system-deps venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP) system-deps
 	PYTHONPATH=. $(BIN)/python -m benchmarks
+
+# Ten minutes of `streamlock run` under load and chaos, loopback only (SOAK_SECONDS to shorten).
+soak: $(STAMP) system-deps
+	PYTHONPATH=. $(BIN)/python -m benchmarks.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
