@@ -402,12 +402,13 @@ async def _in_thread(func: Callable[[], _T]) -> _T:
     future: asyncio.Future[_T] = loop.create_future()
 
     def target() -> None:
+        value, error = None, None
         try:
             value = func()
         except BaseException as exc:
-            loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, value, None)
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: the pass was abandoned
+            loop.call_soon_threadsafe(_settle, future, value, error)
 
     threading.Thread(target=target, name="streamlock-pass", daemon=True).start()
     return await future

@@ -287,3 +287,20 @@ def test_broken_stream_file_is_reported_and_others_reconciled(app, daemon, seede
     problems = wait_for(lambda: process.status()["problems"])
     assert any("streams/shop/broken.yaml" in p for p in problems)
     assert process.get("/readyz").status_code == 200
+
+
+def test_status_shows_a_held_tag_and_its_reason(app, daemon, seeder, repo_name):
+    """A tag a person holds keeps its pin; /status says Held and gives the hold reason."""
+    repo, first = app
+    process = daemon(repo)
+    wait_for(lambda: pinned(repo) == first)
+    hold = "    annotations:\n      streamlock.dev/hold: waiting for QA\n"
+    tags = docker_tag("test", seeder.ref(repo_name, "1.0"), extra=hold)
+    repo.pull()
+    repo.commit({"streams/shop/app.yaml": stream_file("app", tags)}, "hold shop/app:test")
+    seeder.push_image(repo_name, "1.0", salt="held-back")
+    item = wait_for(
+        lambda: (t := process.tag("shop/app:test")) and t["hold"] == "waiting for QA" and t
+    )
+    assert item["notPinned"]["reason"] == "Held" and item["image"] == first
+    assert pinned(repo) == first

@@ -267,3 +267,14 @@ def test_push_to_another_branch_is_ignored(idle):
     answer = process.post("/hooks/git", other, github(other))
     assert answer.status_code == 202 and "feature" in answer.json()["ignored"]
     assert process.passes() == 1
+
+
+def test_a_burst_of_hooks_makes_at_most_two_passes(idle):
+    """Twenty push hooks at once start one pass, and at most one more after it: passes
+    coalesce and never overlap."""
+    _, process = idle
+    for _ in range(20):
+        assert process.post("/hooks/git", PUSH, github(PUSH)).status_code == 202
+    wait_for(lambda: not process.status()["reconciling"] and process.passes() >= 2)
+    assert process.passes() <= 3
+    assert process.metric("streamlock_pass_total", result="error") == 0
