@@ -80,7 +80,7 @@ class _Outcome:
     now: datetime
     entries: Mapping[str, Any]
     holds: Mapping[str, str]
-    waiting: Mapping[str, str]
+    waiting: Mapping[str, str | None]
 
 
 class _ShardResolver:
@@ -236,7 +236,8 @@ class Daemon:
         allowed = None if o.shard.count == 1 and o.shard.namespaces is None else {
             t.source for t in self.tags.values()
         }  # fmt: skip
-        now = datetime.now(UTC).replace(microsecond=0)
+        # Not truncated: due times are compared to it (lock times are written in whole seconds).
+        now = datetime.now(UTC)
         options = PassOptions(now=now, last_checked=snapshot.last_checked)
 
         def factory(cfg: Config, root: Path) -> Resolver:
@@ -248,16 +249,18 @@ class Daemon:
             for lock in result.plan.locks.values()
             for tag, entry in lock.tags.items()
         }
-        holds, waiting = {}, {}
-        streams_by_key = {}
+        holds: dict[str, str] = {}
+        waiting: dict[str, str | None] = {}
+        reverted = []
         for item in result.plan.statuses:
             if item.reason == status.HELD:
                 holds[item.key] = item.message.removeprefix("held: ")
             if item.reason == status.REVERT_RESPECTED:
-                streams_by_key[item.key] = item
-        if streams_by_key:
+                reverted.append(item.key)
+        if reverted:
+            # The digest that waits is the base B the person moved away from.
             bases = TrailerIndex(repo).bases()
-            for key in streams_by_key:
+            for key in reverted:
                 entry = entries.get(key)
                 if entry is not None:
                     identity = entry.source.identity(*key.split(":", 1)[0].split("/", 1))
