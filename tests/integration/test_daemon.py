@@ -304,3 +304,19 @@ def test_status_shows_a_held_tag_and_its_reason(app, daemon, seeder, repo_name):
     )
     assert item["notPinned"]["reason"] == "Held" and item["image"] == first
     assert pinned(repo) == first
+
+
+def test_logs_are_json_lines_from_every_library(app, daemon):
+    """Every log line is one JSON object, uvicorn's included; each pass logs one line with
+    its counts and duration."""
+    import json
+
+    repo, first = app
+    process = daemon(repo)
+    wait_for(lambda: pinned(repo) == first)
+    assert process.stop() == 0
+    records = [json.loads(line) for line in process.log.read_text().splitlines()]
+    assert all("msg" in r and "level" in r and "ts" in r for r in records)
+    assert any(r.get("logger", "").startswith("uvicorn") for r in records)
+    passes = [r for r in records if r["msg"] == "pass"]
+    assert passes and {"tags", "bumped", "failed", "seconds", "result"} <= passes[0].keys()

@@ -280,3 +280,15 @@ def test_a_burst_of_hooks_makes_at_most_two_passes(idle):
     wait_for(lambda: not process.status()["reconciling"] and process.passes() >= 2)
     assert process.passes() <= 3
     assert process.metric("streamlock_pass_total", result="error") == 0
+
+
+def test_secrets_never_reach_the_log(idle):
+    """Neither the registry token nor the Git secret appears in the daemon's log."""
+    _, process = idle
+    process.post("/hooks/git", PUSH, github(PUSH))
+    process.post("/hooks/git", PUSH, {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": SECRET})
+    process.post("/hooks/registry", b"{}", {"Authorization": f"Bearer {TOKEN}"})
+    wait_for(lambda: not process.status()["reconciling"] and process.passes() >= 2)
+    assert process.stop() == 0
+    text = process.log.read_text()
+    assert TOKEN not in text and SECRET not in text
