@@ -420,6 +420,12 @@ def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push
     type=click.Path(dir_okay=False, path_type=Path),
     help="Secret of POST /hooks/git (or STREAMLOCK_GIT_WEBHOOK_SECRET).",
 )
+@click.option(
+    "--stop-grace",
+    default="25s",
+    show_default=True,
+    help="How long SIGTERM waits for the pass in flight before abandoning it.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -432,6 +438,7 @@ def run(
     namespaces: str | None,
     registry_token_file: Path | None,
     git_secret_file: Path | None,
+    stop_grace: str,
 ) -> None:
     """Run as a daemon: keep locks current, react to webhooks, serve status and metrics."""
     from reconciler.config import parse_duration
@@ -476,6 +483,7 @@ def run(
         shard=parsed_shard,
         registry_token=secret(registry_token_file, "STREAMLOCK_REGISTRY_TOKEN"),
         git_secret=secret(git_secret_file, "STREAMLOCK_GIT_WEBHOOK_SECRET"),
+        stop_grace=parse_duration(stop_grace),
     )
     run_daemon(options)
 

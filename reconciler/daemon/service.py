@@ -68,6 +68,7 @@ class DaemonOptions:
     shard: Shard = field(default_factory=Shard)
     registry_token: str | None = None
     git_secret: str | None = None
+    stop_grace: float = STOP_GRACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +393,7 @@ class Daemon:
         self.stopping = True
         log.info("stopping", pass_in_flight=self.running)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), STOP_GRACE)
+            await asyncio.wait_for(self._idle.wait(), self.options.stop_grace)
         if not self._idle.is_set():
             log.warning("abandoning the pass in flight; the next start cleans the workdir")
         self.scheduler.shutdown(wait=False)

@@ -320,3 +320,29 @@ def test_logs_are_json_lines_from_every_library(app, daemon):
     assert any(r.get("logger", "").startswith("uvicorn") for r in records)
     passes = [r for r in records if r["msg"] == "pass"]
     assert passes and {"tags", "bumped", "failed", "seconds", "result"} <= passes[0].keys()
+
+
+STUCK_PUSH_HOOK = """#!/bin/sh
+touch "$GIT_DIR/push-started"
+sleep 15
+exit 1
+"""
+
+
+def test_sigterm_abandons_a_stuck_pass_and_the_next_start_converges(app, daemon, seeder, repo_name):
+    """A push that outlives --stop-grace is abandoned: exit 0 at once; the next start cleans up
+    and lands the bump exactly once."""
+    repo, first = app
+    process = daemon(repo, args=["--stop-grace", "1s"])
+    wait_for(lambda: pinned(repo) == first)
+    hook = repo.remote / "hooks" / "pre-receive"
+    hook.write_text(STUCK_PUSH_HOOK)
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    second = seeder.push_image(repo_name, "1.0", salt="stuck")
+    wait_for(lambda: (repo.remote / "push-started").exists(), timeout=30)
+    assert process.stop(signal.SIGTERM, timeout=8) == 0
+    hook.unlink()
+    daemon(repo)
+    wait_for(lambda: pinned(repo) == second, timeout=30)
+    bumps = [c for c in repo.log(LOCK) if f"Streamlock-Image: {second}" in c["message"]]
+    assert len(bumps) == 1
