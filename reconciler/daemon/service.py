@@ -99,8 +99,11 @@ class _ShardResolver:
     async def resolve_all(
         self, requests: Sequence[ImportRequest]
     ) -> Mapping[tuple[str, str, str], Observation]:
-        from reconciler.registry import RegistryClient
+        from reconciler.registry import RegistryClient, RetryPolicy
 
+        # The daemon retries a failed tag itself (at its next due time, with backoff), so one
+        # pass spends little on a registry that is down: the other tags' bumps wait for it.
+        retry = RetryPolicy(attempts=3, timeout=10.0, wait_max=2.0)
         mine = [r for r in requests if self.allowed is None or r.reference in self.allowed]
         results: dict[tuple[str, str, str], Observation] = {
             r.key: ImportFailure("NotInShard", "another replica imports this tag")
@@ -109,7 +112,7 @@ class _ShardResolver:
         }
         if mine:
             async with RegistryClient(
-                self.config, base_dir=self.root, observer=self.metrics.observe_request
+                self.config, base_dir=self.root, retry=retry, observer=self.metrics.observe_request
             ) as client:
                 results.update(await client.resolve_all(mine))
         return results
