@@ -346,3 +346,20 @@ def test_sigterm_abandons_a_stuck_pass_and_the_next_start_converges(app, daemon,
     wait_for(lambda: pinned(repo) == second, timeout=30)
     bumps = [c for c in repo.log(LOCK) if f"Streamlock-Image: {second}" in c["message"]]
     assert len(bumps) == 1
+
+
+def test_unusable_config_makes_it_unready_until_fixed(app, daemon, seeder, repo_name):
+    """A streamlock.yaml that does not load makes /readyz 503 with the reason (and /healthz
+    stays 200); once fixed, the daemon is ready again and reconciles."""
+    repo, first = app
+    process = daemon(repo, poll="1s")
+    wait_for(lambda: pinned(repo) == first)
+    repo.pull()
+    repo.commit({"streamlock.yaml": "apiVersion: streamlock/v1\nkind: Config\nplatform: 7\n"}, "x")
+    answer = wait_for(lambda: (r := process.get("/readyz?verbose")).status_code == 503 and r)
+    assert "[-]config failed" in answer.text and "streamlock.yaml" in answer.text
+    assert process.get("/healthz").status_code == 200
+    repo.commit({"streamlock.yaml": FAST}, "fixed")
+    second = seeder.push_image(repo_name, "1.0", salt="after-fix")
+    wait_for(lambda: process.get("/readyz").status_code == 200)
+    wait_for(lambda: pinned(repo) == second)
