@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from reconciler.daemon import hooks
-from reconciler.daemon.metrics import CONTENT_TYPE
+from reconciler.daemon.metrics import CONTENT_TYPE, Metrics
 from reconciler.errors import InputError
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def build_app(daemon: Daemon) -> Starlette:
     return Starlette(routes=routes)
 
 
-def _refuse(kind: str, code: int, message: str, metrics: object) -> Response:
-    metrics.hooks.labels(kind, str(code)).inc()  # type: ignore[attr-defined]
+def _refuse(kind: str, code: int, message: str, metrics: Metrics) -> Response:
+    metrics.hooks.labels(kind, str(code)).inc()
     log.info("hook refused", hook=kind, code=code, reason=message)
     return JSONResponse({"error": message}, status_code=code)

@@ -141,8 +141,6 @@ class Daemon:
         self.running = False
         self.stopping = False
         self.errors_in_a_row = 0
-        self.started = time.monotonic()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -150,7 +148,6 @@ class Daemon:
 
     # --- triggers -----------------------------------------------------------------------------
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self.scheduler.start()
         self.scheduler.add_job(
             self.request, IntervalTrigger(seconds=self.options.poll, timezone=UTC), args=["poll"],
