@@ -82,6 +82,7 @@ class _Outcome:
     entries: Mapping[str, Any]
     holds: Mapping[str, str]
     waiting: Mapping[str, str | None]
+    looked_up: frozenset[str] = frozenset()
 
 
 class _ShardResolver:
@@ -258,6 +259,8 @@ class Daemon:
                 holds[item.key] = item.message.removeprefix("held: ")
             if item.reason == status.REVERT_RESPECTED:
                 reverted.append(item.key)
+        looked_up = self._held_sources(config, repo.root, factory, result, entries, now, snapshot)
+        waiting.update(looked_up)
         if reverted:
             # The digest that waits is the base B the person moved away from.
             bases = TrailerIndex(repo).bases()
@@ -266,7 +269,43 @@ class Daemon:
                 if entry is not None:
                     identity = entry.source.identity(*key.split(":", 1)[0].split("/", 1))
                     waiting[key] = bases.get((key, identity))
-        return _Outcome(result, config, dict(self.tags), now, entries, holds, waiting)
+        return _Outcome(
+            result, config, dict(self.tags), now, entries, holds, waiting, frozenset(looked_up)
+        )
+
+    def _held_sources(
+        self,
+        config: Config,
+        root: Path,
+        factory: Callable[[Config, Path], Resolver],
+        result: PassResult,
+        entries: Mapping[str, Any],
+        now: datetime,
+        snapshot: Schedule,
+    ) -> dict[str, str | None]:
+        """What the sources of held scheduled tags serve, at their due times: ``/status`` then
+        names the image a hold keeps out (the pass itself never looks a held tag up)."""
+        interval = config.import_interval
+        held = [
+            self.tags[s.key]
+            for s in result.plan.statuses
+            if s.reason == status.HELD
+            and s.key in self.tags
+            and self.tags[s.key].scheduled
+            and snapshot.is_due(s.key, now, interval)
+        ]
+        if not held:
+            return {}
+        requests = {
+            t.key: ImportRequest(t.source, t.import_mode, config.platform, t.insecure) for t in held
+        }
+        observed = asyncio.run(factory(config, root).resolve_all(list(requests.values())))
+        found: dict[str, str | None] = {}
+        for key, request in requests.items():
+            digest = getattr(observed.get(request.key), "digest", None)
+            entry = entries.get(key)
+            found[key] = digest if digest and (entry is None or entry.image != digest) else None
+        return found
 
     def _pass_done(self, outcome: _Outcome, snapshot: Schedule, seconds: float) -> None:
         result, shard = outcome.result, self.options.shard
@@ -279,17 +318,21 @@ class Daemon:
         interval = outcome.config.import_interval
         mine = [s for s in result.plan.statuses if shard.owns(s.namespace)]
         self.schedule = (
-            snapshot.after_pass(mine, outcome.tags, outcome.now, interval)
+            snapshot.after_pass(mine, outcome.tags, outcome.now, interval, outcome.looked_up)
             .due_now(self.hooked)
         )  # fmt: skip
         states: dict[str, TagState] = {}
         for item in mine:
+            previous = self.states.get(item.key)
+            waiting = outcome.waiting.get(item.key)
+            if item.reason == status.HELD and item.key not in outcome.looked_up and previous:
+                waiting = previous.waiting_image  # a held tag's source is looked up when due
             states[item.key] = tag_state(
                 item,
-                self.states.get(item.key),
+                previous,
                 outcome.entries.get(item.key),
                 outcome.now,
-                outcome.waiting.get(item.key),
+                waiting,
                 outcome.holds.get(item.key),
             )
         self.states = states

@@ -14,7 +14,7 @@ A tag whose lookup failed for a transient reason is retried sooner, with backoff
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +53,8 @@ class WatchedTag:
     source: str
     identity: str
     scheduled: bool
+    import_mode: str = "Legacy"
+    insecure: bool = False
 
 
 def watched_tags(streams: Iterable[ImageStream]) -> dict[str, WatchedTag]:
@@ -65,7 +67,13 @@ def watched_tags(streams: Iterable[ImageStream]) -> dict[str, WatchedTag]:
             key = tag_key(stream.namespace, stream.name, spec.name)
             identity = spec.source.identity(stream.namespace, stream.name)
             tags[key] = WatchedTag(
-                key, stream.namespace, spec.source.name, identity, spec.scheduled
+                key,
+                stream.namespace,
+                spec.source.name,
+                identity,
+                spec.scheduled,
+                spec.import_mode,
+                spec.insecure,
             )
     return tags
 
@@ -140,13 +148,19 @@ class Schedule:
         tags: Mapping[str, WatchedTag],
         now: datetime,
         interval: float,
+        looked_up: Collection[str] = (),
     ) -> Schedule:
-        """Record the tags this pass looked up (anything but NotDue/Held among scheduled ones)."""
+        """Record the tags this pass looked up: scheduled ones, except NotDue, and Held ones
+        only when ``looked_up`` names them (their source is checked for ``/status`` only)."""
         checked = dict(self.last_checked)
         failures = dict(self.failures)
         for item in statuses:
             tag = tags.get(item.key)
-            if tag is None or not tag.scheduled or item.reason in (status.NOT_DUE, status.HELD):
+            if tag is None or not tag.scheduled or item.reason == status.NOT_DUE:
+                continue
+            if item.reason == status.HELD:
+                if item.key in looked_up:
+                    checked[item.key] = now + timedelta(seconds=jitter(item.key, interval))
                 continue
             if item.action == status.FAILED and item.reason not in STALLED_REASONS:
                 count = failures.get(item.key, 0) + 1
@@ -170,6 +184,10 @@ class Schedule:
             if t.scheduled and t.key in self.last_checked
         ]
         return min(times) if times else None
+
+    def is_due(self, key: str, now: datetime, interval: float) -> bool:
+        due = self.due_at(key, interval)
+        return due is None or now >= due
 
     def due_at(self, key: str, interval: float) -> datetime | None:
         checked = self.last_checked.get(key)
@@ -255,7 +273,7 @@ def tag_state(
         error or (previous.last_error if previous else None),
         hold,
         waiting,
-        waiting_image if waiting == status.REVERT_RESPECTED else None,
+        waiting_image if waiting in (status.REVERT_RESPECTED, status.HELD) else None,
     )
 
 

@@ -290,7 +290,8 @@ def test_broken_stream_file_is_reported_and_others_reconciled(app, daemon, seede
 
 
 def test_status_shows_a_held_tag_and_its_reason(app, daemon, seeder, repo_name):
-    """A tag a person holds keeps its pin; /status says Held and gives the hold reason."""
+    """A tag a person holds keeps its pin; /status says Held, gives the hold reason and the
+    digest the hold keeps out."""
     repo, first = app
     process = daemon(repo)
     wait_for(lambda: pinned(repo) == first)
@@ -298,9 +299,14 @@ def test_status_shows_a_held_tag_and_its_reason(app, daemon, seeder, repo_name):
     tags = docker_tag("test", seeder.ref(repo_name, "1.0"), extra=hold)
     repo.pull()
     repo.commit({"streams/shop/app.yaml": stream_file("app", tags)}, "hold shop/app:test")
-    seeder.push_image(repo_name, "1.0", salt="held-back")
+    held_back = seeder.push_image(repo_name, "1.0", salt="held-back")
     item = wait_for(
-        lambda: (t := process.tag("shop/app:test")) and t["hold"] == "waiting for QA" and t
+        lambda: (
+            (t := process.tag("shop/app:test"))
+            and t["hold"] == "waiting for QA"
+            and t["notPinned"]["image"] == held_back
+            and t
+        )
     )
     assert item["notPinned"]["reason"] == "Held" and item["image"] == first
     assert pinned(repo) == first

@@ -149,3 +149,13 @@ def test_pure_daemon_modules_import_no_io(module):
             names.add(node.module.split(".")[0])
     io = {"httpx", "git", "subprocess", "asyncio", "socket", "starlette", "uvicorn", "os"}
     assert not names & io
+
+
+def test_held_tag_is_recorded_only_when_looked_up():
+    """A Held status moves the due time only if the daemon looked the source up for /status."""
+    held = checked(reason=status.HELD)
+    untouched = Schedule().after_pass([held], TAGS, NOW, INTERVAL)
+    looked = Schedule().after_pass([held], TAGS, NOW, INTERVAL, looked_up={TAG.key})
+    assert TAG.key not in untouched.last_checked
+    assert looked.is_due(TAG.key, NOW, INTERVAL) is False
+    assert untouched.is_due(TAG.key, NOW, INTERVAL) is True
