@@ -106,12 +106,12 @@ def clean(repo: GitRepo, branch: str) -> None:
             path.unlink(missing_ok=True)
     # A torn index: git refuses to read it; it is rebuilt from HEAD by the reset below.
     index = git_dir / "index"
-    if index.exists() and repo._git("ls-files", "--stage", check=False).returncode != 0:
+    if index.exists() and not repo.index_readable():
         log.warning("rebuilding a damaged index")
         index.unlink()
-    repo._git("reset", "--quiet", "--hard")
-    repo._git("checkout", "--quiet", "-B", branch)
-    repo._git("clean", "-ffdq")
+    repo.reset_hard()
+    repo.checkout_branch(branch)
+    repo.clean_untracked()
 
 
 def sync(repo: GitRepo, branch: str) -> str:
@@ -121,6 +121,6 @@ def sync(repo: GitRepo, branch: str) -> str:
         ahead = len(repo.commits(f"{tip}..HEAD")) if repo.head() else 0
         if ahead:
             log.warning("dropping unpushed commits of an earlier pass; recomputing", commits=ahead)
-    repo._git("reset", "--quiet", "--hard", tip)
-    repo._git("clean", "-ffdq")
+    repo.reset_hard(tip)
+    repo.clean_untracked()
     return tip
