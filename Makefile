@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint format system-deps venv clean mutate trust
+.PHONY: demo test bench soak lint format system-deps venv clean mutate trust
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ mutate: $(STAMP) system-deps
 # Real faults and hostile inputs against the real CLI; a table whose counts must all be 0.
 trust: $(STAMP) system-deps
 	PYTHONPATH=. $(BIN)/python -m tests.trust $(if $(K),-k $(K))
+
+# Ten minutes of `streamlock run` under load and chaos, loopback only (SOAK_SECONDS to shorten).
+soak: $(STAMP) system-deps
+	PYTHONPATH=. $(BIN)/python -m benchmarks.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

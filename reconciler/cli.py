@@ -424,6 +424,116 @@ def render(paths: tuple[Path, ...], repo: Path | None, krm: bool, namespace: str
     click.echo(out, nl=False)
 
 
+@cli.command()
+@click.option(
+    "--repo",
+    "url",
+    required=True,
+    envvar="STREAMLOCK_REPO",
+    help="Config repository to clone: a URL or a local path.",
+)
+@click.option("--branch", default="main", show_default=True, help="Branch to watch and push.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".streamlock-daemon"),
+    show_default=True,
+    envvar="STREAMLOCK_WORKDIR",
+    help="The daemon's own directory (its clone lives in DIR/repo).",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    envvar="STREAMLOCK_LISTEN",
+    help="HOST:PORT for /healthz, /readyz, /metrics, /status and /hooks/*.",
+)
+@click.option("--poll", default="60s", show_default=True, help="Git poll interval (Go duration).")
+@click.option(
+    "--shard",
+    default=None,
+    envvar="STREAMLOCK_SHARD",
+    help="I/N: reconcile the namespaces whose hash falls in shard I of N.",
+)
+@click.option("--namespaces", default=None, help="a,b: reconcile only these namespaces.")
+@click.option(
+    "--registry-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bearer token for POST /hooks/registry (or STREAMLOCK_REGISTRY_TOKEN).",
+)
+@click.option(
+    "--git-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Secret of POST /hooks/git (or STREAMLOCK_GIT_WEBHOOK_SECRET).",
+)
+@click.option(
+    "--stop-grace",
+    default="25s",
+    show_default=True,
+    help="How long SIGTERM waits for the pass in flight before abandoning it.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    url: str,
+    branch: str,
+    workdir: Path,
+    listen: str,
+    poll: str,
+    shard: str | None,
+    namespaces: str | None,
+    registry_token_file: Path | None,
+    git_secret_file: Path | None,
+    stop_grace: str,
+) -> None:
+    """Run as a daemon: keep locks current, react to webhooks, serve status and metrics."""
+    from reconciler.config import parse_duration
+    from reconciler.daemon import DaemonOptions, Shard
+    from reconciler.daemon import run as run_daemon
+    from reconciler.daemon.logs import route_stdlib
+
+    parent = ctx.parent
+    fmt = parent.params["log_format"] if parent else "auto"
+    level = parent.params["log_level"] if parent else "info"
+    if parent and parent.get_parameter_source("log_level") == click.core.ParameterSource.DEFAULT:
+        level = "info"
+    fmt = "json" if fmt == "auto" else fmt
+    level = "debug" if parent and parent.params.get("debug") else level
+    configure_logging(fmt, level)
+    route_stdlib(fmt, level)
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.UsageError(f"--listen {listen!r}: expected HOST:PORT")
+    try:
+        parsed_shard = Shard.parse(shard, namespaces)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    seconds = parse_duration(poll)
+    if seconds <= 0:
+        raise click.UsageError("--poll must be positive")
+
+    def secret(path: Path | None, variable: str) -> str | None:
+        if path is not None:
+            return path.read_text(encoding="utf-8").strip() or None
+        return os.environ.get(variable) or None
+
+    if "://" not in url and ":" not in url.split("/", 1)[0]:
+        url = str(Path(url).resolve())
+    options = DaemonOptions(
+        repo=url,
+        workdir=workdir.resolve(),
+        branch=branch,
+        host=host.strip("[]"),
+        port=int(port),
+        poll=seconds,
+        shard=parsed_shard,
+        registry_token=secret(registry_token_file, "STREAMLOCK_REGISTRY_TOKEN"),
+        git_secret=secret(git_secret_file, "STREAMLOCK_GIT_WEBHOOK_SECRET"),
+        stop_grace=parse_duration(stop_grace),
+    )
+    run_daemon(options)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=None if argv is None else list(argv), prog_name="streamlock")

@@ -509,9 +509,21 @@ class GitRepo:
         """The tree id of ``rev``: equal trees mean equal content, whatever the commit dates."""
         return self._out("rev-parse", f"{rev}^{{tree}}")
 
-    def reset_hard(self, rev: str) -> None:
+    def reset_hard(self, rev: str = "HEAD") -> None:
         """Move the branch and the working tree to ``rev``; callers use it on their own clone."""
         self._git("reset", "--quiet", "--hard", rev)
+
+    def clean_untracked(self) -> None:
+        """Delete every untracked file and directory but ignored ones (the daemon's own clone)."""
+        self._git("clean", "-ffdq")
+
+    def checkout_branch(self, branch: str) -> None:
+        """Check out ``branch``, created or moved to HEAD (after a reset on the daemon's clone)."""
+        self._git("checkout", "--quiet", "-B", branch)
+
+    def index_readable(self) -> bool:
+        """Whether git can read the index (a kill while it was written can leave it torn)."""
+        return self._git("ls-files", "--stage", check=False).returncode == 0
 
     def reset_keep(self, rev: str) -> None:
         """Move the branch to ``rev`` keeping unrelated local edits; fails rather than lose any."""
