@@ -475,7 +475,8 @@ def test_registry_sends_push_notifications(tmp_path, repo_name: str):
 def test_demo_reconciles_the_example(tmp_path):
     """make demo's steps pass on example-repo: validate, lock, bump shop/app:1.1, then no-op."""
     result = demo(tmp_path / "demo")
-    # README: "11 tags: 11 added; 6 commits pushed", then "3 updated; 2 commits pushed".
+    # README: "11 tags: 11 added, 5 consumer files rewritten; 6 commits pushed", then
+    # "3 updated, 3 consumer files rewritten; 2 commits pushed".
     assert len(result.first) == 6 and len(result.bump) == 2
     listed = result.repo.git("ls-tree", "-r", "--name-only", "origin/main", "--", "locks")
     locks = [loads(result.repo.read_remote(path).encode(), path) for path in listed.split()]
