@@ -129,6 +129,12 @@ class _ClientResolver:
         async with RegistryClient(self.config, base_dir=self.root) as client:
             return await client.resolve_all(requests)
 
+    async def list_all(self, references: Sequence[str]) -> Any:
+        from reconciler.registry import RegistryClient
+
+        async with RegistryClient(self.config, base_dir=self.root) as client:
+            return await client.list_all(references)
+
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str], no_header: bool = False) -> str:
     """Plain padded columns with upper-case headers, as ``flux get`` prints."""

@@ -17,6 +17,7 @@ from reconciler import schema
 from reconciler.config import Config, load_config
 from reconciler.errors import InputError, Problem, ValidationError
 from reconciler.image import LEGACY
+from reconciler.policy import annotations as policy
 from reconciler.reference import DIGEST_RE, ImageReference
 from reconciler.schema import JsonPath
 
@@ -27,6 +28,17 @@ FROM_KINDS = (DOCKER_IMAGE, IMAGE_STREAM_TAG, IMAGE_STREAM_IMAGE)
 
 HOLD_ANNOTATION = "streamlock.dev/hold"
 REIMPORT_ANNOTATION = "streamlock.dev/reimport"
+
+# Annotations that change which tag a policy picks (reconciler/policy/annotations.py).
+CHOICE_ANNOTATIONS = frozenset(
+    {
+        "streamlock.dev/policy",
+        "streamlock.dev/tag-filter",
+        "streamlock.dev/tag-exclude",
+        "streamlock.dev/candidates",
+        "streamlock.dev/require-platforms",
+    }
+)
 
 SOURCE = "Source"
 LOCAL = "Local"
@@ -110,6 +122,10 @@ class TagSpec:
             "importMode": self.import_mode,
             "reimport": self.annotations.get(REIMPORT_ANNOTATION),
         }
+        # A changed tag policy chooses again at once; tags without one keep their old hashes.
+        chosen = {k: v for k, v in self.annotations.items() if k in CHOICE_ANNOTATIONS}
+        if chosen:
+            data["choice"] = chosen
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -204,6 +220,26 @@ def _source_problem(
     return None
 
 
+def _annotation_problems(
+    doc: schema.Document, where: JsonPath, item: Mapping[str, object], source: TagReference
+) -> list[Problem]:
+    """The ``streamlock.dev/*`` annotations of a tag, each checked and located at its value."""
+    found = item.get("annotations")
+    if not isinstance(found, dict) or not any(k.startswith(policy.PREFIX) for k in found):
+        return []
+    repository = False
+    if source.kind == DOCKER_IMAGE:
+        ref = ImageReference.parse(source.name)
+        repository = ref.tag is None and ref.digest is None
+    _, problems = policy.read(
+        found, source.kind, repository=repository, reference=bool(item.get("reference"))
+    )
+    return [
+        doc.problem((*where, "annotations", key) if key else where, message)
+        for key, message in problems
+    ]
+
+
 def _duplicate_tags(doc: schema.Document, base: JsonPath) -> list[Problem]:
     """Tags named twice; checked even when the schema rejects other parts of the stream."""
     problems: list[Problem] = []
@@ -245,6 +281,10 @@ def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Pro
         problem = _source_problem(doc, where, source, bool(item.get("reference")))
         if problem is not None:
             problems.append(problem)
+            continue
+        rejected = _annotation_problems(doc, where, item, source)
+        if rejected:
+            problems += rejected
             continue
         policy = item.get("importPolicy") or {}
         tags.append(

@@ -105,7 +105,7 @@ class _ShardResolver:
         # The daemon retries a failed tag itself (at its next due time, with backoff), so one
         # pass spends little on a registry that is down: the other tags' bumps wait for it.
         retry = RetryPolicy(attempts=3, timeout=10.0, wait_max=2.0)
-        mine = [r for r in requests if self.allowed is None or r.reference in self.allowed]
+        mine = [r for r in requests if self._mine(r.reference)]
         results: dict[tuple[str, str, str], Observation] = {
             r.key: ImportFailure("NotInShard", "another replica imports this tag")
             for r in requests
@@ -116,6 +116,27 @@ class _ShardResolver:
                 self.config, base_dir=self.root, retry=retry, observer=self.metrics.observe_request
             ) as client:
                 results.update(await client.resolve_all(mine))
+        return results
+
+    def _mine(self, reference: str) -> bool:
+        """A reference of this shard: a source it imports, or a policy's ``repository:tag``."""
+        if self.allowed is None or reference in self.allowed:
+            return True
+        return reference.rpartition(":")[0] in self.allowed
+
+    async def list_all(self, references: Sequence[str]) -> Mapping[str, Any]:
+        """Tag listings for the policy tags of this shard."""
+        from reconciler.registry import RegistryClient
+
+        mine = [r for r in references if self._mine(r)]
+        results: dict[str, Any] = {
+            r: ImportFailure("NotInShard", "another replica imports this tag")
+            for r in references
+            if r not in mine
+        }
+        if mine:
+            async with RegistryClient(self.config, base_dir=self.root) as client:
+                results.update(await client.list_all(mine))
         return results
 
 

@@ -155,8 +155,9 @@ class Choice:
 
     ``winner`` is None when no candidate is allowed; ``nearest`` then names the closest tags
     (the highest that pass the filter but not the range, else a few listed tags).
-    ``ranked`` holds the allowed candidates best first; for ``newest-build`` the
-    ``policy.candidates`` alphabetically highest, among which the images' ``created`` decide.
+    ``ranked`` holds the allowed candidates best first (the next one is tried when the best
+    lacks a required platform); for ``newest-build`` the ``policy.candidates`` alphabetically
+    highest, among which the images' ``created`` decide.
     """
 
     winner: str | None
@@ -229,7 +230,7 @@ def choose(policy: TagPolicy, tags: Sequence[str]) -> Choice:
     if policy.kind == NEWEST_BUILD:
         best = tuple(tag for _, tag in allowed[: policy.candidates])
         return Choice(best[0], len(allowed), len(unique), ranked=best)
-    return Choice(allowed[0][1], len(allowed), len(unique), ranked=(allowed[0][1],))
+    return Choice(allowed[0][1], len(allowed), len(unique), ranked=tuple(t for _, t in allowed))
 
 
 def newest(created: Sequence[tuple[str, str | None]]) -> str | None:
