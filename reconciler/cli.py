@@ -158,7 +158,8 @@ def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
     rows = []
     for item in sorted(result.plan.statuses, key=lambda s: (s.namespace, s.stream, s.tag)):
         changed = item.action in (status.ADDED, status.UPDATED, status.REMOVED)
-        if not everything and not changed and item.ready:
+        waiting = item.reason in (status.WAITING_MIN_AGE, status.WAITING_PROMOTION)
+        if not everything and not changed and item.ready and not waiting:
             continue
         image = short(item.image)
         if item.action == status.UPDATED and item.previous and item.previous != item.image:
