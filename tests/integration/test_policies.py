@@ -194,3 +194,39 @@ def test_a_failed_listing_keeps_the_pin(config_repo, seeder, repo_name, many):
     assert status_of(result, "gone").action == status.FAILED
     assert lock_of(repo).tags["stable"].tag == "1.11.7"
     assert "gone" not in lock_of(repo).tags
+
+
+class _Counting:
+    """The CLI's resolver, counting the repositories it is asked to list."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+
+    def factory(self, config, root):
+        self.inner = registry_factory(config, root)
+        return self
+
+    async def resolve_all(self, requests):
+        return await self.inner.resolve_all(requests)
+
+    async def list_all(self, references):
+        self.listed += list(references)
+        return await self.inner.list_all(references)
+
+
+def test_each_repository_is_listed_once_per_pass(config_repo, seeder, repo_name, many):
+    """Three policy tags choosing in one repository cost one listing."""
+    tags = "".join(
+        policy_tag(name, seeder.ref(repo_name), {"streamlock.dev/policy": policy})
+        for name, policy in [("a", "semver:>=1 <2"), ("b", "semver:>=2 <3"), ("c", "semver:1.3.x")]
+    )
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", tags)})
+    counting = _Counting()
+    result = asyncio.run(run_pass(repo.work, counting.factory, PassOptions(now=T0)))
+    assert result.ok
+    assert counting.listed == [seeder.ref(repo_name)]
+    assert {t: e.tag for t, e in lock_of(repo).tags.items()} == {
+        "a": "1.11.7",
+        "b": "v2.4.0",
+        "c": "1.3.7",
+    }
