@@ -30,6 +30,7 @@ from reconciler.imagestream import (
     LOCAL,
     ImageStream,
     TagSpec,
+    name_patterns,
 )
 from reconciler.lockfile import (
     HistoryItem,
@@ -276,7 +277,9 @@ def pick(
     platform wins; ``needed`` are lookups to make first. ``newest-build`` looks at all of its
     bounded candidates and takes the latest ``created``."""
     assert rules.policy is not None
-    choice = choose(rules.policy, tags)
+    # Registry text: a listed name that is no valid tag can be neither pulled nor locked.
+    valid = name_patterns()[2]
+    choice = choose(rules.policy, [t for t in tags if valid.fullmatch(t)])
     if choice.winner is None:
         return Pick(choice)
     if rules.policy.kind == NEWEST_BUILD:
@@ -301,15 +304,15 @@ def pick(
         request = _policy_request(spec, namespace, tag, entry, config)
         used.append(request)
         observed = observations.get(request.key)
-        done = dict(refused=tuple(refused_tags), asked=tuple(used))
+        refused, asked = tuple(refused_tags), tuple(used)
         if observed is None:
-            return Pick(choice, needed=(request,), **done)  # type: ignore[arg-type]
+            return Pick(choice, needed=(request,), refused=refused, asked=asked)
         if isinstance(observed, ImportFailure):
-            return Pick(choice, tag, failure=observed, **done)  # type: ignore[arg-type]
+            return Pick(choice, tag, failure=observed, refused=refused, asked=asked)
         if not _offers(observed, rules.platforms):
             refused_tags.append(tag)
             continue
-        return Pick(choice, tag, observed, **done)  # type: ignore[arg-type]
+        return Pick(choice, tag, observed, refused=refused, asked=asked)
     return Pick(choice, refused=tuple(refused_tags), asked=tuple(used))
 
 

@@ -197,3 +197,20 @@ def test_a_failed_import_in_test_holds_the_promotion(config_repo, seeder, repo_n
     found = status_of(result, "prod")
     assert found.reason == status.WAITING_PROMOTION and "failed its last import" in found.message
     assert pinned(repo, "prod") == first
+
+
+def test_plan_lists_a_waiting_tag_with_the_time_left(config_repo, seeder, repo_name):
+    """``streamlock plan`` shows WaitingMinAge and how long the new digest still waits."""
+    from tests.integration.test_reconcile import streamlock
+
+    seeder.push_image(repo_name, "1", salt="a")
+    text = stream_file("app", aged_tag(seeder, repo_name, "48h"))
+    repo = config_repo({"streams/shop/app.yaml": text})
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    seeder.push_image(repo_name, "1", salt="b")
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    code, out, _ = streamlock("plan", "--repo", str(repo.work))
+    assert code == 0
+    assert "WaitingMinAge" in out and "more (min-age 48h" in out

@@ -132,3 +132,10 @@ def test_promotion_waits_for_the_soak():
     )
     assert third.locks[("shop", "app")].tags["prod"].image == digest(2)
     assert "promoted after a 2h soak in shop/app:test" in third.commits[0].message
+
+
+def test_listed_names_that_are_no_tags_are_ignored():
+    """A registry listing names no lock could hold (unicode, newlines, too long) never wins."""
+    hostile = {REPO: ("1.0.0", "1.9.9é", "1.9.8\n", "1." + "9" * 200, "../1.9.7")}
+    requests = import_requests(policy_stream(), {}, Config(), NOW, listings=hostile)
+    assert [r.reference for r in requests] == [f"{REPO}:1.0.0"]
