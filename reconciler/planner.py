@@ -1094,10 +1094,14 @@ def _message(subject: str, changes: Sequence[TagChange], notes: Mapping[str, str
 
 def _subject(changes: Sequence[TagChange]) -> str:
     streams = sorted({(c.namespace, c.stream) for c in changes})
-    waits = [c for c in changes if c.new is not None and not c.moved and c.new.waiting]
+    waits = [
+        (c.tag, c.new.waiting.image)
+        for c in changes
+        if c.new is not None and not c.moved and c.new.waiting is not None
+    ]
     if len(streams) == 1 and waits and len(waits) == len(changes):
         ns, name = streams[0]
-        shown = ", ".join(f"{c.tag} waits for {c.new.waiting.image[7:14]}" for c in waits[:3])  # type: ignore[union-attr]
+        shown = ", ".join(f"{tag} waits for {image[7:14]}" for tag, image in waits[:3])
         more = f" (+{len(waits) - 3} more)" if len(waits) > 3 else ""
         return f"{ns}/{name}: {shown}{more}"
     if len(streams) == 1:
