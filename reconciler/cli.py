@@ -112,21 +112,32 @@ def resolve_repo(repo: Path | None) -> Path:
 
 
 def registry_factory(config: Config, root: Path) -> Resolver:
-    return _ClientResolver(config, root)
+    from reconciler.credentials import load_operator_auth
+
+    context = click.get_current_context(silent=True)
+    named = context.find_root().meta.get(AUTH_CONFIG_META) if context is not None else None
+    operator = load_operator_auth(named) if named is not None else None
+    return _ClientResolver(config, root, operator)
+
+
+AUTH_CONFIG_META = "streamlock.auth_config"
 
 
 class _ClientResolver:
-    """Opens one pooled registry client for the pass; relative paths in the config (CA files,
-    auth files) are taken from the repository root."""
+    """Opens one pooled registry client for the pass; relative paths in the config (CA files)
+    are taken from the repository root. Credentials are the operator's (``--auth-config``)."""
 
-    def __init__(self, config: Config, root: Path) -> None:
+    def __init__(self, config: Config, root: Path, operator: Sequence[Any] | None = None) -> None:
         self.config = config
         self.root = root
+        self.operator = operator
 
     async def resolve_all(self, requests: Sequence[Any]) -> Any:
+        from reconciler.credentials import operator_store
         from reconciler.registry import RegistryClient
 
-        async with RegistryClient(self.config, base_dir=self.root) as client:
+        store = operator_store(self.config, self.root, operator=self.operator)
+        async with RegistryClient(self.config, base_dir=self.root, credentials=store) as client:
             return await client.resolve_all(requests)
 
 
@@ -308,9 +319,16 @@ class StreamlockGroup(click.Group):
     default="warning",
     show_default=True,
 )
-def cli(debug: bool, log_format: str, log_level: str) -> None:
+@click.option(
+    "--auth-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STREAMLOCK_AUTH_CONFIG",
+    help="The operator's registry credentials (registries[].auth); the repository's are ignored.",
+)
+def cli(debug: bool, log_format: str, log_level: str, auth_config: Path | None) -> None:
     """streamlock: OpenShift image streams in plain Git."""
     configure_logging(log_format, "debug" if debug else log_level)
+    click.get_current_context().meta[AUTH_CONFIG_META] = auth_config
 
 
 @cli.command()
