@@ -306,7 +306,7 @@ async def _run(
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
     cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
-    index = TrailerIndex(git) if git is not None else None
+    index = TrailerIndex(git, config.git.author) if git is not None else None
     try:
         return await _attempts(root, config, options, now, repo, target, resolver, cache, index)
     finally:
