@@ -426,3 +426,7 @@ from reconciler.cli_streams import COMMANDS  # noqa: E402
 
 for _command in COMMANDS:
     cli.add_command(_command)
+from reconciler.cli_access import COMMANDS as ACCESS_COMMANDS  # noqa: E402
+
+for _command in ACCESS_COMMANDS:
+    cli.add_command(_command)

@@ -381,6 +381,29 @@ class GitRepo:
         fields = [f for f in out.split("\x00") if f]
         return [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 
+    def merge_base(self, base: str, head: str) -> str:
+        """The commit a pull request of ``head`` into ``base`` starts from."""
+        result = self._git("merge-base", base, head, check=False)
+        if result.returncode != 0:
+            raise GitError(f"{base} and {head} have no common history")
+        return result.stdout.decode().strip()
+
+    def diff_paths(self, old: str, new: str, paths: Sequence[str] = ()) -> list[str]:
+        """Paths whose content differs between two commits (under ``paths`` if given)."""
+        out = self._git(
+            "diff", "--name-only", "-z", "--no-renames", old, new, "--", *paths
+        ).stdout.decode("utf-8", "replace")
+        return [path for path in out.split("\x00") if path]
+
+    def patch_id(self, old: str, new: str, paths: Sequence[str]) -> str | None:
+        """git's ``patch-id`` of the change from ``old`` to ``new`` in ``paths``, without
+        context or line numbers: equal ids mean the same edit (None when nothing changes)."""
+        diff = self._git("diff", "-U0", "--no-renames", old, new, "--", *paths).stdout
+        if not diff:
+            return None
+        out = self._git("patch-id", "--stable", input=diff).stdout.decode().split()
+        return out[0] if out else None
+
     def resolve_commit(self, rev: str) -> str:
         """The full sha of the commit ``rev`` names; GitError when there is none."""
         result = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)

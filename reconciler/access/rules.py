@@ -31,12 +31,14 @@ from reconciler import inspect, lockfile, schema, trailers
 from reconciler.config import CONFIG_FILE, Config, parse_config
 from reconciler.errors import InputError, Problem
 from reconciler.imagestream import (
+    LIST_KINDS,
     STREAM_SUFFIXES,
     STREAMS_DIR,
     ImageStream,
     folder_namespace,
     parse_streams,
 )
+from reconciler.schema import JsonPath
 
 STREAM_OWNER = "stream-owner"
 LOCK_EDIT = "lock-edit"
@@ -240,15 +242,54 @@ def _streams(path: str, data: bytes | None, config: Config) -> tuple[ImageStream
     return parse_streams({path: data}, config).streams
 
 
-def file_namespaces(change: FileChange, config: Config) -> dict[str, int]:
-    """``namespace -> line`` of the streams a stream file held before and holds after, and its
-    folder's namespace (also for a file that does not parse)."""
-    found: dict[str, int] = {}
+def _objects(path: str, data: bytes | None) -> dict[str, tuple[schema.Document, JsonPath]]:
+    """``stream name -> (document, where its object is)`` of a stream file, for locations."""
+    if data is None:
+        return {}
+    try:
+        documents = schema.parse_documents(data, path)
+    except InputError:
+        return {}
+    found: dict[str, tuple[schema.Document, JsonPath]] = {}
+    for doc in documents:
+        body = doc.data if isinstance(doc.data, Mapping) else {}
+        items = body.get("items") if body.get("kind") in LIST_KINDS else None
+        bases: list[JsonPath] = (
+            [("items", i) for i in range(len(items))] if isinstance(items, list) else [()]
+        )
+        for base in bases:
+            try:
+                name = doc.get((*base, "metadata", "name"))
+            except (KeyError, IndexError, TypeError):
+                continue
+            if isinstance(name, str):
+                found.setdefault(name, (doc, base))
+    return found
+
+
+def _where(
+    objects: Mapping[str, tuple[schema.Document, JsonPath]],
+    path: str,
+    stream: str,
+    tail: JsonPath = ("metadata", "name"),
+) -> tuple[int, int]:
+    """Where ``tail`` of a stream's object was written (the object itself, else the file)."""
+    if stream not in objects:
+        return (1, 1)
+    doc, base = objects[stream]
+    return doc.position((*base, *tail))
+
+
+def file_namespaces(change: FileChange, config: Config) -> dict[str, tuple[int, int]]:
+    """``namespace -> (line, column)`` of the streams a stream file held before and holds
+    after, and its folder's namespace (also for a file that does not parse)."""
+    found: dict[str, tuple[int, int]] = {}
     for data in (change.head, change.base):
+        objects = _objects(change.path, data) if data is change.head else {}
         for stream in _streams(change.path, data, config):
-            found.setdefault(stream.namespace, stream.line if data is change.head else 1)
+            found.setdefault(stream.namespace, _where(objects, change.path, stream.name))
     folder = folder_namespace(change.path)
-    found.setdefault(folder if folder is not None else config.default_namespace, 1)
+    found.setdefault(folder if folder is not None else config.default_namespace, (1, 1))
     return found
 
 
@@ -257,7 +298,7 @@ def stream_violations(request: PullRequest) -> Iterator[Violation]:
     for change in request.changes:
         if not is_stream_file(change.path):
             continue
-        for namespace, line in sorted(file_namespaces(change, request.config).items()):
+        for namespace, (line, column) in sorted(file_namespaces(change, request.config).items()):
             owners = namespace_owners(request.config, namespace)
             if owners and not request.actor.is_one_of(owners):
                 verb = "delete" if change.head is None else "change"
@@ -265,8 +306,8 @@ def stream_violations(request: PullRequest) -> Iterator[Violation]:
                     STREAM_OWNER,
                     Problem(
                         change.path,
-                        max(line, 1),
-                        1,
+                        line,
+                        column,
                         f"{request.actor} may not {verb} streams of namespace {namespace}; "
                         f"owners: {_owners(owners)}",
                     ),
@@ -308,18 +349,23 @@ def puller_violations(request: PullRequest) -> Iterator[Violation]:
             (stream.key, tag.name, tag.source)
             for stream, tag in _references(_streams(change.path, change.base, request.config))
         }
+        objects = _objects(change.path, change.head)
         for stream, tag in _references(_streams(change.path, change.head, request.config)):
             if (stream.key, tag.name, tag.source) in before:
                 continue
             source = tag.source.namespace
             if rules.may_pull(source, stream.namespace):
                 continue
+            index = next(i for i, t in enumerate(stream.tags) if t is tag)
+            line, column = _where(
+                objects, change.path, stream.name, ("spec", "tags", index, "from", "namespace")
+            )
             yield Violation(
                 PULLER_GRANT,
                 Problem(
                     change.path,
-                    max(tag.line, 1),
-                    1,
+                    line,
+                    column,
                     f"{stream.namespace}/{stream.name}:{tag.name} uses {tag.source.kind} "
                     f"{source}/{tag.source.name}, but namespace {stream.namespace} is not in "
                     f"access.{source}.pullers",
