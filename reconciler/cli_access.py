@@ -104,13 +104,6 @@ def codeowners_command(check: bool, flavor: str, relative: str | None, repo: Pat
 # --- check-access --------------------------------------------------------------------------------
 
 
-def _verifies_signatures(git: GitRepo) -> bool:
-    """git checks SSH signatures here: ``gpg.format ssh`` and an allowed signers file."""
-    return (git.config_value("gpg.format") or "").lower() == "ssh" and bool(
-        git.config_value("gpg.ssh.allowedSignersFile")
-    )
-
-
 def _signature(git: GitRepo, sha: str) -> str:
     found = git.signed_messages(f"{sha}^!") if sha else []
     return found[0].signature if found else "N"
@@ -194,7 +187,7 @@ def read_pull_request(git: GitRepo, base: str, head: str, actor: rules.Actor) ->
         changes=changes,
         commits=commits,
         bot=parse_author(config.git.author),
-        signed=_verifies_signatures(git),
+        signed=git.verification_configured() or git.signing_configured(),
     )
 
 

@@ -342,6 +342,12 @@ class GitRepo:
             )
         return self._signing
 
+    def verification_configured(self) -> bool:
+        """True when git checks SSH signatures: ``gpg.format ssh`` and an allowed signers file."""
+        return (self.config_value("gpg.format") or "").lower() == "ssh" and bool(
+            self.config_value("gpg.ssh.allowedSignersFile")
+        )
+
     def signed_messages(self, revisions: str, grep: str | None = None) -> list[SignedMessage]:
         """Like :meth:`messages`, with each commit's author, committer and signature check.
 
@@ -890,8 +896,9 @@ class TrailerIndex:
 
     Trailers are trusted only from the reconciler: with ``author`` given, only commits authored
     and committed by that identity count; with signing configured (``gpg.format ssh`` and
-    ``user.signingkey``), only commits whose signature git verifies against
-    ``gpg.ssh.allowedSignersFile``. Anyone can type the trailer lines; not everyone can sign.
+    ``user.signingkey``, or ``gpg.ssh.allowedSignersFile`` where only verifying), only commits
+    whose signature git verifies against the allowed signers. Anyone can type the trailer
+    lines; not everyone can sign.
     """
 
     CACHE = Path("streamlock") / "trailer-index.json"
@@ -908,7 +915,7 @@ class TrailerIndex:
 
     def _trusted(self, revisions: str) -> list[tuple[str, str]]:
         """``(sha, message)`` of the commits in ``revisions`` whose trailers may count."""
-        signed = self.repo.signing_configured()
+        signed = self.repo.signing_configured() or self.repo.verification_configured()
         return [
             (commit.sha, commit.message)
             for commit in self.repo.signed_messages(revisions, grep=f"{trailers.TAG_KEY}:")
@@ -919,7 +926,8 @@ class TrailerIndex:
     def _mode(self) -> str:
         """What the cached summary was computed under: the author and whether signed."""
         who = "" if self.author is None else f"{self.author[0]} <{self.author[1]}>"
-        return f"{who}|{'signed' if self.repo.signing_configured() else 'unsigned'}"
+        signed = self.repo.signing_configured() or self.repo.verification_configured()
+        return f"{who}|{'signed' if signed else 'unsigned'}"
 
     def bases(self) -> dict[tuple[str, str], str]:
         """``(tag, source) -> digest`` of the newest reconciler commit for that pair, at HEAD."""

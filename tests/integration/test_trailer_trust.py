@@ -141,3 +141,18 @@ def test_cached_summary_is_recomputed_when_signing_is_turned_on(
     key = keypair(tmp_path / "keys", "bot")
     configure_signing(origin, key, [key])
     assert TrailerIndex(GitRepo.open(origin.work), BOT).bases() == {}
+
+
+def test_verifying_without_a_key_still_requires_signatures(
+    origin: ConfigRepo, repo: GitRepo, tmp_path: Path
+) -> None:
+    """Where git only verifies (allowed signers, no key), an unsigned bot commit is ignored."""
+    key = keypair(tmp_path / "keys", "bot")
+    configure_signing(origin, key, [key])
+    signed = repo.commit({LOCK: b"prod: 1\n"}, message(digest(1), None), BOT)
+    git(origin.work, "config", "--unset", "user.signingkey")
+    hand_commit(origin, message(digest(9), digest(1)), author=BOT)
+    checker = GitRepo.open(origin.work)
+    assert not checker.signing_configured()
+    assert TrailerIndex(checker, BOT).bases() == {(TAG, SOURCE): digest(1)}
+    assert TrailerIndex(checker, BOT).last_commits()[TAG] == (signed, digest(1))
