@@ -245,7 +245,7 @@ def expand_path(text: str, env: Mapping[str, str], base_dir: Path | None) -> Pat
     return path
 
 
-def repo_entries(config: Config, base_dir: Path | None) -> tuple[AuthEntry, ...]:
+def config_entries(config: Config, base_dir: Path | None) -> tuple[AuthEntry, ...]:
     """The ``auth:`` entries a config names, relative paths from ``base_dir``."""
     return tuple(
         AuthEntry(r.host, r.auth, base_dir) for r in config.registries if r.auth is not None
@@ -267,7 +267,7 @@ def choose_entries(
     chosen = list(operator)
     taken = {normalize_key(entry.host) for entry in operator}
     ignored: list[str] = []
-    for entry in repo_entries(repo, repo_dir):
+    for entry in config_entries(repo, repo_dir):
         if normalize_key(entry.host) in taken:
             continue
         if trust_repo:
@@ -305,7 +305,7 @@ def parse_operator_auth(data: bytes, path: str, base_dir: Path | None) -> tuple[
                 problems.append(document.problem(("registries", index), "auth is missing"))
     if problems:
         raise ValidationError(problems)
-    return repo_entries(config, base_dir)
+    return config_entries(config, base_dir)
 
 
 def load_operator_auth(path: Path) -> tuple[AuthEntry, ...]:
@@ -365,7 +365,9 @@ class CredentialStore:
         ``config`` (relative to ``base_dir``): callers that read a repository pass
         :func:`operator_store` instead."""
         self._config = config or Config()
-        self._entries = tuple(repo_entries(self._config, base_dir) if entries is None else entries)
+        self._entries = tuple(
+            config_entries(self._config, base_dir) if entries is None else entries
+        )
         self._env = dict(os.environ if env is None else env)
         self._helper_timeout = helper_timeout
         self._files: dict[Path, AuthFile | None] = {}
