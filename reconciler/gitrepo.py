@@ -895,10 +895,11 @@ class TrailerIndex:
     as newer than the commits they were merged onto.
 
     Trailers are trusted only from the reconciler: with ``author`` given, only commits authored
-    and committed by that identity count; with signing configured (``gpg.format ssh`` and
-    ``user.signingkey``, or ``gpg.ssh.allowedSignersFile`` where only verifying), only commits
-    whose signature git verifies against the allowed signers. Anyone can type the trailer
-    lines; not everyone can sign.
+    by that identity count (the committer may differ: a forge's rebase merge re-commits them);
+    with signing configured (``gpg.format ssh`` and ``user.signingkey``, or
+    ``gpg.ssh.allowedSignersFile`` where only verifying), only commits whose signature git
+    verifies against the allowed signers. Anyone can type the trailer lines; not everyone can
+    sign.
     """
 
     CACHE = Path("streamlock") / "trailer-index.json"
@@ -919,7 +920,7 @@ class TrailerIndex:
         return [
             (commit.sha, commit.message)
             for commit in self.repo.signed_messages(revisions, grep=f"{trailers.TAG_KEY}:")
-            if (self.author is None or commit.author == commit.committer == self.author)
+            if (self.author is None or commit.author == self.author)
             and (not signed or commit.signature == "G")
         ]
 

@@ -15,7 +15,7 @@ import pytest
 
 from reconciler.gitrepo import GitRepo, TrailerIndex
 from reconciler.trailers import TrailerBlock, format_message
-from tests.fixtures.gitremote import ConfigRepo, git
+from tests.fixtures.gitremote import IDENTITY, ConfigRepo, git
 
 BOT = "streamlock <bot@streamlock.invalid>"
 LOCK = "locks/shop/app.lock.yaml"
@@ -156,3 +156,12 @@ def test_verifying_without_a_key_still_requires_signatures(
     assert not checker.signing_configured()
     assert TrailerIndex(checker, BOT).bases() == {(TAG, SOURCE): digest(1)}
     assert TrailerIndex(checker, BOT).last_commits()[TAG] == (signed, digest(1))
+
+
+def test_bot_commit_recommitted_by_a_forge_still_counts(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A bot commit re-committed by someone else (a rebase merge) keeps its author and counts."""
+    sha = repo.commit({LOCK: b"prod: 1\n"}, message(digest(1), None), BOT)
+    git(origin.work, "reset", "--quiet", "--hard", "HEAD~1")
+    git(origin.work, "cherry-pick", sha)
+    assert git(origin.work, "log", "-1", "--format=%an|%cn").strip() == f"streamlock|{IDENTITY[0]}"
+    assert TrailerIndex(GitRepo.open(origin.work), BOT).bases() == {(TAG, SOURCE): digest(1)}
