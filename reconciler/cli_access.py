@@ -109,9 +109,9 @@ def _signature(git: GitRepo, sha: str) -> str:
     return found[0].signature if found else "N"
 
 
-def _reverted(git: GitRepo, commit: LocalCommit, message: str) -> rules.CommitFacts | None:
+def _reverted(git: GitRepo, message: str) -> rules.CommitFacts | None:
     """The commit a ``git revert`` names, as facts; None if it is not there (or is a root)."""
-    sha = rules.CommitFacts("", ("", ""), ("", ""), (), message, ()).reverts
+    sha = rules.reverted_sha(message)
     if sha is None:
         return None
     try:
@@ -146,7 +146,7 @@ def _commit_facts(git: GitRepo, commit: LocalCommit, signature: str) -> rules.Co
         if merge
         else {}
     )
-    reverted = _reverted(git, commit, commit.message) if lock_paths and not merge else None
+    reverted = _reverted(git, commit.message) if lock_paths and not merge else None
     exact = False
     if reverted is not None and first is not None and len(reverted.parents) == 1:
         undo = git.patch_id(reverted.sha, reverted.parents[0], list(paths))

@@ -7,6 +7,8 @@ what it asks for, except when its author is a config owner, whose config change 
 
 - **stream-owner**: a changed stream file belongs to the namespaces of the streams it held before
   and holds after (and of its folder); the actor must be an owner of each one that has owners.
+  So must the actor of a revert or rollback of a namespace's lock: which image runs is the
+  owners' call.
 - **lock-edit**: only the reconciler's commits (its identity as author and committer, signed when
   git verifies signatures), a ``git revert`` of them (exactly undoing one of its commits) and
   ``streamlock rollback --commit`` output (a lock where one tag went back to an image of its own
@@ -118,8 +120,13 @@ class CommitFacts:
     @property
     def reverts(self) -> str | None:
         """The sha ``git revert`` wrote into the message, if any."""
-        match = _REVERTS.search(self.message)
-        return match.group(1) if match else None
+        return reverted_sha(self.message)
+
+
+def reverted_sha(message: str) -> str | None:
+    """The commit a ``git revert`` message names (``This reverts commit <sha>.``), if any."""
+    match = _REVERTS.search(message)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,7 @@ def check(request: PullRequest) -> list[Violation]:
     found = [
         *config_violations(request),
         *stream_violations(request),
+        *lock_owner_violations(request),
         *puller_violations(request),
         *lock_violations(request),
     ]
@@ -472,3 +480,34 @@ def unknown_puller_problems(data: bytes, path: str, known: Iterable[str]) -> lis
                     )
                 )
     return problems
+
+
+def lock_owner_violations(request: PullRequest) -> Iterator[Violation]:
+    """Locks a person's commit changes (a revert or a rollback) in namespaces the actor does not
+    own; the reconciler's commits, and merges taking a parent's lock, belong to nobody."""
+    seen: set[str] = set()
+    for commit in request.commits:
+        if is_reconciler_commit(commit, request.bot, request.signed):
+            continue
+        for path in sorted(commit.locks):
+            after = commit.locks[path][1]
+            if path in seen or (
+                len(commit.parents) > 1 and after in commit.parent_locks.get(path, ())
+            ):
+                continue
+            key = lockfile.path_key(path)
+            if key is None:
+                continue
+            owners = namespace_owners(request.config, key[0])
+            if owners and not request.actor.is_one_of(owners):
+                seen.add(path)
+                yield Violation(
+                    STREAM_OWNER,
+                    Problem(
+                        path,
+                        1,
+                        1,
+                        f"{request.actor} may not change the lock of namespace {key[0]} "
+                        f"(in {commit.sha[:12]}); owners: {_owners(owners)}",
+                    ),
+                )

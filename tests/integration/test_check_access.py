@@ -266,6 +266,18 @@ def test_rollback_commit_passes(project: Project) -> None:
     assert code == 0, err
 
 
+def test_rollback_by_a_non_owner_fails(project: Project) -> None:
+    """A rollback of another namespace's lock is the owners' call: refused at the lock."""
+    project.branch()
+    assert project.run("rollback", "--commit", "shop/app:v1")[0] == 0
+    code, out, _ = project.check("bob")
+    assert code == 1
+    assert out.splitlines() == [
+        f"{LOCK}:1:1: bob may not change the lock of namespace shop (in {project.head()[:12]}); "
+        "owners: @alice, @example/shop-team [stream-owner]"
+    ]
+
+
 def test_commit_posing_as_the_reconciler_without_signature_fails(
     project: Project, tmp_path: Path
 ) -> None:
