@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import stamina
@@ -25,6 +25,9 @@ from reconciler.errors import Problem, StreamlockError
 from reconciler.inspect import render_data
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
 from reconciler.trailers import one_line
+
+if TYPE_CHECKING:
+    from reconciler.credentials import AuthEntry
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -111,7 +114,11 @@ def resolve_repo(repo: Path | None) -> Path:
     return repo if repo is not None else find_repo(Path.cwd())
 
 
+AUTH_CONFIG_META = "streamlock.auth_config"  # where the group keeps --auth-config for commands
+
+
 def registry_factory(config: Config, root: Path) -> Resolver:
+    """The pass's registry client, with the operator's credentials (``--auth-config``)."""
     from reconciler.credentials import load_operator_auth
 
     context = click.get_current_context(silent=True)
@@ -120,14 +127,13 @@ def registry_factory(config: Config, root: Path) -> Resolver:
     return _ClientResolver(config, root, operator)
 
 
-AUTH_CONFIG_META = "streamlock.auth_config"
-
-
 class _ClientResolver:
     """Opens one pooled registry client for the pass; relative paths in the config (CA files)
     are taken from the repository root. Credentials are the operator's (``--auth-config``)."""
 
-    def __init__(self, config: Config, root: Path, operator: Sequence[Any] | None = None) -> None:
+    def __init__(
+        self, config: Config, root: Path, operator: Sequence[AuthEntry] | None = None
+    ) -> None:
         self.config = config
         self.root = root
         self.operator = operator
@@ -426,6 +432,7 @@ from reconciler.cli_streams import COMMANDS  # noqa: E402
 
 for _command in COMMANDS:
     cli.add_command(_command)
+
 from reconciler.cli_access import COMMANDS as ACCESS_COMMANDS  # noqa: E402
 
 for _command in ACCESS_COMMANDS:
