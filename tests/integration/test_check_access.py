@@ -510,3 +510,73 @@ def test_codeowners_gitlab_flavor(project: Project) -> None:
     assert project.run("codeowners", "--flavor", "gitlab")[0] == 0
     text = (project.work / ".gitlab" / "CODEOWNERS").read_text()
     assert text.splitlines()[1] == codeowners.GITLAB_SECTION
+
+
+# --- every rule in every format ----------------------------------------------------------------
+
+
+def _breaks_stream_owner(project: Project) -> str:
+    project.write(SHOP, stream("app", docker_tag("v1", REF) + docker_tag("v2", REF)))
+    return "bob"
+
+
+def _breaks_lock_edit(project: Project) -> str:
+    project.write(LOCK, (project.work / LOCK).read_text().replace(digest(2), digest(9)))
+    return "alice"
+
+
+def _breaks_puller_grant(project: Project) -> str:
+    tags = docker_tag("v1", "quay.io/other/tool:1") + follow_tag("shop", "shop", "app:v1")
+    project.write(OTHER, stream("tool", tags))
+    return "olga"
+
+
+def _breaks_config_owner(project: Project) -> str:
+    project.write("streamlock.yaml", CONFIG.replace('["@bob"]', '["@bob", "@mallory"]'))
+    return "bob"
+
+
+BREAKS = {
+    "stream-owner": (_breaks_stream_owner, SHOP, 4),
+    "lock-edit": (_breaks_lock_edit, LOCK, 1),
+    "puller-grant": (_breaks_puller_grant, OTHER, 14),
+    "config-owner": (_breaks_config_owner, "streamlock.yaml", 4),
+}
+
+
+def _reported(fmt: str, out: str) -> list[tuple[str, str, int]]:
+    """(rule or '', path, line) of each problem in the output of ``fmt``."""
+    if fmt == "json":
+        return [(p["rule"], p["path"], p["line"]) for p in json.loads(out)]
+    if fmt == "gitlab":
+        return [
+            (
+                i["check_name"].split("/", 1)[1],
+                i["location"]["path"],
+                i["location"]["lines"]["begin"],
+            )
+            for i in json.loads(out)
+        ]
+    found = []
+    for line in out.splitlines():
+        if fmt == "github":
+            head = line.removeprefix("::error ").split("::", 1)[0]
+            fields = dict(part.split("=", 1) for part in head.split(","))
+            found.append(("", fields["file"], int(fields["line"])))
+        else:
+            path, number, _ = line.split(":", 2)
+            found.append((line.rsplit("[", 1)[1].rstrip("]"), path, int(number)))
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["text", "github", "gitlab", "json"])
+@pytest.mark.parametrize("rule", sorted(BREAKS))
+def test_each_rule_fails_in_each_format(project: Project, rule: str, fmt: str) -> None:
+    """Each rule, broken alone, exits 1 with one problem at its place, in every format."""
+    breaks, path, line = BREAKS[rule]
+    project.branch()
+    actor = breaks(project)
+    project.commit(f"break {rule}")
+    code, out, _ = project.check(actor, "--format", fmt)
+    assert code == 1
+    assert _reported(fmt, out) == [("" if fmt == "github" else rule, path, line)]
