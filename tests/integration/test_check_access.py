@@ -471,6 +471,27 @@ def test_unknown_revision_is_a_clear_error(project: Project) -> None:
     assert "Traceback" not in err
 
 
+def test_broken_stream_file_is_judged_by_its_folder(project: Project) -> None:
+    """A stream file that no longer parses still belongs to its folder's namespace."""
+    project.branch()
+    project.write(SHOP, "kind: [unclosed\n")
+    project.commit("break it")
+    code, out, err = project.check("bob")
+    assert code == 1
+    assert out.splitlines()[0].startswith(f"{SHOP}:1:1: bob may not change streams of namespace")
+    assert "Traceback" not in err
+
+
+def test_unreadable_config_by_a_non_owner_fails(project: Project) -> None:
+    """A streamlock.yaml that no longer reads as YAML is a config change like any other."""
+    project.branch()
+    project.write("streamlock.yaml", "access: [unclosed\n")
+    project.commit("break the config")
+    code, out, _ = project.check("bob")
+    assert code == 1
+    assert out.startswith("streamlock.yaml:1:1: bob may not change streamlock.yaml")
+
+
 # --- codeowners --------------------------------------------------------------------------------
 
 
