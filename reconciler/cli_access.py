@@ -73,7 +73,7 @@ def codeowners_command(check: bool, flavor: str, relative: str | None, repo: Pat
     config = load_config(root)
     relative = relative or codeowners.DEFAULT_PATHS[flavor]
     target = _inside(root, relative)
-    wanted = codeowners.render(config, flavor)
+    wanted = codeowners.render(config, flavor, relative)
     try:
         current: str | None = target.read_text(encoding="utf-8")
     except FileNotFoundError:

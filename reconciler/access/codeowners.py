@@ -1,9 +1,10 @@
 """CODEOWNERS from ``access:``, for GitHub and GitLab; pure (config in, bytes and problems out).
 
 ``streams/<ns>/`` is owned by the namespace's owners, ``locks/`` by the bot identity
-(``git.author``'s e-mail), ``streamlock.yaml`` by ``configOwners``. Both forges read the same
-``pattern owner...`` lines, the last matching pattern winning; GitLab also groups them under a
-``[section]`` header. The whole file is generated: a hand edit is reported at its line.
+(``git.author``'s e-mail), ``streamlock.yaml`` and the CODEOWNERS file itself by
+``configOwners``. Both forges read the same ``pattern owner...`` lines, the last matching pattern
+winning; GitLab also groups them under a ``[section]`` header. The whole file is generated: a
+hand edit is reported at its line.
 """
 
 from __future__ import annotations
@@ -39,15 +40,17 @@ def bot_owner(config: Config) -> str:
     return config.git.author.rsplit("<", 1)[-1].rstrip(">").strip()
 
 
-def rules(config: Config) -> list[Rule]:
+def rules(config: Config, path: str = DEFAULT_PATHS[GITHUB]) -> list[Rule]:
     """The ownership rules, general first (the last match wins on both forges).
 
+    The CODEOWNERS file at ``path`` belongs to the config owners, like ``streamlock.yaml``.
     Streams directly under ``streams/`` belong to the default namespace unless they say
     otherwise; ``check-access`` judges them by the namespace they really declare.
     """
     found: list[Rule] = []
     if config.config_owners:
         found.append(Rule(f"/{CONFIG_FILE}", tuple(config.config_owners)))
+        found.append(Rule(f"/{path.lstrip('/')}", tuple(config.config_owners)))
     found.append(Rule(f"/{LOCKS_DIR}/", (bot_owner(config),)))
     default = config.access.get(config.default_namespace)
     if default is not None and default.owners:
@@ -60,14 +63,14 @@ def rules(config: Config) -> list[Rule]:
     return found
 
 
-def render(config: Config, flavor: str = GITHUB) -> str:
-    """The CODEOWNERS text for ``flavor``."""
+def render(config: Config, flavor: str = GITHUB, path: str | None = None) -> str:
+    """The CODEOWNERS text for ``flavor``, to be written at ``path`` (the forge's default)."""
     if flavor not in FLAVORS:
         raise ValueError(f"unknown CODEOWNERS flavor {flavor!r}")
     lines = [HEADER]
     if flavor == GITLAB:
         lines.append(GITLAB_SECTION)
-    lines += [rule.line() for rule in rules(config)]
+    lines += [rule.line() for rule in rules(config, path or DEFAULT_PATHS[flavor])]
     return "\n".join(lines) + "\n"
 
 

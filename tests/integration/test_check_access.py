@@ -512,7 +512,7 @@ def test_codeowners_check_fails_after_an_access_edit(project: Project) -> None:
     code, out, _ = project.run("codeowners", "--check")
     assert code == 1
     assert out.splitlines() == [
-        ".github/CODEOWNERS:6:1: '/streams/staging/ @bob' should read "
+        ".github/CODEOWNERS:7:1: '/streams/staging/ @bob' should read "
         "'/streams/staging/ @bob @carol' (run 'streamlock codeowners')"
     ]
 

@@ -97,6 +97,7 @@ def test_codeowners_for_several_namespaces_github() -> None:
     assert text == (
         f"{codeowners.HEADER}\n"
         "/streamlock.yaml @example/platform\n"
+        "/.github/CODEOWNERS @example/platform\n"
         "/locks/ bot@example.com\n"
         "/streams/*.yaml @example/tools\n"
         "/streams/*.yml @example/tools\n"
@@ -112,7 +113,8 @@ def test_codeowners_gitlab_has_a_section() -> None:
     text = codeowners.render(parse_config(MULTI.encode()), codeowners.GITLAB)
     lines = text.splitlines()
     assert lines[:3] == [codeowners.HEADER, "[streamlock]", "/streamlock.yaml @example/platform"]
-    assert lines[3:] == codeowners.render(parse_config(MULTI.encode())).splitlines()[2:]
+    assert lines[3] == "/.gitlab/CODEOWNERS @example/platform"
+    assert lines[4:] == codeowners.render(parse_config(MULTI.encode())).splitlines()[3:]
 
 
 def test_codeowners_differences_are_located() -> None:
@@ -121,6 +123,6 @@ def test_codeowners_differences_are_located() -> None:
     edited = wanted.replace("/streams/staging/ @carol", "/streams/staging/ @mallory")
     problems = codeowners.differences(".github/CODEOWNERS", edited, wanted)
     assert [str(p) for p in problems] == [
-        ".github/CODEOWNERS:8:1: '/streams/staging/ @mallory' should read "
+        ".github/CODEOWNERS:9:1: '/streams/staging/ @mallory' should read "
         "'/streams/staging/ @carol' (run 'streamlock codeowners')"
     ]
