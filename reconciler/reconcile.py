@@ -318,7 +318,7 @@ async def _run(
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
     cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
-    index = TrailerIndex(git) if git is not None else None
+    index = TrailerIndex(git, config.git.author) if git is not None else None
     git_dir = git.git_dir / "streamlock" if git is not None else None
     scans = reader.ScanCache(
         git_dir / "consumers.json" if git_dir is not None else None, config.default_namespace

@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler import status
 from reconciler.config import Config, load_config
+from reconciler.credentials import AuthEntry, operator_store
 from reconciler.daemon import workdir
 from reconciler.daemon.hooks import PushedImage, ReplayGuard, matches
 from reconciler.daemon.metrics import Metrics
@@ -69,6 +70,7 @@ class DaemonOptions:
     registry_token: str | None = None
     git_secret: str | None = None
     stop_grace: float = STOP_GRACE
+    auth: tuple[AuthEntry, ...] | None = None  # --auth-config; None: $STREAMLOCK_AUTH_CONFIG
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +92,18 @@ class _ShardResolver:
     refuses references no tag of this replica's namespaces imports."""
 
     def __init__(
-        self, config: Config, root: Path, metrics: Metrics, allowed: Collection[str] | None
+        self,
+        config: Config,
+        root: Path,
+        metrics: Metrics,
+        allowed: Collection[str] | None,
+        operator: Sequence[AuthEntry] | None = None,
     ) -> None:
         self.config = config
         self.root = root
         self.metrics = metrics
         self.allowed = allowed
+        self.operator = operator
 
     async def resolve_all(
         self, requests: Sequence[ImportRequest]
@@ -112,8 +120,14 @@ class _ShardResolver:
             if r not in mine
         }
         if mine:
+            # Credentials are the operator's, never the repository's (docs/access.md).
+            store = operator_store(self.config, self.root, operator=self.operator)
             async with RegistryClient(
-                self.config, base_dir=self.root, retry=retry, observer=self.metrics.observe_request
+                self.config,
+                base_dir=self.root,
+                retry=retry,
+                observer=self.metrics.observe_request,
+                credentials=store,
             ) as client:
                 results.update(await client.resolve_all(mine))
         return results
@@ -243,7 +257,7 @@ class Daemon:
         options = PassOptions(now=now, last_checked=snapshot.last_checked)
 
         def factory(cfg: Config, root: Path) -> Resolver:
-            return _ShardResolver(cfg, root, self.metrics, allowed)
+            return _ShardResolver(cfg, root, self.metrics, allowed, o.auth)
 
         result = asyncio.run(run_pass(repo.root, factory, options))
         entries = {
