@@ -293,3 +293,22 @@ def test_mirror_gets_no_credential_of_its_registry(tmp_path: Path, home: Path) -
     assert registry_seen.authorizations
     assert recorder.seen
     assert recorder.authorizations == []
+
+
+def test_daemon_sends_repo_auth_nowhere(tmp_path: Path, home: Path) -> None:
+    """``streamlock run`` builds its registry client with the operator's credentials only."""
+    from tests.fixtures.daemon import DaemonProcess, wait_for
+
+    with standin("127.0.0.2", basic_challenge) as (attacker, recorder):
+        repo = _repo(tmp_path, _repo_auth("env", attacker, home), f"{attacker}/shop/app:1")
+        daemon = DaemonProcess(
+            repo.remote,
+            tmp_path / "workdir",
+            env={"HOME": str(home), "CI_DEPLOY_TOKEN": SECRET, "CI_USER": SECRET_USER},
+        )
+        try:
+            daemon.start()
+            wait_for(lambda: bool(recorder.seen), 30)
+        finally:
+            daemon.close()
+    assert recorder.authorizations == []
