@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -35,6 +35,8 @@ TIMEOUT_VARIABLE = "STREAMLOCK_GIT_TIMEOUT"  # seconds for fetch, push and clone
 RUN_LOCK_WAIT = 30.0  # how long a second run on one checkout waits for the first
 _STALE_LOCK_WAIT = 2.0  # a git process orphaned by a killed run gets this long to finish
 _ZERO = "0" * 40
+# Attributes under which hash-object's input is not the blob: line endings, clean filters, ident.
+_FILTER_ATTRIBUTES = ("filter", "text", "eol", "crlf", "ident", "working-tree-encoding")
 JOURNAL = Path("streamlock") / "journal.json"
 _AUTHOR_RE = re.compile(r"^\s*([^<>\n]+?)\s*<([^<>\s]+)>\s*$")
 _CREDENTIALS_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
@@ -179,6 +181,8 @@ class GitRepo:
         self.root = root
         self.git_dir = git_dir
         self._signing: bool | None = None
+        self._filtered: dict[str, bool] = {}  # path -> git filters it when hashing
+        self._autocrlf: bool | None = None
 
     def __repr__(self) -> str:
         return f"GitRepo({str(self.root)!r})"
@@ -495,16 +499,12 @@ class GitRepo:
             else:
                 self._git("read-tree", f"{parent}^{{tree}}", env=index_env)
             modes = self._check_tree(parent, files)
-            entries = []
-            for path in paths:
-                content = files[path]
-                if content is None:
-                    entries.append(f"0 {_ZERO}\t{path}")
-                    continue
-                blob = self._git(
-                    "hash-object", "-w", "--stdin", "--path", path, input=content
-                ).stdout
-                entries.append(f"{modes.get(path, '100644')} {blob.decode().strip()}\t{path}")
+            written = {p: c for p in paths if (c := files[p]) is not None}
+            blobs = self._write_blobs(written, Path(tmp))
+            entries = [
+                f"{modes.get(p, '100644')} {blobs[p]}\t{p}" if p in blobs else f"0 {_ZERO}\t{p}"
+                for p in paths
+            ]
             self._git(
                 "update-index",
                 "-z",
@@ -525,6 +525,51 @@ class GitRepo:
         args = ["commit-tree", *sign, tree, *(["-p", parent] if parent else []), "-F", "-"]
         text = message if message.endswith("\n") else message + "\n"
         return self._git(*args, input=text.encode(), env=identity).stdout.decode().strip()
+
+    def learn_attributes(self, paths: Iterable[str]) -> None:
+        """Find out, in one process, which of ``paths`` git would filter when hashing them.
+
+        A pass calls it once with every path it may commit, so each commit then writes all its
+        blobs with one ``hash-object`` process instead of one per file.
+        """
+        unknown = sorted({_repo_path(p) for p in paths} - set(self._filtered))
+        if not unknown:
+            return
+        if self._autocrlf is None:
+            result = self._git("config", "--get", "core.autocrlf", check=False)
+            self._autocrlf = result.stdout.decode().strip().lower() in ("true", "input")
+        out = self._git("check-attr", "-z", "--stdin", *_FILTER_ATTRIBUTES, input=_z(unknown))
+        fields = out.stdout.decode("utf-8", "surrogateescape").split("\x00")
+        filtered = {p: self._autocrlf for p in unknown}
+        for path, _attribute, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):
+            if value not in ("unspecified", "unset", ""):
+                filtered[path] = True
+        self._filtered.update(filtered)
+
+    def _write_blobs(self, contents: Mapping[str, bytes], scratch: Path) -> dict[str, str]:
+        """Blob ids of ``contents``, written to the object store.
+
+        Paths no attribute or ``core.autocrlf`` filters go through one ``hash-object
+        --no-filters --stdin-paths``; the others one process each with ``--path``, so
+        ``.gitattributes`` (eol, LFS, ...) applies to them exactly as to a person's commit.
+        """
+        plain = [p for p in contents if self._filtered.get(p) is False]
+        blobs: dict[str, str] = {}
+        if len(plain) > 1:
+            names = []
+            for number, path in enumerate(plain):
+                name = scratch / f"blob-{number}"
+                name.write_bytes(contents[path])
+                names.append(str(name))
+            out = self._git(
+                "hash-object", "-w", "--no-filters", "--stdin-paths", input=_lines(names)
+            ).stdout.split()
+            blobs.update(zip(plain, (sha.decode() for sha in out), strict=True))
+        for path, content in contents.items():
+            if path not in blobs:
+                out = self._git("hash-object", "-w", "--stdin", "--path", path, input=content)
+                blobs[path] = out.stdout.decode().strip()
+        return blobs
 
     def _check_tree(self, rev: str | None, files: Mapping[str, bytes | None]) -> dict[str, str]:
         """Modes of the files that exist at ``rev`` (an executable stays executable).
@@ -892,7 +937,11 @@ def _write_worktree(target: Path, content: bytes | None) -> None:
     tmp.replace(target)
 
 
-def _z(paths: Mapping[str, object]) -> bytes:
+def _lines(names: Sequence[str]) -> bytes:
+    return "".join(f"{n}\n" for n in names).encode()
+
+
+def _z(paths: Mapping[str, object] | Sequence[str]) -> bytes:
     return "".join(f"{p}\x00" for p in paths).encode()
 
 

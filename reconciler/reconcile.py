@@ -404,6 +404,7 @@ async def _attempts(
         if repo is None:
             return PassResult(plan, problems, push_attempts=0)
         cache.remember(plan.files, plan.locks)
+        repo.learn_attributes(path for commit in plan.commits for path in commit.files)
         if config.git.push == "branch":
             shas = _push_review_branches(repo, plan, config, upstream)
             return PassResult(plan, problems, shas, upstream is not None, 1, repo.head())
