@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import stamina
@@ -25,6 +25,9 @@ from reconciler.errors import Problem, StreamlockError
 from reconciler.inspect import render_data
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
 from reconciler.trailers import one_line
+
+if TYPE_CHECKING:
+    from reconciler.credentials import AuthEntry
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -111,28 +114,47 @@ def resolve_repo(repo: Path | None) -> Path:
     return repo if repo is not None else find_repo(Path.cwd())
 
 
+AUTH_CONFIG_META = "streamlock.auth_config"  # where the group keeps --auth-config for commands
+
+
+def _operator_auth(context: click.Context | None) -> tuple[AuthEntry, ...] | None:
+    """The operator's credentials named by ``--auth-config``; None leaves the environment's."""
+    from reconciler.credentials import load_operator_auth
+
+    named = context.find_root().meta.get(AUTH_CONFIG_META) if context is not None else None
+    return load_operator_auth(named) if named is not None else None
+
+
 def registry_factory(config: Config, root: Path) -> Resolver:
-    return _ClientResolver(config, root)
+    """The pass's registry client, with the operator's credentials (``--auth-config``)."""
+    return _ClientResolver(config, root, _operator_auth(click.get_current_context(silent=True)))
 
 
 class _ClientResolver:
-    """Opens one pooled registry client for the pass; relative paths in the config (CA files,
-    auth files) are taken from the repository root."""
+    """Opens one pooled registry client for the pass; relative paths in the config (CA files)
+    are taken from the repository root. Credentials are the operator's (``--auth-config``)."""
 
-    def __init__(self, config: Config, root: Path) -> None:
+    def __init__(
+        self, config: Config, root: Path, operator: Sequence[AuthEntry] | None = None
+    ) -> None:
         self.config = config
         self.root = root
+        self.operator = operator
 
-    async def resolve_all(self, requests: Sequence[Any]) -> Any:
+    def _client(self) -> Any:
+        from reconciler.credentials import operator_store
         from reconciler.registry import RegistryClient
 
-        async with RegistryClient(self.config, base_dir=self.root) as client:
+        store = operator_store(self.config, self.root, operator=self.operator)
+        return RegistryClient(self.config, base_dir=self.root, credentials=store)
+
+    async def resolve_all(self, requests: Sequence[Any]) -> Any:
+        async with self._client() as client:
             return await client.resolve_all(requests)
 
     async def list_all(self, references: Sequence[str]) -> Any:
-        from reconciler.registry import RegistryClient
-
-        async with RegistryClient(self.config, base_dir=self.root) as client:
+        """Tag listings for policy tags, with the same operator credentials."""
+        async with self._client() as client:
             return await client.list_all(references)
 
 
@@ -319,9 +341,16 @@ class StreamlockGroup(click.Group):
     default="warning",
     show_default=True,
 )
-def cli(debug: bool, log_format: str, log_level: str) -> None:
+@click.option(
+    "--auth-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STREAMLOCK_AUTH_CONFIG",
+    help="The operator's registry credentials (registries[].auth); the repository's are ignored.",
+)
+def cli(debug: bool, log_format: str, log_level: str, auth_config: Path | None) -> None:
     """streamlock: OpenShift image streams in plain Git."""
     configure_logging(log_format, "debug" if debug else log_level)
+    click.get_current_context().meta[AUTH_CONFIG_META] = auth_config
 
 
 @cli.command()
@@ -537,6 +566,7 @@ def run(
         registry_token=secret(registry_token_file, "STREAMLOCK_REGISTRY_TOKEN"),
         git_secret=secret(git_secret_file, "STREAMLOCK_GIT_WEBHOOK_SECRET"),
         stop_grace=parse_duration(stop_grace),
+        auth=_operator_auth(ctx),
     )
     run_daemon(options)
 
@@ -550,4 +580,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 from reconciler.cli_streams import COMMANDS  # noqa: E402
 
 for _command in COMMANDS:
+    cli.add_command(_command)
+
+from reconciler.cli_access import COMMANDS as ACCESS_COMMANDS  # noqa: E402
+
+for _command in ACCESS_COMMANDS:
     cli.add_command(_command)

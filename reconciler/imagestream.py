@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from reconciler import schema
-from reconciler.config import Config, load_config
+from reconciler.config import CONFIG_FILE, Config, config_path, load_config
 from reconciler.errors import InputError, Problem, ValidationError
 from reconciler.image import LEGACY
 from reconciler.policy import annotations as policy
@@ -488,6 +488,22 @@ def load_streams(root: Path, config: Config, *, policy: bool = False) -> StreamS
 # --- validating a repository -------------------------------------------------------------------
 
 
+def _access_problems(root: Path, config_file: Path | None, namespaces: set[str]) -> list[Problem]:
+    """``pullers`` naming no namespace (checked against the streams, so here and not in config)."""
+    from reconciler.access.rules import unknown_puller_problems
+
+    try:
+        if config_file is None:
+            if not config_path(root).is_file():
+                return []
+            data, shown = schema.read_repo_file(root, CONFIG_FILE), CONFIG_FILE
+        else:
+            data, shown = config_file.read_bytes(), schema.repo_relative(root, config_file)
+    except (OSError, InputError):
+        return []  # the config's own loading reports it
+    return unknown_puller_problems(data, shown, namespaces)
+
+
 def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
     """Every located problem of ``streamlock.yaml``, ``streams/**`` and ``locks/**``, sorted.
 
@@ -501,7 +517,9 @@ def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
     except ValidationError as exc:
         problems += exc.problems
         config = Config()
-    problems += load_streams(root, config, policy=True).problems
+    streamset = load_streams(root, config, policy=True)
+    problems += streamset.problems
+    problems += _access_problems(root, config_file, {s.namespace for s in streamset.streams})
     # Locks are checked by the module that reads them for a pass, which imports this one.
     from reconciler import lockfile
 

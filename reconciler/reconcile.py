@@ -368,7 +368,7 @@ async def _run(
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
     cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
-    index = TrailerIndex(git) if git is not None else None
+    index = TrailerIndex(git, config.git.author) if git is not None else None
     git_dir = git.git_dir / "streamlock" if git is not None else None
     scans = reader.ScanCache(
         git_dir / "consumers.json" if git_dir is not None else None, config.default_namespace
@@ -450,6 +450,7 @@ async def _attempts(
         if repo is None:
             return PassResult(plan, problems, push_attempts=0)
         cache.remember(plan.files, plan.locks)
+        repo.learn_attributes(path for commit in plan.commits for path in commit.files)
         if config.git.push == "branch":
             shas = _push_review_branches(repo, plan, config, upstream)
             return PassResult(plan, problems, shas, upstream is not None, 1, repo.head())

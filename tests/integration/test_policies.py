@@ -230,3 +230,28 @@ def test_each_repository_is_listed_once_per_pass(config_repo, seeder, repo_name,
         "b": "v2.4.0",
         "c": "1.3.7",
     }
+
+
+@pytest.mark.parametrize("variant", ["registry_htpasswd", "registry_token"])
+def test_listing_uses_the_operators_credentials(
+    variant, request, make_seeder, config_repo, repo_name, tmp_path
+):
+    """A policy tag on an authenticated registry lists and pins with ``--auth-config``."""
+    from click.testing import CliRunner
+
+    from reconciler.cli import cli
+
+    server = request.getfixturevalue(variant)
+    seeder = make_seeder(server)
+    seeder.push_tags_bulk(repo_name, ["1.0.0", "1.2.0", "2.0.0"])
+    tags = policy_tag("stable", seeder.ref(repo_name), {"streamlock.dev/policy": "semver:<2"})
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", tags)})
+    operator = tmp_path / "operator.yaml"
+    auth = "{env: {username: SL_TEST_USER, password: SL_TEST_PASSWORD}}"
+    operator.write_text(f"registries:\n- host: '{server.host}'\n  auth: {auth}\n")
+    username, password = server.auth
+    env = {"SL_TEST_USER": username, "SL_TEST_PASSWORD": password}
+    args = ["--auth-config", str(operator), "reconcile", "--repo", str(repo.work)]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert lock_of(repo).tags["stable"].tag == "1.2.0"
