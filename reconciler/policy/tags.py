@@ -36,8 +36,8 @@ class PolicyError(ValueError):
 class TagPolicy:
     """How to pick one tag of a repository.
 
-    ``order``: ``asc`` picks the highest value, ``desc`` the lowest (Flux's spelling).
-    ``extract``: the named group of ``tag_filter`` whose value is ordered instead of the tag.
+    ``order``: ``asc`` picks the highest value, ``desc`` the lowest (Flux's spelling). A named
+    group of ``tag_filter`` is the value ordered instead of the tag (Flux's ``extract``).
     """
 
     kind: str
@@ -55,13 +55,6 @@ class TagPolicy:
         if self.kind == NEWEST_BUILD:
             return NEWEST_BUILD
         return f"{self.kind}:{self.order}"
-
-    @property
-    def extract(self) -> str | None:
-        if self.tag_filter is None:
-            return None
-        groups = list(re.compile(self.tag_filter).groupindex)
-        return groups[0] if groups else None
 
 
 def parse_range(text: str) -> SpecifierSet:

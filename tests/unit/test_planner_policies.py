@@ -139,3 +139,44 @@ def test_listed_names_that_are_no_tags_are_ignored():
     hostile = {REPO: ("1.0.0", "1.9.9é", "1.9.8\n", "1." + "9" * 200, "../1.9.7")}
     requests = import_requests(policy_stream(), {}, Config(), NOW, listings=hostile)
     assert [r.reference for r in requests] == [f"{REPO}:1.0.0"]
+
+
+def test_newest_build_compares_created_among_candidates():
+    """newest-build asks for every candidate and pins the one built last."""
+    annotations = {"streamlock.dev/policy": "newest-build", "streamlock.dev/candidates": "2"}
+    listing = {REPO: ("a", "b", "c")}
+    requests = import_requests(policy_stream(annotations), {}, Config(), NOW, listings=listing)
+    assert [r.reference for r in requests] == [f"{REPO}:b", f"{REPO}:c"]
+    observations = {
+        ImportRequest(f"{REPO}:c").key: Image(digest(3), created="2026-01-01T00:00:00Z"),
+        ImportRequest(f"{REPO}:b").key: Image(digest(2), created="2026-02-01T00:00:00Z"),
+    }
+    result = run(policy_stream(annotations), observations=observations, listings=listing)
+    assert result.locks[("shop", "app")].tags["stable"].tag == "b"
+
+
+def test_a_candidate_that_fails_to_import_keeps_the_pin():
+    """The winner's import failure is the tag's failure, with the last good pin kept."""
+    first = run(policy_stream(), observations=seen("1.1.0", 1))
+    listing = {REPO: (*LISTING[REPO], "1.2.0")}
+    failed = {ImportRequest(f"{REPO}:1.2.0").key: ImportFailure(status.MANIFEST_UNKNOWN, "gone")}
+    result = run(policy_stream(), reread(first), failed, listing, NOW + timedelta(hours=1))
+    assert result.statuses[0].reason == status.MANIFEST_UNKNOWN
+    assert "kept 1.1.0" in result.statuses[0].message and not result.changed
+
+
+def test_import_image_does_not_wait_for_min_age():
+    """A forced import (import-image) lands a new digest at once despite min-age."""
+    annotations = {**SEMVER, "streamlock.dev/min-age": "1h"}
+    first = run(policy_stream(annotations), observations=seen("1.1.0", 1))
+    result = plan(
+        policy_stream(annotations),
+        reread(first),
+        {},
+        seen("1.1.0", 2),
+        Config(),
+        NOW + timedelta(minutes=1),
+        listings=LISTING,
+        forced=["shop/app:stable"],
+    )
+    assert result.locks[("shop", "app")].tags["stable"].image == digest(2)

@@ -137,3 +137,29 @@ def test_validate_reports_a_bad_range_offline(tmp_path: Path):
     assert 'app.yaml:13:30: spec.tags[1].annotations["streamlock.dev/policy"]' in (
         result.stdout + result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("annotations", "kind", "name", "expected"),
+    [
+        ({"streamlock.dev/policy": "semver:>=1"}, "ImageStreamTag", "test", "needs from.kind"),
+        ({"streamlock.dev/min-age": "1h"}, "ImageStreamTag", "test", "only imported tags"),
+        ({"streamlock.dev/min-age": "0s"}, "DockerImage", "quay.io/a/b:1", "longer than 0s"),
+        (
+            {"streamlock.dev/require-platforms": "linux/amd64"},
+            "ImageStreamTag",
+            "test",
+            "only imported tags are checked",
+        ),
+        (
+            {"streamlock.dev/policy": "newest-build", "streamlock.dev/candidates": "500"},
+            "DockerImage",
+            "quay.io/a/b",
+            "candidates must be between 1 and 100",
+        ),
+    ],
+)
+def test_annotations_where_they_do_not_apply(annotations, kind, name, expected):
+    """Policies, ages and platforms on tags that cannot use them are located problems."""
+    found = problems(tag(annotations, kind=kind, name=name))
+    assert len(found) == 1 and expected in found[0], found

@@ -170,3 +170,19 @@ def test_a_tag_outside_the_filter_never_changes_the_choice(policy, tags, extra):
 def test_the_choice_ignores_listing_order_and_duplicates(policy, tags):
     """A registry listing tags in another order, or twice, gets the same choice."""
     assert choose(policy, tags).winner == choose(policy, [*reversed(tags), *tags]).winner
+
+
+def test_policies_print_as_written():
+    """A policy's text is what the annotation says, for messages and commit bodies."""
+    texts = ["semver:>=1 <2", "numerical:desc", "alphabetical:asc", "newest-build"]
+    assert [make_policy(t).text for t in texts] == texts
+
+
+def test_newest_prefers_a_known_created_time():
+    """A candidate without created never beats one with it; with none, the greater tag wins."""
+    from reconciler.policy.tags import newest
+
+    assert newest([("b", None), ("a", "2026-01-01T00:00:00Z")]) == "a"
+    assert newest([("a", "2026-01-02T00:00:00+00:00"), ("b", "2026-01-01T00:00:00Z")]) == "a"
+    assert newest([("a", None), ("b", None)]) == "b"
+    assert newest([]) is None
