@@ -255,3 +255,20 @@ def test_listing_uses_the_operators_credentials(
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert lock_of(repo).tags["stable"].tag == "1.2.0"
+
+
+def test_a_daemon_shard_lists_and_resolves_only_its_policy_tags(seeder, repo_name, tmp_path, many):
+    """A replica lists the repositories of its shard and looks up their ``repository:tag``s."""
+    from reconciler.config import Config
+    from reconciler.daemon.metrics import Metrics
+    from reconciler.daemon.service import _ShardResolver
+    from reconciler.image import Image, ImportFailure, ImportRequest
+
+    mine, theirs = seeder.ref(repo_name), seeder.ref(repo_name + "-other")
+    resolver = _ShardResolver(Config(), tmp_path, Metrics(), allowed={mine})
+    listings = asyncio.run(resolver.list_all([mine, theirs]))
+    assert "1.11.7" in listings[mine]
+    assert isinstance(listings[theirs], ImportFailure) and listings[theirs].reason == "NotInShard"
+    request = ImportRequest(f"{mine}:1.11.7")
+    found = asyncio.run(resolver.resolve_all([request]))
+    assert isinstance(found[request.key], Image) and found[request.key].digest == many["1.11.7"]
