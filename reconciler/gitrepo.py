@@ -15,10 +15,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -182,6 +184,8 @@ class GitRepo:
         self.git_dir = git_dir
         self._signing: bool | None = None
         self._filtered: dict[str, bool] = {}  # path -> git filters it when hashing
+        self._scratch: Path | None = None
+        self._scratch_commit: tuple[str, str] | None = None  # (commit, tree) the index holds
         self._autocrlf: bool | None = None
 
     def __repr__(self) -> str:
@@ -492,28 +496,36 @@ class GitRepo:
         """
         paths = sorted(_repo_path(p) for p in files)
         name, email = parse_author(author)
-        with tempfile.TemporaryDirectory(prefix="streamlock-index-") as tmp:
-            index_env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        scratch = self._scratch_dir()
+        index_env = {"GIT_INDEX_FILE": str(scratch / "index")}
+        # A chain of commits (one per stream in a pass) builds each on the index the previous one
+        # left: one read-tree per pass instead of one per commit.
+        if self._scratch_commit is None or self._scratch_commit[0] != parent:
             if parent is None:
                 self._git("read-tree", "--empty", env=index_env)
+                parent_tree = None
             else:
-                self._git("read-tree", f"{parent}^{{tree}}", env=index_env)
-            modes = self._check_tree(parent, files)
-            written = {p: c for p in paths if (c := files[p]) is not None}
-            blobs = self._write_blobs(written, Path(tmp))
-            entries = [
-                f"{modes.get(p, '100644')} {blobs[p]}\t{p}" if p in blobs else f"0 {_ZERO}\t{p}"
-                for p in paths
-            ]
-            self._git(
-                "update-index",
-                "-z",
-                "--index-info",
-                input="".join(f"{e}\x00" for e in entries).encode(),
-                env=index_env,
-            )
-            tree = self._git("write-tree", env=index_env).stdout.decode().strip()
-        if parent is not None and tree == self._out("rev-parse", f"{parent}^{{tree}}"):
+                parent_tree = self._out("rev-parse", f"{parent}^{{tree}}")
+                self._git("read-tree", parent_tree, env=index_env)
+        else:
+            parent_tree = self._scratch_commit[1]
+        self._scratch_commit = None  # until this commit exists, the index is no known tree
+        modes = self._check_tree(parent, files)
+        written = {p: c for p in paths if (c := files[p]) is not None}
+        blobs = self._write_blobs(written, scratch)
+        entries = [
+            f"{modes.get(p, '100644')} {blobs[p]}\t{p}" if p in blobs else f"0 {_ZERO}\t{p}"
+            for p in paths
+        ]
+        self._git(
+            "update-index",
+            "-z",
+            "--index-info",
+            input="".join(f"{e}\x00" for e in entries).encode(),
+            env=index_env,
+        )
+        tree = self._git("write-tree", env=index_env).stdout.decode().strip()
+        if parent_tree is not None and tree == parent_tree:
             raise GitError("nothing to commit: the files already hold these contents")
         identity = {
             "GIT_AUTHOR_NAME": name,
@@ -524,7 +536,16 @@ class GitRepo:
         sign = ["-S"] if self.signing_configured() else []
         args = ["commit-tree", *sign, tree, *(["-p", parent] if parent else []), "-F", "-"]
         text = message if message.endswith("\n") else message + "\n"
-        return self._git(*args, input=text.encode(), env=identity).stdout.decode().strip()
+        sha = self._git(*args, input=text.encode(), env=identity).stdout.decode().strip()
+        self._scratch_commit = (sha, tree)
+        return sha
+
+    def _scratch_dir(self) -> Path:
+        """A private directory for this object's scratch index and blob files, removed with it."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="streamlock-index-"))
+            weakref.finalize(self, shutil.rmtree, self._scratch, True)
+        return self._scratch
 
     def learn_attributes(self, paths: Iterable[str]) -> None:
         """Find out, in one process, which of ``paths`` git would filter when hashing them.

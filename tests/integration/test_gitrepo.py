@@ -532,3 +532,19 @@ def test_blobs_written_together_keep_bytes_and_attributes(
     assert repo.read("deploy/x.crlf", sha) == b"x\ny\n"
     person = origin.commit({"deploy/y.crlf": "x\r\ny\r\n"}, "a person's file")
     assert origin.git("cat-file", "blob", f"{person}:deploy/y.crlf") == "x\ny\n"
+
+
+def test_commits_in_a_chain_and_off_it_hold_exactly_their_parents_files(
+    origin: ConfigRepo, repo: GitRepo
+) -> None:
+    """A commit on the last one builds on its tree; one on another parent starts from that
+    parent's tree, never from what the previous commit left."""
+    base = repo.head()
+    first = repo.create_commit({"locks/a.yaml": b"a\n"}, "a", BOT, base)
+    second = repo.create_commit({"locks/b.yaml": b"b\n"}, "b", BOT, first)
+    aside = repo.create_commit({"locks/c.yaml": b"c\n"}, "c", BOT, base)
+    files = {
+        rev: set(origin.git("ls-tree", "-r", "--name-only", rev).split()) for rev in (second, aside)
+    }
+    assert {"locks/a.yaml", "locks/b.yaml"} <= files[second]
+    assert "locks/a.yaml" not in files[aside] and "locks/c.yaml" in files[aside]
