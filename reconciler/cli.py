@@ -380,27 +380,66 @@ def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -
 @click.argument("names", nargs=-1, required=True)
 @repo_option
 @output_option
+@click.option(
+    "-n",
+    "--namespace",
+    metavar="NAMESPACE",
+    help="Namespace of names given without one (default: defaultNamespace in streamlock.yaml).",
+)
 @click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
-def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push: bool) -> None:
+def import_image(
+    names: tuple[str, ...], repo: Path | None, output: str, namespace: str | None, no_push: bool
+) -> None:
     """Import tags now, scheduled or not (like 'oc import-image').
 
-    NAMES are NAMESPACE/STREAM (every tag of the stream) or NAMESPACE/STREAM:TAG.
+    NAMES are NAMESPACE/STREAM (every tag of the stream) or NAMESPACE/STREAM:TAG (STREAM and
+    STREAM:TAG with -n). Only the named tags and the tags that follow them change.
     """
-    for name in names:
-        if "/" not in name:
-            raise click.UsageError(f"{name!r}: expected NAMESPACE/STREAM[:TAG]")
     root = resolve_repo(repo)
-    options = PassOptions(push=not no_push, forced=frozenset(names))
+    scope = checked_names(root, names, namespace)
+    options = PassOptions(push=not no_push, forced=scope, scope=scope)
     result = asyncio.run(run_pass(root, registry_factory, options))
     emit_result(result, output)
     click.echo(summary(result, "committed"), err=True)
-    known = {s.key for s in result.plan.statuses} | {
-        s.key.rsplit(":", 1)[0] for s in result.plan.statuses
-    }
-    unknown = [name for name in names if name not in known]
-    for name in unknown:
-        click.echo(f"✗ {name}: no such image stream or tag", err=True)
-    sys.exit(EXIT_OK if result.ok and not unknown else EXIT_ERROR)
+    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
+
+
+def checked_names(root: Path, names: Sequence[str], namespace: str | None) -> frozenset[str]:
+    """The names as ``ns/stream[:tag]`` keys, each checked against the stream files before any
+    work: a malformed or unknown name is a usage error (with the closest names as a hint)."""
+    import difflib
+
+    from reconciler.config import load_config
+    from reconciler.errors import InputError
+    from reconciler.imagestream import load_streams
+    from reconciler.inspect import parse_stream_name
+
+    config = load_config(root)
+    streamset = load_streams(root, config)
+    known = {f"{s.namespace}/{s.name}": s for s in streamset.streams}
+    keys = set()
+    for text in names:
+        try:
+            name = parse_stream_name(text, namespace or config.default_namespace)
+        except InputError as exc:
+            raise click.UsageError(str(exc)) from None
+        stream = known.get(f"{name.namespace}/{name.stream}")
+        key = str(name)
+        if stream is not None and (name.tag is None or stream.tag(name.tag) is not None):
+            keys.add(key)
+            continue
+        candidates = (
+            sorted(known)
+            if stream is None
+            else [f"{key.rsplit(':', 1)[0]}:{t.name}" for t in stream.tags]
+        )
+        close = difflib.get_close_matches(key, candidates, n=3)
+        what = "image stream" if stream is None else "tag"
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        if streamset.problems:
+            hint += " ('streamlock validate' shows the stream files that did not load)"
+        raise click.UsageError(f"{text}: no such {what} {key}{hint}")
+    return frozenset(keys)
 
 
 @cli.command()

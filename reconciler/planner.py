@@ -162,6 +162,24 @@ def _forced(key: str, forced: Collection[str]) -> bool:
     return key in forced or stream_key in forced
 
 
+def in_scope(
+    streams: Mapping[StreamKey, ImageStream], key: str, scope: Collection[str] | None
+) -> bool:
+    """Whether tag ``key`` is named in ``scope`` (tags or whole streams) or follows, through
+    any chain of ``ImageStreamTag`` references, a tag that is; no scope covers everything."""
+    seen: set[str] = set()
+    while scope is not None and not _forced(key, scope):
+        namespace, rest = key.split("/", 1)
+        name, tag = rest.rsplit(":", 1)
+        stream = streams.get((namespace, name))
+        spec = stream.tag(tag) if stream else None
+        if spec is None or spec.source.kind != IMAGE_STREAM_TAG or key in seen:
+            return False
+        seen.add(key)
+        key = tag_key(*spec.source.target(namespace, name))
+    return True
+
+
 def _broken(locks: Mapping[StreamKey, StreamLock], broken: Broken | None) -> Broken:
     """The streams set aside: as given, else those of a ``LockSet`` from the shell."""
     if broken is not None:
@@ -187,13 +205,16 @@ def import_requests(
     last_checked: Mapping[str, datetime] | None = None,
     forced: Collection[str] = (),
     broken: Broken | None = None,
+    scope: Collection[str] | None = None,
 ) -> list[ImportRequest]:
     """The registry lookups this pass needs, one per distinct (reference, mode, platform).
 
-    Streams whose lock was set aside (``broken``, by default that of a ``LockSet``) need none.
+    Streams whose lock was set aside (``broken``, by default that of a ``LockSet``) need none;
+    with a ``scope``, only the tags it names do.
     """
     requests: dict[tuple[str, str, str], ImportRequest] = {}
     skipped = _broken(locks, broken)
+    by_key = {stream.key: stream for stream in streams}
     for stream in streams:
         if stream.key in skipped:
             continue
@@ -203,7 +224,7 @@ def import_requests(
                 continue
             entry = lock.tags.get(spec.name) if lock else None
             key = tag_key(stream.namespace, stream.name, spec.name)
-            if not is_due(
+            if not in_scope(by_key, key, scope) or not is_due(
                 spec,
                 stream.namespace,
                 entry,
@@ -272,6 +293,7 @@ class _Pass:
     last_checked: Mapping[str, datetime]
     forced: Collection[str]
     broken: Broken = field(default_factory=dict)
+    scope: Collection[str] | None = None
     resolved: dict[str, _Resolved] = field(default_factory=dict)
     visiting: list[str] = field(default_factory=list)
 
@@ -399,7 +421,9 @@ class _Pass:
         if key in self.resolved:
             return self.resolved[key]
         old = self.old_entry(stream.namespace, stream.name, spec.name)
-        if stream.key in self.broken:
+        if not in_scope(self.streams, key, self.scope):
+            result = self.keep(stream, spec, old, status.UNCHANGED, status.NOT_DUE)
+        elif stream.key in self.broken:
             message = _broken_message(self.broken[stream.key])
             result = self.keep(stream, spec, None, status.FAILED, status.INVALID_LOCK, message)
         elif spec.hold is not None and old is not None:
@@ -592,6 +616,7 @@ def plan(
     forced: Collection[str] = (),
     prune: bool = True,
     broken: Broken | None = None,
+    scope: Collection[str] | None = None,
 ) -> Plan:
     """Compute the next locks and the commits that record them.
 
@@ -599,7 +624,8 @@ def plan(
     file failed to load, so a typo never deletes a lock. ``broken`` (by default that of a
     ``LockSet``) are the streams whose lock failed its checks: each of their tags fails with
     ``InvalidLock``, their lock files are neither rewritten nor deleted, and ``Plan.problems``
-    lists where each lock went wrong.
+    lists where each lock went wrong. With a ``scope`` (``import-image``), only the tags it
+    names and their followers change; every other lock stays as it is and none is pruned.
     """
     by_key = {stream.key: stream for stream in streams}
     skipped = _broken(locks, broken)
@@ -613,6 +639,7 @@ def plan(
         last_checked=last_checked or {},
         forced=forced,
         broken=skipped,
+        scope=scope,
     )
     new_locks: dict[StreamKey, StreamLock] = {}
     statuses: list[TagStatus] = []
@@ -629,8 +656,13 @@ def plan(
             stream_statuses.append(result.status)
             if result.entry is not None:
                 entries[spec.name] = result.entry
-        if key in skipped:  # its lock is neither rewritten nor pruned
+        outside = scope is not None and not any(
+            in_scope(by_key, tag_key(key[0], key[1], spec.name), scope) for spec in stream.tags
+        )
+        if key in skipped or outside:  # its lock is neither rewritten nor pruned
             statuses.extend(stream_statuses)
+            if outside and old_lock is not None:
+                new_locks[key] = old_lock
             continue
         new_lock = StreamLock(stream.namespace, stream.name, entries, source_path=stream.path)
         # Compare values, and serialise only what changed: a no-op pass dumps nothing.
@@ -664,7 +696,7 @@ def plan(
     for key in sorted(locks):
         if key in by_key:
             continue
-        if not prune:
+        if not prune or scope is not None:
             new_locks[key] = locks[key]
             continue
         old_lock = locks[key]

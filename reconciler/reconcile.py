@@ -53,6 +53,7 @@ class PassOptions:
     write: bool = True  # False: plan only
     push: bool = True
     forced: Collection[str] = ()
+    scope: Collection[str] | None = None  # import-image: only these tags and their followers
     now: datetime | None = None
     last_checked: Mapping[str, datetime] = field(default_factory=dict)
     push_attempts: int = PUSH_ATTEMPTS
@@ -384,6 +385,7 @@ async def _attempts(
             now,
             last_checked=options.last_checked,
             forced=options.forced,
+            scope=options.scope,
         )
         observations = await _observe(resolver, requests, seen)
         plan = planner.plan(
@@ -396,6 +398,7 @@ async def _attempts(
             last_checked=options.last_checked,
             forced=options.forced,
             prune=not streamset.problems,
+            scope=options.scope,
         )
         plan, consumer_problems = follow_consumers(root, config, plan, locks, repo, scans)
         # Stream files that did not load, locks set aside and consumers that cannot follow,
