@@ -23,7 +23,9 @@ from reconciler import __version__, status
 from reconciler.config import CONFIG_FILE, Config
 from reconciler.errors import Problem, StreamlockError
 from reconciler.inspect import render_data
+from reconciler.lockfile import path_key
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
+from reconciler.status import TagStatus
 from reconciler.trailers import one_line
 
 EXIT_OK = 0
@@ -148,15 +150,40 @@ def short(digest: str | None) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
+REPAIRED = "repaired"  # a lock rewritten although none of its tags changed
+
+
+def shown_statuses(result: PassResult) -> list[TagStatus]:
+    """Every tag's status, sorted as every output lists them, plus one ``repaired`` line per
+    lock the pass rewrites or deletes without any tag of it changing (nothing is invisible)."""
+    items = list(result.plan.statuses)
+    changed = {
+        (s.namespace, s.stream)
+        for s in items
+        if s.action in (status.ADDED, status.UPDATED, status.REMOVED)
+    }
+    for path, data in result.plan.files.items():
+        key = path_key(path)
+        if key is None or key in changed:
+            continue
+        what = "lock rewritten" if data is not None else "lock deleted"
+        items.append(
+            TagStatus(key[0], key[1], "-", REPAIRED, status.IMPORT_SUCCEEDED, f"{what}: {path}")
+        )
+    return sorted(items, key=lambda s: (s.namespace, s.stream, s.tag))
+
+
 def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
     rows = []
-    for item in sorted(result.plan.statuses, key=lambda s: (s.namespace, s.stream, s.tag)):
-        changed = item.action in (status.ADDED, status.UPDATED, status.REMOVED)
+    for item in shown_statuses(result):
+        changed = item.action in (status.ADDED, status.UPDATED, status.REMOVED, REPAIRED)
         if not everything and not changed and item.ready:
             continue
         image = short(item.image)
         if item.action == status.UPDATED and item.previous and item.previous != item.image:
             image = f"{short(item.previous)} → {short(item.image)}"
+        elif item.action == status.REMOVED:
+            image = short(item.previous)
         rows.append(
             [
                 item.namespace,
@@ -169,6 +196,16 @@ def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def problem_data(problem: Problem) -> dict[str, Any]:
+    """A problem as an object, for ``-o json|yaml``."""
+    return {
+        "path": problem.path,
+        "line": problem.line,
+        "column": problem.column,
+        "message": problem.message,
+    }
 
 
 def emit_result(result: PassResult, output: str, everything: bool = False) -> None:
@@ -184,7 +221,7 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
         "changed": result.plan.changed,
         "commits": list(result.commits),
         "pushed": result.pushed,
-        "problems": [str(p) for p in result.problems],
+        "problems": [problem_data(p) for p in result.problems],
         "tags": [
             {
                 "namespace": s.namespace,
@@ -197,36 +234,46 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
                 "image": s.image,
                 "previous": s.previous,
             }
-            for s in result.plan.statuses
+            for s in shown_statuses(result)
         ],
         "consumers": sorted(p for p in result.plan.files if not p.startswith("locks/")),
     }
     click.echo(render_data(data, output), nl=False)
 
 
-def summary(result: PassResult, verb: str) -> str:
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def summary(result: PassResult) -> str:
+    """One line on stderr: tags by what happened to them, then locks, consumers, problems and
+    commits, each counted apart."""
+    items = shown_statuses(result)
+    tags = [s for s in items if s.action != REPAIRED]
     counts: dict[str, int] = {}
-    for item in result.plan.statuses:
+    for item in tags:
         counts[item.action] = counts.get(item.action, 0) + 1
-    total = sum(counts.values())
     parts = [
-        f"{counts[a]} {a}" for a in (status.ADDED, status.UPDATED, status.REMOVED) if a in counts
+        f"{counts[a]} {a}"
+        for a in (status.ADDED, status.UPDATED, status.REMOVED, status.FAILED)
+        if a in counts
     ]
-    failed = counts.get(status.FAILED, 0)
-    if failed:
-        parts.append(f"{failed} failed")
+    repaired = len(items) - len(tags)
+    if repaired:
+        parts.append(f"{plural(repaired, 'lock')} repaired")
     consumers = sum(1 for path in result.plan.files if not path.startswith("locks/"))
     if consumers:
-        parts.append(f"{consumers} consumer file{'s' if consumers > 1 else ''} rewritten")
+        parts.append(f"{plural(consumers, 'consumer file')} rewritten")
     problems = result.problems
-    if problems:
-        parts.append(f"{len(problems)} invalid")
-    if not total and not problems:
+    if not tags and not problems and not repaired:
         return "✓ no image streams found under streams/"
-    text = f"{total} tags: " + (", ".join(parts) if parts else "nothing to change")
+    text = f"{plural(len(tags), 'tag')}: " + (", ".join(parts) if parts else "nothing to change")
+    if problems:
+        files = len({p.path for p in problems})
+        text += f"; {plural(len(problems), 'problem')} in {plural(files, 'file')}"
     if result.commits:
-        text += f"; {len(result.commits)} commit{'s' if len(result.commits) > 1 else ''}"
-        text += " pushed" if result.pushed else f" {verb}"
+        text += f"; {plural(len(result.commits), 'commit')}"
+        text += " pushed" if result.pushed else " made, not pushed"
     mark = "✓" if result.ok else "✗"
     return f"{mark} {text}"
 
@@ -356,7 +403,7 @@ def plan(repo: Path | None, output: str, everything: bool) -> None:
     root = resolve_repo(repo)
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(write=False)))
     emit_result(result, output, everything)
-    click.echo(summary(result, "planned"), err=True)
+    click.echo(summary(result), err=True)
     if not result.ok:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.plan.changed else EXIT_OK)
@@ -372,7 +419,7 @@ def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -
     root = resolve_repo(repo)
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(push=not no_push)))
     emit_result(result, output, everything)
-    click.echo(summary(result, "committed"), err=True)
+    click.echo(summary(result), err=True)
     sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 
@@ -400,7 +447,7 @@ def import_image(
     options = PassOptions(push=not no_push, forced=scope, scope=scope)
     result = asyncio.run(run_pass(root, registry_factory, options))
     emit_result(result, output)
-    click.echo(summary(result, "committed"), err=True)
+    click.echo(summary(result), err=True)
     sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 

@@ -427,9 +427,7 @@ class _Pass:
             message = _broken_message(self.broken[stream.key])
             result = self.keep(stream, spec, None, status.FAILED, status.INVALID_LOCK, message)
         elif spec.hold is not None and old is not None:
-            result = self.keep(
-                stream, spec, old, status.UNCHANGED, status.HELD, f"held: {spec.hold}"
-            )
+            result = self.keep(stream, spec, old, status.UNCHANGED, status.HELD, spec.hold)
         elif spec.source.kind == IMAGE_STREAM_TAG:
             result = self.resolve_follower(stream, spec, old, key)
         elif spec.source.kind == IMAGE_STREAM_IMAGE:
@@ -704,6 +702,18 @@ def plan(
         stream_changes = _diff(key[0], key[1], old_lock, None)
         per_stream[key] = stream_changes
         changes.extend(stream_changes)
+        statuses.extend(
+            TagStatus(
+                key[0],
+                key[1],
+                change.tag,
+                status.REMOVED,
+                status.IMPORT_SUCCEEDED,
+                "image stream removed: no stream file defines it",
+                previous=change.old.image if change.old else None,
+            )
+            for change in stream_changes
+        )
     commits = _commits(per_stream, files, locks, new_locks, config)
     problems = tuple(sorted(p for found in skipped.values() for p in found))
     return Plan(new_locks, files, commits, tuple(changes), tuple(statuses), problems)

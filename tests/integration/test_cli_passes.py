@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.fixtures.gitremote import ConfigRepo
 from tests.fixtures.images import Seeder
 from tests.integration.test_reconcile import (
@@ -64,3 +66,68 @@ def test_import_image_takes_a_namespace_option(config_repo, seeder, repo_name):
     code, _, err = streamlock("import-image", "--repo", str(repo.work), "-n", "shop", "app:stable")
     assert code == 0, err
     assert lock_of(repo).tags["stable"].image == seeder.digest(repo_name, "1.0")
+
+
+def test_plan_lists_the_tags_of_a_deleted_stream_as_removed(config_repo, seeder, repo_name):
+    """A deleted stream file: plan's table and summary show its tags removed, not 'nothing'."""
+    repo = two_streams(config_repo, seeder, repo_name)
+    repo.git("rm", "-q", "streams/shop/app.yaml")
+    repo.git("commit", "-qm", "drop app")
+    code, out, err = streamlock("plan", "--repo", str(repo.work))
+    assert code == 2
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert ["shop", "app", "latest", "removed"] in [row[:4] for row in rows]
+    assert ["shop", "app", "stable", "removed"] in [row[:4] for row in rows]
+    assert "2 removed" in err and "nothing to change" not in err
+
+
+def test_reconcile_shows_a_lock_it_rewrites_without_a_tag_change(config_repo, seeder, repo_name):
+    """A stream file moved to another path: the lock rewrite is a 'repaired' row and counted."""
+    repo = two_streams(config_repo, seeder, repo_name)
+    repo.git("mv", "streams/shop/app.yaml", "streams/shop/app-stream.yaml")
+    repo.git("commit", "-qm", "rename")
+    code, out, err = streamlock("reconcile", "--repo", str(repo.work), "--no-push")
+    assert code == 0, err
+    assert "repaired" in out and "locks/shop/app.lock.yaml" in out
+    assert "1 lock repaired" in err and "nothing to change" not in err
+    assert "2 commits made, not pushed" in err and "committed" not in err
+
+
+def test_summary_counts_tags_and_problems_apart(config_repo, seeder, repo_name):
+    """Good tags and broken files are counted apart: '2 tags: …; 2 problems in 2 files'."""
+    repo = two_streams(config_repo, seeder, repo_name)
+    bad = stream_file("bad", "  - name: x\n    from:\n      kind: Nonsense\n      name: y\n")
+    (repo.work / "streams/shop/bad.yaml").write_text(bad)
+    (repo.work / "streams/shop/worse.yaml").write_text(bad.replace("bad", "worse"))
+    code, _, err = streamlock("plan", "--repo", str(repo.work))
+    assert code == 1
+    summary = err.splitlines()[-1]
+    assert summary.startswith("✗ 3 tags: ") and "2 problems in 2 files" in summary
+    assert "invalid" not in summary
+
+
+def test_a_held_tag_reads_held_once(config_repo, seeder, repo_name):
+    """plan -A shows 'Held: <reason>', not 'Held: held: <reason>'."""
+    repo = two_streams(config_repo, seeder, repo_name)
+    path = repo.work / "streams/shop/web.yaml"
+    hold = "    annotations:\n      streamlock.dev/hold: freeze\n"
+    path.write_text(path.read_text().replace("- name: 'main'\n", f"- name: 'main'\n{hold}", 1))
+    _, out, _ = streamlock("plan", "--repo", str(repo.work), "-A")
+    assert "Held: freeze" in out and "held: freeze" not in out, out
+
+
+def test_json_output_lists_tags_as_the_table_does_and_problems_as_objects(
+    config_repo, seeder, repo_name
+):
+    """-o json: tags in the table's order; problems with path, line, column and message."""
+    repo = two_streams(config_repo, seeder, repo_name)
+    (repo.work / "streams/shop/bad.yaml").write_text(
+        stream_file("bad", "  - name: x\n    from:\n      kind: Nonsense\n      name: y\n")
+    )
+    _, out, _ = streamlock("plan", "--repo", str(repo.work), "-o", "json")
+    data = json.loads(out)
+    keys = [(t["namespace"], t["stream"], t["tag"]) for t in data["tags"]]
+    assert keys == sorted(keys)
+    [problem] = data["problems"]
+    assert problem["path"] == "streams/shop/bad.yaml" and problem["line"] == 10
+    assert set(problem) == {"path", "line", "column", "message"}
