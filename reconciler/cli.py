@@ -21,7 +21,7 @@ import structlog
 
 from reconciler import __version__, status
 from reconciler.config import CONFIG_FILE, Config
-from reconciler.errors import Problem, StreamlockError
+from reconciler.errors import InputError, Problem, StreamlockError
 from reconciler.inspect import render_data
 from reconciler.lockfile import path_key
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
@@ -109,8 +109,28 @@ def output_option(func: Any) -> Any:
     )(func)
 
 
+def is_config_repo(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file() or (path / "streams").is_dir()
+
+
 def resolve_repo(repo: Path | None) -> Path:
-    return repo if repo is not None else find_repo(Path.cwd())
+    """The config repository: ``--repo``, else found walking up from the current directory.
+
+    A directory with neither ``streamlock.yaml`` nor ``streams/`` is an error with a hint, so
+    a wrong directory never reads as "nothing to do".
+    """
+    root = repo if repo is not None else find_repo(Path.cwd())
+    if is_config_repo(root):
+        return root
+    where = f"--repo {root}" if repo is not None else f"{root} (or any directory above it)"
+    hint = "run it in a config repository, pass --repo DIR, or start one with 'streamlock init'"
+    for parent in root.resolve().parents:
+        if is_config_repo(parent):
+            hint = f"the config repository is {parent}: pass --repo {parent}"
+            break
+        if (parent / ".git").exists():
+            break
+    raise InputError(f"{where} has no {CONFIG_FILE} and no streams/ directory", hint=hint)
 
 
 def registry_factory(config: Config, root: Path) -> Resolver:
@@ -457,7 +477,6 @@ def checked_names(root: Path, names: Sequence[str], namespace: str | None) -> fr
     import difflib
 
     from reconciler.config import load_config
-    from reconciler.errors import InputError
     from reconciler.imagestream import load_streams
     from reconciler.inspect import parse_stream_name
 

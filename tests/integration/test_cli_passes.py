@@ -131,3 +131,20 @@ def test_json_output_lists_tags_as_the_table_does_and_problems_as_objects(
     [problem] = data["problems"]
     assert problem["path"] == "streams/shop/bad.yaml" and problem["line"] == 10
     assert set(problem) == {"path", "line", "column", "message"}
+
+
+def test_plan_in_a_directory_that_is_no_config_repository_is_an_error(tmp_path, monkeypatch):
+    """No streamlock.yaml and no streams/: exit 1 with a hint, never '✓ no image streams'."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = streamlock("plan")
+    assert code == 1
+    assert "has no streamlock.yaml and no streams/ directory" in err and "streamlock init" in err
+
+
+def test_repo_pointing_into_the_repository_names_the_right_directory(config_repo):
+    """--repo at a sub-folder of a config repository fails and names the repository."""
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", "")})
+    (repo.work / "deploy").mkdir()
+    code, _, err = streamlock("plan", "--repo", str(repo.work / "deploy"))
+    assert code == 1
+    assert f"pass --repo {repo.work.resolve()}" in err
