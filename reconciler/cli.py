@@ -338,11 +338,63 @@ def gitlab_issue(problem: Problem) -> dict[str, Any]:
 # Commands
 
 
+GLOBAL_FLAGS = frozenset({"--debug"})
+GLOBAL_VALUED = frozenset({"--log-format", "--log-level"})
+COMMAND_VALUED = frozenset({"--repo"})  # global in the docs, an option of each command
+
+
+def _take(argv: list[str], i: int, valued: frozenset[str]) -> int:
+    """How many tokens the option at ``argv[i]`` spans (1, or 2 with a separate value)."""
+    return 2 if argv[i] in valued and i + 1 < len(argv) else 1
+
+
+def arrange_globals(group: click.Group, argv: Sequence[str]) -> list[str]:
+    """Global options may come before or after the subcommand, ``--repo`` too: move
+    ``--debug``/``--log-*`` in front of the command and ``--repo`` behind it, where click
+    parses them. Everything after ``--`` is left alone."""
+    args = list(argv)
+    tail: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, tail = args[:cut], args[cut:]
+    head: list[str] = []
+    repo: list[str] = []
+    path: list[str] = []
+    rest: list[str] = []
+    command: click.Command | None = group
+    i = 0
+    while i < len(args):
+        token = args[i]
+        name = token.split("=", 1)[0]
+        if name in GLOBAL_FLAGS or name in GLOBAL_VALUED:
+            span = 1 if "=" in token else _take(args, i, GLOBAL_VALUED)
+            head += args[i : i + span]
+        elif name in COMMAND_VALUED and not path:
+            span = 1 if "=" in token else _take(args, i, COMMAND_VALUED)
+            repo += args[i : i + span]
+        elif not token.startswith("-") and isinstance(command, click.Group) and not rest:
+            command = command.commands.get(token)
+            path.append(token)
+            span = 1
+            if command is None:
+                rest += args[i + 1 :]
+                break
+        else:
+            span = 1
+            rest.append(token)
+        i += span
+    params = getattr(command, "params", [])
+    if repo and not any("--repo" in getattr(p, "opts", ()) for p in params):
+        head += repo  # left for click to refuse with its own message
+        repo = []
+    return [*head, *path, *repo, *rest, *tail]
+
+
 class StreamlockGroup(click.Group):
     """Turns every error into a one-line message and our exit codes, in one place."""
 
     def main(self, args: Sequence[str] | None = None, *pargs: Any, **kwargs: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = arrange_globals(self, sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("STREAMLOCK_DEBUG") == "1"
         kwargs["standalone_mode"] = False
         try:

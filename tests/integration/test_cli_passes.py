@@ -148,3 +148,27 @@ def test_repo_pointing_into_the_repository_names_the_right_directory(config_repo
     code, _, err = streamlock("plan", "--repo", str(repo.work / "deploy"))
     assert code == 1
     assert f"pass --repo {repo.work.resolve()}" in err
+
+
+def test_global_options_work_before_the_subcommand(config_repo):
+    """streamlock --repo DIR --log-level info validate reads DIR, as docs/cli.md says."""
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", "")})
+    code, _, err = streamlock("--repo", str(repo.work), "--log-level", "info", "validate")
+    assert code == 0, err
+    assert "✓ valid" in err
+
+
+def test_global_options_work_after_the_subcommand(config_repo):
+    """validate --debug --log-format json --repo DIR is accepted as well."""
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", "")})
+    args = ["validate", "--debug", "--log-format", "json", "--repo", str(repo.work)]
+    code, _, err = streamlock(*args)
+    assert code == 0, err
+
+
+def test_global_repo_before_a_nested_subcommand(config_repo):
+    """streamlock --repo DIR set image-lookup app reaches the nested command."""
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", "")})
+    code, _, err = streamlock("--repo", str(repo.work), "set", "image-lookup", "shop/app")
+    assert code == 0, err
+    assert "lookupPolicy" in (repo.work / "streams/shop/app.yaml").read_text()
