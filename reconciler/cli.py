@@ -21,7 +21,7 @@ import structlog
 
 from reconciler import __version__, status
 from reconciler.config import CONFIG_FILE, Config
-from reconciler.errors import InputError, Problem, StreamlockError
+from reconciler.errors import ArgumentError, InputError, Problem, StreamlockError
 from reconciler.inspect import render_data
 from reconciler.lockfile import path_key
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
@@ -408,6 +408,11 @@ class StreamlockGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(EXIT_ERROR)
+        except ArgumentError as exc:
+            if debug:
+                raise
+            click.echo(f"✗ {exc}", err=True)
+            sys.exit(EXIT_USAGE)
         except StreamlockError as exc:
             if debug:
                 raise

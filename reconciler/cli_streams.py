@@ -313,6 +313,13 @@ def _is_pull_spec(text: str) -> bool:
     return True
 
 
+def _names_registry(text: str) -> bool:
+    """True when SRC starts with a registry host (``quay.io/…``, ``localhost:5000/…``), which no
+    image stream name can: then it is a registry image, as ``oc tag`` infers."""
+    first, slash, _ = text.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+
+
 def _tag_source(
     ctx: _Repo,
     text: str,
@@ -344,7 +351,7 @@ def _tag_source(
             raise
         hints = [exc.hint] if exc.hint else []
         hint = "; ".join([*hints, "for a registry image, add --source=docker"])
-        raise InputError(exc.message, hint=hint) from exc
+        raise click.UsageError(f"{exc.message}; {hint}") from exc
     if alias:
         if src.tag is None:
             raise click.UsageError("--alias needs SRC as STREAM:TAG, not an image digest")
@@ -518,6 +525,8 @@ def tag(
         return
     if len(names) < 2:
         raise click.UsageError("expected SRC and at least one DST (or -d DST...)")
+    if kind is None and _names_registry(names[0]):
+        kind = DOCKER_IMAGE  # as oc tag infers: stream names have no registry host
     if scheduled and kind != DOCKER_IMAGE:
         raise click.UsageError("--scheduled applies to registry sources: add --source=docker")
     ctx = _Repo.load(repo)
@@ -533,8 +542,8 @@ def tag(
                 hint=f"grant it in streamlock.yaml access.{src.namespace}.pullers",
             )
         if alias and src is not None and inspect.follows(ctx.streams, src, dst):
-            raise InputError(
-                f"{src} follows {dst} already; making {dst} follow it would be a cycle",
+            raise click.UsageError(
+                f"{src} follows {dst} already; making {dst} follow it would be a cycle"
             )
 
     written = {str(dst): _written_in(source, dst.namespace) for dst in destinations}

@@ -17,7 +17,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from reconciler.errors import InputError
+from reconciler.errors import ArgumentError, InputError
 from reconciler.imagestream import (
     DOCKER_IMAGE,
     HOLD_ANNOTATION,
@@ -71,19 +71,19 @@ def parse_name(text: str, default_namespace: str) -> ObjectName:
         rest, digest = rest.split("@", 1)
         hexpart = digest.removeprefix(SHA256)
         if not hexpart or not set(hexpart) <= _HEX or len(hexpart) > 64:
-            raise InputError(f"{text!r}: {digest!r} is not a sha256 digest or prefix", hint=hint)
+            raise ArgumentError(f"{text!r}: {digest!r} is not a sha256 digest or prefix", hint=hint)
         digest = SHA256 + hexpart
     elif ":" in rest:
         rest, tag = rest.rsplit(":", 1)
         if not tag_re.search(tag):
-            raise InputError(f"{text!r}: {tag!r} is not a valid tag name", hint=hint)
+            raise ArgumentError(f"{text!r}: {tag!r} is not a valid tag name", hint=hint)
     namespace, slash, stream = rest.rpartition("/")
     if not slash:
         namespace = default_namespace
     if not namespace_re.search(namespace):
-        raise InputError(f"{text!r}: {namespace!r} is not a valid namespace name", hint=hint)
+        raise ArgumentError(f"{text!r}: {namespace!r} is not a valid namespace name", hint=hint)
     if not stream_re.search(stream):
-        raise InputError(f"{text!r}: {stream!r} is not a valid image stream name", hint=hint)
+        raise ArgumentError(f"{text!r}: {stream!r} is not a valid image stream name", hint=hint)
     return ObjectName(namespace, stream, tag, digest)
 
 
@@ -91,7 +91,7 @@ def parse_stream_name(text: str, default_namespace: str) -> ObjectName:
     """A stream (``ns/stream``); a tag is allowed and kept, a digest is refused."""
     name = parse_name(text, default_namespace)
     if name.digest is not None:
-        raise InputError(f"{text!r}: expected an image stream, not an image", hint="drop @…")
+        raise ArgumentError(f"{text!r}: expected an image stream, not an image", hint="drop @…")
     return name
 
 
@@ -99,7 +99,7 @@ def parse_tag_name(text: str, default_namespace: str) -> ObjectName:
     """A stream tag (``ns/stream:tag``)."""
     name = parse_name(text, default_namespace)
     if name.tag is None:
-        raise InputError(f"{text!r}: expected a tag", hint="write NAMESPACE/STREAM:TAG")
+        raise ArgumentError(f"{text!r}: expected a tag", hint="write NAMESPACE/STREAM:TAG")
     return name
 
 
@@ -107,7 +107,7 @@ def parse_image_name(text: str, default_namespace: str) -> ObjectName:
     """A stream tag or a stream image (``ns/stream@sha256:<prefix>``)."""
     name = parse_name(text, default_namespace)
     if name.tag is None and name.digest is None:
-        raise InputError(
+        raise ArgumentError(
             f"{text!r}: expected a tag or an image",
             hint="write NAMESPACE/STREAM:TAG or NAMESPACE/STREAM@sha256:<digest prefix>",
         )
@@ -126,12 +126,12 @@ def followed(source: TagReference, namespace: str, stream: str) -> ObjectName:
 def _prefix_hex(prefix: str, what: str) -> str:
     hexpart = prefix.removeprefix(SHA256)
     if not set(hexpart) <= _HEX:
-        raise InputError(
+        raise ArgumentError(
             f"{what}: {prefix!r} is not a sha256 digest or prefix",
             hint="give lower-case hex digits, as 'streamlock history' prints them",
         )
     if len(hexpart) < MIN_PREFIX:
-        raise InputError(
+        raise ArgumentError(
             f"{what}: digest prefix {prefix!r} is too short",
             hint=f"give at least {MIN_PREFIX} hex digits",
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.fixtures.gitremote import ConfigRepo
 from tests.fixtures.images import Seeder
 from tests.integration.test_reconcile import (
@@ -172,3 +174,22 @@ def test_global_repo_before_a_nested_subcommand(config_repo):
     code, _, err = streamlock("--repo", str(repo.work), "set", "image-lookup", "shop/app")
     assert code == 0, err
     assert "lookupPolicy" in (repo.work / "streams/shop/app.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("describe", "shop/App"),
+        ("history", "shop/app:bad tag"),
+        ("resolve", "shop/app@sha256:xyz"),
+        ("rollback", "Shop/app:test"),
+        ("tag", "-d", "shop/app:-x"),
+        ("import-image", "shop/app:bad tag"),
+        ("set", "image-lookup", "shop/App"),
+    ],
+)
+def test_a_malformed_name_is_a_usage_error_in_every_command(config_repo, args):
+    """A name that cannot be one exits 64 (not 1) in every command that takes names."""
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", "")})
+    code, _, err = streamlock(*args, "--repo", str(repo.work))
+    assert code == 64, err

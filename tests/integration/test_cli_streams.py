@@ -276,11 +276,19 @@ def test_contradictory_tag_options_are_usage_errors(imported: Shop, args: tuple[
 
 
 def test_a_pull_spec_given_as_src_without_source_docker_hints_at_it(imported: Shop):
-    """oc users type a registry image as SRC; the error says to add --source=docker."""
+    """A SRC that is neither a stream nor names a registry host: a usage error naming the fix."""
+    code, _, err = imported.run("tag", "nginx:1.4", "shop/app:prod")
+    assert code == 64
+    assert "for a registry image, add --source=docker" in err
+    assert imported.repo.git("status", "--porcelain") == ""
+
+
+def test_a_registry_src_without_source_is_inferred_as_oc_tag_does(imported: Shop):
+    """quay.io/org/app:1.4 names a registry host, so it is taken as --source=docker."""
     code, _, err = imported.run("tag", "quay.io/org/app:1.4", "shop/app:prod")
-    assert code == 1
-    assert "'quay.io/org' is not a valid namespace name" in err
-    assert err.rstrip().endswith("; for a registry image, add --source=docker")
+    assert code == 0, err
+    text = (imported.work / STREAM_FILE).read_text()
+    assert "kind: DockerImage" in text and "quay.io/org/app:1.4" in text
 
 
 def test_promotion_into_another_namespace_needs_a_grant(imported: Shop):
@@ -294,7 +302,7 @@ def test_an_alias_that_would_close_a_cycle_is_refused(imported: Shop):
     """prod follows test, so test cannot follow prod."""
     assert imported.run("tag", "--alias", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
     code, _, err = imported.run("tag", "--alias", "shop/app:prod", "shop/app:test")
-    assert code == 1
+    assert code == 64
     assert "cycle" in err
 
 
