@@ -228,6 +228,11 @@ def _duplicate_tags(doc: schema.Document, base: JsonPath) -> list[Problem]:
     return problems
 
 
+def _string_map(value: Mapping[str, str | None] | None) -> dict[str, str]:
+    """Labels or annotations as the API stores them: null is an empty map, a null value ''."""
+    return {key: item or "" for key, item in (value or {}).items()}
+
+
 def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Problem]]:
     tags: list[TagSpec] = []
     problems: list[Problem] = _duplicate_tags(doc, base)
@@ -239,9 +244,10 @@ def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Pro
         if name in seen:
             continue
         seen.add(name)
-        source = TagReference(
-            item["from"]["kind"], item["from"]["name"], item["from"].get("namespace")
-        )
+        origin = item.get("from")
+        if origin is None:  # OpenShift's tag without a source (pushed to): nothing to lock
+            continue
+        source = TagReference(origin["kind"], origin["name"], origin.get("namespace") or None)
         problem = _source_problem(doc, where, source, bool(item.get("reference")))
         if problem is not None:
             problems.append(problem)
@@ -256,7 +262,7 @@ def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Pro
                 insecure=bool(policy.get("insecure", False)),
                 import_mode=policy.get("importMode") or LEGACY,
                 reference_policy=(item.get("referencePolicy") or {}).get("type") or SOURCE,
-                annotations=dict(item.get("annotations") or {}),
+                annotations=_string_map(item.get("annotations")),
                 line=line,
             )
         )
@@ -269,7 +275,7 @@ def _stream(
     """One schema-valid ImageStream object → the model, or the problems that reject it."""
     obj = doc.get(base)
     meta = obj["metadata"]
-    namespace = meta.get("namespace")
+    namespace = meta.get("namespace") or None  # "" is the API's "not given"
     problems: list[Problem] = []
     if namespace is None and folder is not None:
         namespace = folder
@@ -292,7 +298,7 @@ def _stream(
         name=meta["name"],
         tags=tuple(tags),
         lookup_local=bool(((obj.get("spec") or {}).get("lookupPolicy") or {}).get("local", False)),
-        annotations=dict(meta.get("annotations") or {}),
+        annotations=_string_map(meta.get("annotations")),
         path=doc.path,
         line=doc.position(base)[0],
     )

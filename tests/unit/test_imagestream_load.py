@@ -141,15 +141,16 @@ def test_duplicate_tag_is_reported_beside_schema_errors() -> None:
     ]
 
 
-def test_missing_from_is_located_at_the_tag() -> None:
-    """A tag without from is reported at the tag's first line."""
+def test_a_tag_without_from_is_skipped_as_openshift_accepts_it() -> None:
+    """from is optional in the API (a tag images are pushed to): the stream loads without it."""
     text = one_tag("""\
   - name: "1.1"
     importPolicy: {scheduled: true}
 """)
-    assert problems(text) == [
-        "streams/shop/app.yaml:11:5: spec.tags[1]: 'from' is a required property"
-    ]
+    result = streams(text)
+    assert result.problems == ()
+    [stream] = result.streams
+    assert [t.name for t in stream.tags] == ["1.0"]
 
 
 def test_yaml_syntax_error_is_located() -> None:
