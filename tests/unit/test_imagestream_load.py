@@ -445,7 +445,9 @@ def test_policy_reports_cross_namespace_use_without_a_grant() -> None:
     text = APP.replace("kind: DockerImage", "kind: ImageStreamTag").replace(
         "name: quay.io/shop/app:1.0", "name: base:1\n      namespace: platform"
     )
-    result = parse_streams({"streams/shop/app.yaml": text.encode()}, Config(), policy=True)
+    base = APP.replace("name: app", "name: base").replace('"1.0"', '"1"')
+    files = {"streams/shop/app.yaml": text.encode(), "streams/platform/base.yaml": base.encode()}
+    result = parse_streams(files, Config(), policy=True)
     assert [str(p) for p in result.problems] == [
         "streams/shop/app.yaml:11:18: spec.tags[0].from.namespace: namespace shop may not use "
         "images of platform (add it to access.platform.pullers in streamlock.yaml)"
