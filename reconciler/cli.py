@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,7 @@ def problem_data(problem: Problem) -> dict[str, Any]:
 def emit_result(result: PassResult, output: str, everything: bool = False) -> None:
     if output == "table":
         for problem in result.problems:
-            click.echo(f"✗ {printable(str(problem))}", err=True)
+            notify(f"✗ {printable(str(problem))}")
         rows = status_rows(result, everything)
         if rows:
             headers = ["NAMESPACE", "STREAM", "TAG", "ACTION", "IMAGE", "READY", "MESSAGE"]
@@ -390,33 +391,68 @@ def arrange_globals(group: click.Group, argv: Sequence[str]) -> list[str]:
     return [*head, *path, *repo, *rest, *tail]
 
 
+def log_format_of(argv: Sequence[str]) -> str:
+    """The ``--log-format`` an argument list asks for (``auto`` when none)."""
+    fmt = "auto"
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token == "--log-format" and i + 1 < len(argv):
+            fmt = argv[i + 1]
+        elif token.startswith("--log-format="):
+            fmt = token.split("=", 1)[1]
+    return fmt
+
+
+def notify(text: str, *, fmt: str | None = None) -> None:
+    """A message for people on stderr; with ``--log-format json`` a JSON line like the logs,
+    so stderr holds one format a log collector can read."""
+    if fmt is None:
+        ctx = click.get_current_context(silent=True)
+        fmt = ctx.find_root().params.get("log_format", "auto") if ctx is not None else "auto"
+    if fmt != "json":
+        click.echo(text, err=True)
+        return
+    level = "error" if text.startswith("✗") else "warning" if text.startswith("!") else "info"
+    moment = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    line = {"ts": moment, "level": level, "msg": text.strip()}
+    click.echo(json.dumps(line, ensure_ascii=False), err=True)
+
+
 class StreamlockGroup(click.Group):
     """Turns every error into a one-line message and our exit codes, in one place."""
 
     def main(self, args: Sequence[str] | None = None, *pargs: Any, **kwargs: Any) -> Any:
         argv = arrange_globals(self, sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("STREAMLOCK_DEBUG") == "1"
+        fmt = log_format_of(argv)
         kwargs["standalone_mode"] = False
         try:
             code = super().main(argv, *pargs, **kwargs)
         except click.UsageError as exc:
-            exc.show()
+            if fmt == "json":
+                notify(f"✗ {exc.format_message()}", fmt=fmt)
+            else:
+                exc.show()
             sys.exit(EXIT_USAGE)
         except click.Abort:
-            click.echo("✗ aborted", err=True)
+            notify("✗ aborted", fmt=fmt)
             sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
-            exc.show()
+            if fmt == "json":
+                notify(f"✗ {exc.format_message()}", fmt=fmt)
+            else:
+                exc.show()
             sys.exit(EXIT_ERROR)
         except ArgumentError as exc:
             if debug:
                 raise
-            click.echo(f"✗ {exc}", err=True)
+            notify(f"✗ {exc}", fmt=fmt)
             sys.exit(EXIT_USAGE)
         except StreamlockError as exc:
             if debug:
                 raise
-            click.echo(f"✗ {exc}", err=True)
+            notify(f"✗ {exc}", fmt=fmt)
             sys.exit(EXIT_ERROR)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
@@ -438,7 +474,13 @@ class StreamlockGroup(click.Group):
 )
 def cli(debug: bool, log_format: str, log_level: str) -> None:
     """streamlock: OpenShift image streams in plain Git."""
-    configure_logging(log_format, "debug" if debug else log_level)
+    level = "debug" if debug else log_level
+    configure_logging(log_format, level)
+    if log_format == "json":  # the libraries' log lines as JSON too: one format on stderr
+        from reconciler.daemon.logs import route_stdlib
+
+        route_stdlib(log_format, level)
+        logging.getLogger().setLevel(max(logging.getLevelNamesMapping()[level.upper()], 30))
 
 
 @cli.command()
@@ -466,9 +508,9 @@ def validate(repo: Path | None, fmt: str) -> None:
         for problem in problems:
             click.echo(printable(str(problem)))
     if problems:
-        click.echo(f"✗ {len(problems)} problem{'s' if len(problems) > 1 else ''} found", err=True)
+        notify(f"✗ {len(problems)} problem{'s' if len(problems) > 1 else ''} found")
         sys.exit(EXIT_ERROR)
-    click.echo("✓ valid", err=True)
+    notify("✓ valid")
 
 
 @cli.command()
@@ -480,7 +522,7 @@ def plan(repo: Path | None, output: str, everything: bool) -> None:
     root = resolve_repo(repo)
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(write=False)))
     emit_result(result, output, everything)
-    click.echo(summary(result), err=True)
+    notify(summary(result))
     if not result.ok:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.plan.changed else EXIT_OK)
@@ -496,7 +538,7 @@ def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -
     root = resolve_repo(repo)
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(push=not no_push)))
     emit_result(result, output, everything)
-    click.echo(summary(result), err=True)
+    notify(summary(result))
     sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 
@@ -524,7 +566,7 @@ def import_image(
     options = PassOptions(push=not no_push, forced=scope, scope=scope)
     result = asyncio.run(run_pass(root, registry_factory, options))
     emit_result(result, output)
-    click.echo(summary(result), err=True)
+    notify(summary(result))
     sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 

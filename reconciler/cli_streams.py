@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from reconciler import inspect, streamedit, trailers
-from reconciler.cli import output_option, repo_option, resolve_repo, table
+from reconciler.cli import notify, output_option, repo_option, resolve_repo, table
 from reconciler.config import Config, load_config
 from reconciler.errors import GitError, InputError
 from reconciler.gitrepo import GitRepo, TrailerIndex
@@ -154,7 +154,7 @@ def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
     """Write (or commit) the files whose bytes change; False when nothing changes."""
     changed = {path: data for path, data in change.files.items() if _read(repo.root, path) != data}
     if not changed:
-        click.echo("✓ nothing to change: the files already say this", err=True)
+        notify("✓ nothing to change: the files already say this")
         return False
     git = GitRepo.open(repo.root) if commit else None
     paths = dict(changed)
@@ -170,7 +170,7 @@ def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
         except GitError as exc:
             raise GitError(exc.message, hint=f"{exc.hint}, or run without --commit") from exc
     for line in change.said:
-        click.echo(line, err=True)
+        notify(line)
     if git is None:
         for path in sorted(changed):
             target = _checked(repo.root, path)
@@ -178,14 +178,14 @@ def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
             tmp = target.with_name(f".{target.name}.streamlock-tmp")
             tmp.write_bytes(changed[path])
             tmp.replace(target)
-        click.echo(f"✓ edited {', '.join(sorted(changed))}", err=True)
-        click.echo("  review the change and commit it, or run again with --commit", err=True)
+        notify(f"✓ edited {', '.join(sorted(changed))}")
+        notify("  review the change and commit it, or run again with --commit")
     else:
         message = trailers.format_message(change.subject, change.body, [])
         sha = git.commit(paths, message, author)
-        click.echo(f"✓ committed {sha[:12]} {change.subject}", err=True)
+        notify(f"✓ committed {sha[:12]} {change.subject}")
     if change.next_step:
-        click.echo(f"  {change.next_step}", err=True)
+        notify(f"  {change.next_step}")
     return True
 
 

@@ -193,3 +193,15 @@ def test_a_malformed_name_is_a_usage_error_in_every_command(config_repo, args):
     repo = config_repo({"streams/shop/app.yaml": stream_file("app", "")})
     code, _, err = streamlock(*args, "--repo", str(repo.work))
     assert code == 64, err
+
+
+def test_log_format_json_keeps_stderr_all_json(config_repo, seeder, repo_name):
+    """--log-format json: problems, the summary and errors on stderr are JSON lines too."""
+    repo = two_streams(config_repo, seeder, repo_name)
+    (repo.work / "streams/shop/bad.yaml").write_text("metadata:\n  name: a\n   x: 1\n")
+    for args in (["plan"], ["describe", "shop/nope"], ["describe"]):
+        _, _, err = streamlock("--log-format", "json", *args, "--repo", str(repo.work))
+        lines = err.splitlines()
+        assert lines, args
+        for line in lines:
+            assert isinstance(json.loads(line), dict), line
