@@ -6,11 +6,14 @@ Exit codes: 0 success / nothing to change, 1 error, 2 changes (``plan``), 64 usa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,22 +138,89 @@ def resolve_repo(repo: Path | None) -> Path:
 
 
 def registry_factory(config: Config, root: Path) -> Resolver:
-    return _ClientResolver(config, root)
+    ctx = click.get_current_context(silent=True)
+    fmt = ctx.find_root().params.get("log_format", "auto") if ctx is not None else "auto"
+    return _ClientResolver(config, root, progress=sys.stderr.isatty() and fmt != "json")
+
+
+class Progress:
+    """Tags resolved of the total and what is being waited on, redrawn on one stderr line of a
+    terminal; a registry that never answers is never silence."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.waiting: dict[str, float] = {}  # reference -> loop time it started
+        self.started = time.monotonic()
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        text = f"resolving tags: {self.done}/{self.total} ({elapsed:.0f} s)"
+        if self.waiting:
+            oldest = min(self.waiting, key=lambda ref: self.waiting[ref])
+            waited = time.monotonic() - self.waiting[oldest]
+            host = oldest.split("/", 1)[0]
+            more = f" and {len(self.waiting) - 1} more" if len(self.waiting) > 1 else ""
+            text += f"; waiting on {host} for {oldest} ({waited:.0f} s){more}"
+        return text
+
+    async def show(self) -> None:
+        """Redraw twice a second until cancelled, then clear the line."""
+        try:
+            while True:
+                width = shutil.get_terminal_size().columns - 1
+                sys.stderr.write("\r\033[K" + self.line()[:width])
+                sys.stderr.flush()
+                await asyncio.sleep(0.5)
+        finally:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _tracking_client(base: Any, progress: Progress | None) -> Any:
+    """The registry client, each tag's resolution counted for ``progress`` and its log lines
+    (retries included) bound to the image they are about."""
+    from reconciler.reference import redact
+
+    class TrackingClient(base):  # type: ignore[misc, valid-type]
+        async def _resolve_within(self, request: Any, budget: float, **kwargs: Any) -> Any:
+            reference = redact(request.reference)
+            with structlog.contextvars.bound_contextvars(image=reference):
+                if progress is not None:
+                    progress.waiting[reference] = time.monotonic()
+                try:
+                    return await super()._resolve_within(request, budget, **kwargs)
+                finally:
+                    if progress is not None:
+                        progress.waiting.pop(reference, None)
+                        progress.done += 1
+
+    return TrackingClient
 
 
 class _ClientResolver:
     """Opens one pooled registry client for the pass; relative paths in the config (CA files,
     auth files) are taken from the repository root."""
 
-    def __init__(self, config: Config, root: Path) -> None:
+    def __init__(self, config: Config, root: Path, progress: bool = False) -> None:
         self.config = config
         self.root = root
+        self.progress = progress
 
     async def resolve_all(self, requests: Sequence[Any]) -> Any:
         from reconciler.registry import RegistryClient
 
-        async with RegistryClient(self.config, base_dir=self.root) as client:
-            return await client.resolve_all(requests)
+        progress = Progress(len(requests)) if self.progress and requests else None
+        client = _tracking_client(RegistryClient, progress)
+        ticker = asyncio.create_task(progress.show()) if progress is not None else None
+        try:
+            async with client(self.config, base_dir=self.root) as registry:
+                return await registry.resolve_all(requests)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str], no_header: bool = False) -> str:
