@@ -813,8 +813,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=None if argv is None else list(argv), prog_name="streamlock")
 
 
-# Commands for people live in their own module, which builds on the helpers above.
-from reconciler.cli_streams import COMMANDS  # noqa: E402
+# Commands for people live in their own modules, which build on the helpers above.
+from reconciler import cli_repo, cli_streams  # noqa: E402
 
-for _command in COMMANDS:
+for _command in [*cli_streams.COMMANDS, *cli_repo.COMMANDS]:
     cli.add_command(_command)

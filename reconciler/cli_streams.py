@@ -10,6 +10,7 @@ for a pull request. Data goes to stdout, messages to stderr.
 from __future__ import annotations
 
 import codecs
+import difflib
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -150,12 +151,31 @@ class _Change:
     next_step: str = ""  # printed after the files are written or committed
 
 
-def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
-    """Write (or commit) the files whose bytes change; False when nothing changes."""
+def _diff(repo: _Repo, changed: Mapping[str, bytes]) -> str:
+    """A unified diff of what a change would write, for --dry-run."""
+    out: list[str] = []
+    for path in sorted(changed):
+        before = _read(repo.root, path)
+        old = _decode(before, path).splitlines(keepends=True) if before is not None else []
+        new = _decode(changed[path], path).splitlines(keepends=True)
+        label = "/dev/null" if before is None else f"a/{path}"
+        out += difflib.unified_diff(old, new, label, f"b/{path}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def _apply(repo: _Repo, change: _Change, commit: bool, dry_run: bool = False) -> bool:
+    """Write (or commit) the files whose bytes change; False when nothing changes. With
+    ``dry_run`` print the diff on stdout and write nothing."""
     changed = {path: data for path, data in change.files.items() if _read(repo.root, path) != data}
     if not changed:
         notify("✓ nothing to change: the files already say this")
         return False
+    if dry_run:
+        for line in change.said:
+            notify(line)
+        click.echo(_diff(repo, changed), nl=False)
+        notify(f"✓ dry run: {', '.join(sorted(changed))} not written")
+        return True
     git = GitRepo.open(repo.root) if commit else None
     paths = dict(changed)
     if git is not None:
@@ -494,6 +514,7 @@ def _held(ctx: _Repo, names: Sequence[ObjectName]) -> list[str]:
     help="Re-import DST from the registry periodically (with --source=docker).",
 )
 @click.option("-d", "--delete", is_flag=True, help="Delete the DST tags from the spec.")
+@click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
 @_namespace_option
 @_commit_option
 @repo_option
@@ -503,6 +524,7 @@ def tag(
     source_kind: str | None,
     scheduled: bool,
     delete: bool,
+    dry_run: bool,
     namespace: str | None,
     commit: bool,
     repo: Path | None,
@@ -521,8 +543,10 @@ def tag(
     if delete:
         if alias or source_kind or scheduled:
             raise click.UsageError("-d takes only the tags to delete")
-        _delete_tags(names, namespace, commit, repo)
+        _delete_tags(names, namespace, commit, repo, dry_run)
         return
+    if dry_run and commit:
+        raise click.UsageError("--dry-run writes nothing, so it cannot --commit")
     if len(names) < 2:
         raise click.UsageError("expected SRC and at least one DST (or -d DST...)")
     if kind is None and _names_registry(names[0]):
@@ -573,11 +597,15 @@ def tag(
         said=tuple(said),
         next_step="the next reconcile updates the lock" + (" of tags not held" if held else ""),
     )
-    _apply(ctx, change, commit)
+    _apply(ctx, change, commit, dry_run)
 
 
 def _delete_tags(
-    names: Sequence[str], namespace: str | None, commit: bool, repo: Path | None
+    names: Sequence[str],
+    namespace: str | None,
+    commit: bool,
+    repo: Path | None,
+    dry_run: bool = False,
 ) -> None:
     ctx = _Repo.load(repo)
     default = ctx.default_namespace(namespace)
@@ -601,7 +629,7 @@ def _delete_tags(
         said=tuple(said),
         next_step=step,
     )
-    _apply(ctx, change, commit)
+    _apply(ctx, change, commit, dry_run)
 
 
 # --- rollback ------------------------------------------------------------------------------------
@@ -810,4 +838,173 @@ def image_lookup(
     _apply(ctx, _Change(files, subject, "", said), commit)
 
 
-COMMANDS: list[click.Command] = [describe, history, resolve, tag, rollback, set_group]
+# --- hold / unhold -------------------------------------------------------------------------------
+
+
+def _hold_edit(
+    names: Sequence[str], namespace: str | None, repo: Path | None, reason: str | None
+) -> tuple[_Repo, list[ObjectName], dict[str, bytes]]:
+    ctx = _Repo.load(repo)
+    default = ctx.default_namespace(namespace)
+    targets = [inspect.parse_tag_name(text, default) for text in names]
+    for target in targets:
+        assert target.tag is not None
+        if ctx.stream(target).tag(target.tag) is None:
+            raise InputError(
+                f"{target} is not a tag",
+                hint=f"'streamlock get istag -n {target.namespace}' lists the tags",
+            )
+
+    def edit(text: str, where: streamedit.StreamLocation, dst: ObjectName) -> str:
+        assert dst.tag is not None
+        return streamedit.set_tag_annotation(text, where, dst.tag, HOLD_ANNOTATION, reason)
+
+    return ctx, targets, _edit_streams(ctx, targets, edit, create=False)
+
+
+@click.command("hold")
+@click.argument("names", nargs=-1, required=True, metavar="NAMESPACE/STREAM:TAG...")
+@click.option("--reason", default="held", show_default=True, help="Why; shown by plan/describe.")
+@_namespace_option
+@_commit_option
+@repo_option
+def hold(
+    names: tuple[str, ...], reason: str, namespace: str | None, commit: bool, repo: Path | None
+) -> None:
+    """Keep tags on their current image: writes the streamlock.dev/hold annotation.
+
+    The reconciler then never moves them (import-image neither) until 'streamlock unhold'.
+    """
+    if not reason.strip():
+        raise click.UsageError("--reason must say something")
+    ctx, targets, files = _hold_edit(names, namespace, repo, reason)
+    said = tuple(f"✓ {target} held: {reason}" for target in targets)
+    change = _Change(
+        files,
+        subject=f"{_subject(targets, 'hold')} ({reason})",
+        body=f"Held with streamlock hold: {reason}.",
+        said=said,
+        next_step="the reconciler leaves these tags on their current image until unhold",
+    )
+    _apply(ctx, change, commit)
+
+
+@click.command("unhold")
+@click.argument("names", nargs=-1, required=True, metavar="NAMESPACE/STREAM:TAG...")
+@_namespace_option
+@_commit_option
+@repo_option
+def unhold(names: tuple[str, ...], namespace: str | None, commit: bool, repo: Path | None) -> None:
+    """Let held tags move again: removes the streamlock.dev/hold annotation."""
+    ctx, targets, files = _hold_edit(names, namespace, repo, None)
+    change = _Change(
+        files,
+        subject=_subject(targets, "unhold"),
+        body="Released with streamlock unhold.",
+        said=tuple(f"✓ {target} no longer held" for target in targets),
+        next_step="the next reconcile moves them to what their sources serve",
+    )
+    _apply(ctx, change, commit)
+
+
+# --- get -----------------------------------------------------------------------------------------
+
+_KINDS = {
+    "is": "is",
+    "imagestream": "is",
+    "imagestreams": "is",
+    "istag": "istag",
+    "imagestreamtag": "istag",
+    "imagestreamtags": "istag",
+}
+
+
+@click.command("get")
+@click.argument("kind", type=click.Choice(sorted(_KINDS)), metavar="is|istag")
+@click.argument("name", required=False)
+@_namespace_option
+@output_option
+@repo_option
+def get(kind: str, name: str | None, namespace: str | None, output: str, repo: Path | None) -> None:
+    """List image streams or stream tags, like 'oc get is' and 'oc get istag' (offline).
+
+    Every namespace unless -n names one; NAME narrows to one stream (is) or STREAM[:TAG]
+    (istag).
+    """
+    ctx = _Repo.load(repo)
+    wanted = inspect.parse_stream_name(name, ctx.default_namespace(namespace)) if name else None
+    now = _now()
+    streams = [
+        stream
+        for key, stream in sorted(ctx.streams.items())
+        if (namespace is None or stream.namespace == namespace)
+        and (wanted is None or key == wanted.key)
+    ]
+    if wanted is not None and not streams:
+        ctx.stream(wanted)  # raises "not found" with its hint
+    if _KINDS[kind] == "is":
+        data: list[dict[str, Any]] = []
+        for stream in streams:
+            lock = ctx.lock(stream.namespace, stream.name)
+            times = [e.imported_at for e in (lock.tags.values() if lock else ()) if e.imported_at]
+            data.append(
+                {
+                    "namespace": stream.namespace,
+                    "name": stream.name,
+                    "tags": [t.name for t in stream.tags],
+                    "updated": max(times) if times else None,
+                    "file": f"{stream.path}:{stream.line}",
+                }
+            )
+        rows = [
+            [d["namespace"], d["name"], ",".join(d["tags"]), inspect.age(d["updated"], now)]
+            for d in data
+        ]
+        headers = ["NAMESPACE", "NAME", "TAGS", "UPDATED"]
+    else:
+        data = []
+        for stream in streams:
+            lock = ctx.lock(stream.namespace, stream.name)
+            for spec in stream.tags:
+                if wanted is not None and wanted.tag is not None and spec.name != wanted.tag:
+                    continue
+                entry = lock.tags.get(spec.name) if lock else None
+                data.append(
+                    {
+                        "namespace": stream.namespace,
+                        "name": f"{stream.name}:{spec.name}",
+                        "image": entry.docker_image_reference if entry else None,
+                        "updated": entry.imported_at if entry else None,
+                        "held": spec.hold,
+                    }
+                )
+        rows = [
+            [
+                d["namespace"],
+                d["name"],
+                d["image"] or "<not resolved yet>",
+                inspect.age(d["updated"], now),
+            ]
+            for d in data
+        ]
+        headers = ["NAMESPACE", "NAME", "IMAGE REFERENCE", "UPDATED"]
+
+    def text() -> str:
+        return table(rows, headers) + "\n" if rows else ""
+
+    _emit(data, output, text)
+    if not rows and output == "table":
+        notify("✓ no image streams" + (f" in namespace {namespace}" if namespace else ""))
+
+
+COMMANDS: list[click.Command] = [
+    describe,
+    history,
+    resolve,
+    tag,
+    rollback,
+    set_group,
+    hold,
+    unhold,
+    get,
+]
