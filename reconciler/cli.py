@@ -113,6 +113,26 @@ def output_option(func: Any) -> Any:
     )(func)
 
 
+def complete_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of stream and tag names (``ns/stream``, ``ns/stream:tag``), read from
+    the stream files of the repository the command line names; nothing when there is none."""
+    from click.shell_completion import CompletionItem
+
+    from reconciler.config import load_config
+    from reconciler.imagestream import load_streams
+
+    try:
+        root = resolve_repo(ctx.params.get("repo"))
+        streams = load_streams(root, load_config(root)).streams
+    except StreamlockError:
+        return []
+    names = []
+    for stream in streams:
+        names.append(f"{stream.namespace}/{stream.name}")
+        names += [f"{stream.namespace}/{stream.name}:{tag.name}" for tag in stream.tags]
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
 def is_config_repo(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() or (path / "streams").is_dir()
 
@@ -613,7 +633,7 @@ def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -
 
 
 @cli.command("import-image")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_names)
 @repo_option
 @output_option
 @click.option(

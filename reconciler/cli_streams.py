@@ -21,7 +21,14 @@ from typing import Any
 import click
 
 from reconciler import inspect, streamedit, trailers
-from reconciler.cli import notify, output_option, repo_option, resolve_repo, table
+from reconciler.cli import (
+    complete_names,
+    notify,
+    output_option,
+    repo_option,
+    resolve_repo,
+    table,
+)
 from reconciler.config import Config, load_config
 from reconciler.errors import GitError, InputError
 from reconciler.gitrepo import GitRepo, TrailerIndex
@@ -236,7 +243,8 @@ def _view_command(name: str, metavar: str) -> Callable[[Callable[..., None]], cl
     def wrap(func: Callable[..., None]) -> click.Command:
         for option in (repo_option, output_option, _namespace_option):
             func = option(func)
-        return click.command(name)(click.argument("name", metavar=metavar)(func))
+        argument = click.argument("name", metavar=metavar, shell_complete=complete_names)
+        return click.command(name)(argument(func))
 
     return wrap
 
@@ -496,7 +504,9 @@ def _held(ctx: _Repo, names: Sequence[ObjectName]) -> list[str]:
 
 
 @click.command("tag")
-@click.argument("names", nargs=-1, required=True, metavar="[SRC] DST...")
+@click.argument(
+    "names", nargs=-1, required=True, metavar="[SRC] DST...", shell_complete=complete_names
+)
 @click.option(
     "--alias",
     is_flag=True,
@@ -670,7 +680,7 @@ def _last_committed(ctx: _Repo, name: ObjectName, spec: TagSpec) -> str | None:
 
 
 @click.command("rollback")
-@click.argument("name", metavar="NAMESPACE/STREAM:TAG")
+@click.argument("name", metavar="NAMESPACE/STREAM:TAG", shell_complete=complete_names)
 @click.option(
     "--to",
     "to",
@@ -798,7 +808,9 @@ def set_group() -> None:
 
 
 @set_group.command("image-lookup")
-@click.argument("names", nargs=-1, required=True, metavar="NAMESPACE/STREAM...")
+@click.argument(
+    "names", nargs=-1, required=True, metavar="NAMESPACE/STREAM...", shell_complete=complete_names
+)
 @click.option(
     "--enabled/--disabled",
     default=True,
@@ -863,7 +875,13 @@ def _hold_edit(
 
 
 @click.command("hold")
-@click.argument("names", nargs=-1, required=True, metavar="NAMESPACE/STREAM:TAG...")
+@click.argument(
+    "names",
+    nargs=-1,
+    required=True,
+    metavar="NAMESPACE/STREAM:TAG...",
+    shell_complete=complete_names,
+)
 @click.option("--reason", default="held", show_default=True, help="Why; shown by plan/describe.")
 @_namespace_option
 @_commit_option
@@ -890,7 +908,13 @@ def hold(
 
 
 @click.command("unhold")
-@click.argument("names", nargs=-1, required=True, metavar="NAMESPACE/STREAM:TAG...")
+@click.argument(
+    "names",
+    nargs=-1,
+    required=True,
+    metavar="NAMESPACE/STREAM:TAG...",
+    shell_complete=complete_names,
+)
 @_namespace_option
 @_commit_option
 @repo_option
@@ -921,7 +945,7 @@ _KINDS = {
 
 @click.command("get")
 @click.argument("kind", type=click.Choice(sorted(_KINDS)), metavar="is|istag")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_names)
 @_namespace_option
 @output_option
 @repo_option

@@ -176,3 +176,17 @@ def test_adopt_pins_what_the_cluster_runs_with_no_bump_on_migration_day(
     assert lock.tags["test"].image == new
     assert [h.image for h in lock.tags["test"].history] == [new, old]
     assert lock.tags["prod"].image == old
+
+
+def test_shell_completion_offers_stream_and_tag_names(config_repo):
+    """Tab after 'describe shop/a' offers shop/app and its tags, read from the stream files."""
+    tags = docker_tag("test", "quay.io/shop/app:1") + follow_tag("latest", "test")
+    repo = config_repo({"streams/shop/app.yaml": stream_file("app", tags)})
+    env = {
+        "_STREAMLOCK_COMPLETE": "bash_complete",
+        "COMP_WORDS": f"streamlock describe --repo {repo.work} shop/a",
+        "COMP_CWORD": "4",
+    }
+    done = CliRunner().invoke(cli, [], env=env, prog_name="streamlock")
+    offered = [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+    assert offered == ["shop/app", "shop/app:test", "shop/app:latest"]
