@@ -272,7 +272,7 @@ def describe(name: str, namespace: str | None, output: str, repo: Path | None) -
     ctx = _Repo.load(repo)
     target = inspect.parse_stream_name(name, ctx.default_namespace(namespace))
     stream = ctx.stream(target)
-    view = inspect.describe(stream, ctx.lock(*target.key), target.tag)
+    view = inspect.describe(stream, ctx.lock(*target.key), target.tag, _bases(ctx))
     now = _now()
     _emit(
         view.to_dict(),
@@ -669,6 +669,28 @@ def _recover_entry(ctx: _Repo, name: ObjectName, digest: str) -> LockEntry | Non
     return None
 
 
+def _refuse_uncommitted(ctx: _Repo, paths: Sequence[str]) -> None:
+    """--commit on files with uncommitted edits (an earlier rollback without --commit): say so
+    before anything is computed from them."""
+    git = GitRepo.open(ctx.root)
+    dirty = [path for path in paths if not git.is_clean([_in_git(git, ctx.root, path)])]
+    if dirty:
+        raise InputError(
+            f"{', '.join(dirty)} has uncommitted changes (an earlier rollback or edit not "
+            "committed yet), so --commit would build on them",
+            hint=f"commit them with 'git commit {' '.join(dirty)}', or drop them with "
+            f"'git restore {' '.join(dirty)}' and run again",
+        )
+
+
+def _bases(ctx: _Repo) -> Mapping[tuple[str, str], str]:
+    """The revert rule's B per tag and source, from the trailers; empty outside Git."""
+    try:
+        return TrailerIndex(GitRepo.open(ctx.root)).bases()
+    except GitError:
+        return {}
+
+
 def _last_committed(ctx: _Repo, name: ObjectName, spec: TagSpec) -> str | None:
     """B of the revert rule: the image of the reconciler's newest commit for this tag and its
     ``from``, from the trailers on the checked-out branch; None outside Git or when none says."""
@@ -720,6 +742,8 @@ def rollback(
             f"{target} is not a tag",
             hint=f"'streamlock describe {target.namespace}/{target.stream}' lists the tags",
         )
+    if commit:
+        _refuse_uncommitted(ctx, [lock_path(*target.key), stream.path])
     lock = ctx.lock(*target.key)
     entry = inspect.tag_entry(stream, lock, target.tag)
     revision = inspect.rollback_revision(entry, to, str(target))

@@ -178,9 +178,15 @@ class TagView:
     name: str
     spec: TagSpec | None
     entry: LockEntry | None
+    # The image the reconciler last committed, kept out because a person moved the tag away
+    # from it (the revert rule); None when the lock holds what it committed.
+    reverted_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "inSpec": self.spec is not None}
+        data["revertRespected"] = (
+            {"waiting": self.reverted_from} if self.reverted_from is not None else None
+        )
         if self.spec is not None:
             spec = self.spec
             data["from"] = spec.source.to_dict()
@@ -269,10 +275,30 @@ def revision_data(revision: int, item: HistoryItem) -> dict[str, Any]:
     }
 
 
-def describe(stream: ImageStream, lock: StreamLock | None, tag: str | None = None) -> StreamView:
-    """The view of one stream (or of one of its tags); spec tags first, in spec order."""
+def describe(
+    stream: ImageStream,
+    lock: StreamLock | None,
+    tag: str | None = None,
+    bases: Mapping[tuple[str, str], str] | None = None,
+) -> StreamView:
+    """The view of one stream (or of one of its tags); spec tags first, in spec order.
+
+    ``bases`` (the revert rule's B per tag key and source, from the trailers) marks the tags a
+    person moved away from what the reconciler committed.
+    """
     entries = lock.tags if lock is not None else {}
-    views = [TagView(spec.name, spec, entries.get(spec.name)) for spec in stream.tags]
+
+    def reverted(spec: TagSpec) -> str | None:
+        entry = entries.get(spec.name)
+        key = f"{stream.namespace}/{stream.name}:{spec.name}"
+        base = (bases or {}).get((key, spec.source.identity(stream.namespace, stream.name)))
+        if entry is None or base is None or entry.image == base or spec.hold is not None:
+            return None
+        return base if entry.source == spec.source else None
+
+    views = [
+        TagView(spec.name, spec, entries.get(spec.name), reverted(spec)) for spec in stream.tags
+    ]
     views += [
         TagView(name, None, entries[name]) for name in sorted(entries) if not stream.tag(name)
     ]
@@ -452,6 +478,12 @@ def _tag_lines(tag: TagView, now: datetime, import_interval: float) -> list[str]
         lines.append(f"  {source_line(spec, import_interval)}")
         if spec.hold is not None:
             lines.append(f"  held: {spec.hold} (never moved by the reconciler)")
+        if tag.reverted_from is not None:
+            lines.append(
+                f"  revert respected: a person moved it away from {tag.reverted_from[:19]}, "
+                "which the reconciler last committed; it stays until the source serves "
+                "another image"
+            )
         if spec.reference_policy == LOCAL:
             lines.append("  prefer registry pullthrough when referencing this tag")
         if spec.insecure:

@@ -494,3 +494,25 @@ def test_help_is_plain_terminal_text(command: str):
     result = CliRunner().invoke(GROUP, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "``" not in result.stdout
+
+
+def test_describe_shows_a_respected_revert_and_the_digest_it_keeps_out(imported: Shop):
+    """After git revert of a bump, describe says the revert is respected and names the waiting
+    digest, in text and in -o json."""
+    imported.repo.git("revert", "--no-edit", "HEAD")
+    code, out, err = imported.run("describe", "shop/app:test")
+    assert code == 0, err
+    assert f"revert respected: a person moved it away from {digest(2)[:19]}" in out
+    code, out, _ = imported.run("describe", "shop/app:test", "-o", "json")
+    [tag] = json.loads(out)["tags"]
+    assert tag["revertRespected"] == {"waiting": digest(2)}
+
+
+def test_rollback_commit_after_an_uncommitted_rollback_names_the_real_reason(imported: Shop):
+    """rollback, then rollback --commit: the lock's uncommitted rollback is named, not a
+    missing revision."""
+    assert imported.run("rollback", "shop/app:test")[0] == 0
+    code, _, err = imported.run("rollback", "--commit", "shop/app:test")
+    assert code == 1
+    assert "locks/shop/app.lock.yaml has uncommitted changes" in err
+    assert "no revision" not in err
