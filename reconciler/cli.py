@@ -693,7 +693,8 @@ def checked_names(root: Path, names: Sequence[str], namespace: str | None) -> fr
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         if streamset.problems:
             hint += " ('streamlock validate' shows the stream files that did not load)"
-        raise click.UsageError(f"{text}: no such {what} {key}{hint}")
+        named = "" if text == key else f" {key}"
+        raise click.UsageError(f"{text}: no such {what}{named}{hint}")
     return frozenset(keys)
 
 

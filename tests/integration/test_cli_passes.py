@@ -45,7 +45,7 @@ def test_import_image_of_an_unknown_tag_is_a_usage_error_before_any_work(
     head = repo.remote_head()
     code, _, err = streamlock("import-image", "--repo", str(repo.work), "shop/web:mian")
     assert code == 64, err
-    assert "no such tag shop/web:mian" in err and "did you mean shop/web:main" in err
+    assert "shop/web:mian: no such tag" in err and "did you mean shop/web:main" in err
     assert repo.remote_head() == head and repo.head() == head
 
 
