@@ -871,7 +871,13 @@ def image_lookup(
         else f"set image lookup local={value} on {', '.join(streams)}"
     )
     said = tuple(f"✓ {name}: image lookup local={value}" for name in streams)
-    _apply(ctx, _Change(files, subject, "", said), commit)
+    spaces = ", ".join(sorted({t.namespace for t in targets}))
+    step = (
+        f"'streamlock render' then resolves short stream:tag images in namespace {spaces}"
+        if enabled
+        else f"'streamlock render' leaves short stream:tag images in namespace {spaces} alone"
+    )
+    _apply(ctx, _Change(files, subject, "", said, next_step=step), commit)
 
 
 # --- hold / unhold -------------------------------------------------------------------------------
