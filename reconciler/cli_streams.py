@@ -1032,6 +1032,7 @@ def get(kind: str, name: str | None, namespace: str | None, output: str, repo: P
                         "held": spec.hold,
                     }
                 )
+        data.sort(key=lambda d: (d["namespace"], d["name"]))  # as plan's table: by name
         rows = [
             [
                 d["namespace"],

@@ -60,8 +60,8 @@ def test_get_is_lists_streams_and_get_istag_lists_tags(config_repo, seeder, repo
     assert out.splitlines()[1].split()[:3] == ["shop", "app", "test,latest"]
     code, out, _ = streamlock("get", "istag", "-n", "shop", "-o", "json", "--repo", str(repo.work))
     rows = json.loads(out)
-    assert [r["name"] for r in rows] == ["app:test", "app:latest"]
-    assert rows[0]["image"] == seeder.ref(repo_name, digest=seeder.digest(repo_name, "1.0"))
+    assert [r["name"] for r in rows] == ["app:latest", "app:test"]  # sorted as plan sorts
+    assert rows[1]["image"] == seeder.ref(repo_name, digest=seeder.digest(repo_name, "1.0"))
 
 
 def test_hold_writes_the_annotation_and_plan_keeps_the_tag(config_repo, seeder, repo_name):
