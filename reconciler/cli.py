@@ -352,6 +352,46 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
     click.echo(render_data(data, output), nl=False)
 
 
+def with_held_sources(root: Path, result: PassResult) -> PassResult:
+    """``plan -A``: each held registry tag's message names what its source serves now, the
+    image the hold keeps out (a pass never looks a held tag up)."""
+    from dataclasses import replace
+
+    from reconciler.config import load_config
+    from reconciler.image import ImportFailure, ImportRequest
+    from reconciler.imagestream import DOCKER_IMAGE, load_streams
+
+    held = {s.key: s for s in result.plan.statuses if s.reason == status.HELD}
+    if not held:
+        return result
+    config = load_config(root)
+    requests: dict[str, ImportRequest] = {}
+    for stream in load_streams(root, config).streams:
+        for spec in stream.tags:
+            key = f"{stream.namespace}/{stream.name}:{spec.name}"
+            if key in held and spec.source.kind == DOCKER_IMAGE and not spec.reference:
+                requests[key] = ImportRequest(
+                    spec.source.name, spec.import_mode, config.platform, spec.insecure
+                )
+    if not requests:
+        return result
+    resolver = registry_factory(config, root)
+    found = asyncio.run(resolver.resolve_all(list({r.key: r for r in requests.values()}.values())))
+    statuses = []
+    for item in result.plan.statuses:
+        request = requests.get(item.key)
+        answer = found.get(request.key) if request is not None else None
+        if answer is not None and not isinstance(answer, ImportFailure):
+            served = (
+                "the source serves the held image"
+                if answer.digest == item.image
+                else f"the source serves {short(answer.digest)} now, kept out"
+            )
+            item = replace(item, message=f"{item.message}; {served}")
+        statuses.append(item)
+    return replace(result, plan=replace(result.plan, statuses=tuple(statuses)))
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -611,6 +651,8 @@ def plan(repo: Path | None, output: str, everything: bool) -> None:
     """Dry run: show what a pass would change. Exit 0 nothing, 2 changes, 1 errors."""
     root = resolve_repo(repo)
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(write=False)))
+    if everything:
+        result = with_held_sources(root, result)
     emit_result(result, output, everything)
     notify(summary(result))
     if not result.ok:

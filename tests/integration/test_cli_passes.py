@@ -205,3 +205,15 @@ def test_log_format_json_keeps_stderr_all_json(config_repo, seeder, repo_name):
         assert lines, args
         for line in lines:
             assert isinstance(json.loads(line), dict), line
+
+
+def test_plan_all_names_the_image_a_hold_keeps_out(config_repo, seeder, repo_name):
+    """plan -A: a held tag's row says what its source serves now, the image kept out."""
+    repo = two_streams(config_repo, seeder, repo_name)
+    path = repo.work / "streams/shop/web.yaml"
+    hold = "    annotations:\n      streamlock.dev/hold: freeze\n"
+    path.write_text(path.read_text().replace("- name: 'main'\n", f"- name: 'main'\n{hold}", 1))
+    _, out, _ = streamlock("plan", "--repo", str(repo.work), "-A")
+    served = seeder.digest(repo_name, "2.0").split(":", 1)[1][:12]
+    row = next(line for line in out.splitlines() if " main " in line)
+    assert f"Held: freeze; the source serves {served} now, kept out" in row
