@@ -701,13 +701,52 @@ def _last_committed(ctx: _Repo, name: ObjectName, spec: TagSpec) -> str | None:
     return bases.get((str(name), spec.source.identity(name.namespace, name.stream)))
 
 
+def _roll_forward(
+    ctx: _Repo,
+    target: ObjectName,
+    stream: ImageStream,
+    spec: TagSpec,
+    entry: LockEntry,
+    waiting: str,
+    commit: bool,
+) -> None:
+    """Back to the image a person reverted away from: the lock entry the reconciler committed
+    for it (found through its trailers), as 'git revert' of the revert would leave it."""
+    assert target.tag is not None
+    recovered = _recover_entry(ctx, target, waiting)
+    if recovered is None or recovered.source != spec.source:
+        raise InputError(
+            f"{target}: no reconciler commit on this branch records {short_digest(waiting)} "
+            "for this source",
+            hint=f"'git log --grep {waiting[7:19]}' shows where it went",
+        )
+    lock = ctx.lock(*target.key)
+    assert lock is not None
+    new_lock = replace(lock, tags={**lock.tags, target.tag: recovered}, source_path=stream.path)
+    change = _Change(
+        {lock_path(*target.key): dumps(new_lock)},
+        subject=(
+            f"{target.namespace}/{target.stream}: roll {target.tag} forward "
+            f"{trailers.short_hex(entry.image)} → {trailers.short_hex(waiting)}"
+        ),
+        body="Back to the image the reconciler committed before a revert.",
+        said=(
+            f"✓ {target} rolled forward to {short_digest(waiting)}, the image a revert moved it "
+            f"away from (was {short_digest(entry.image)})",
+        ),
+        next_step="the reconciler keeps following the source from here",
+    )
+    _apply(ctx, change, commit)
+
+
 @click.command("rollback")
 @click.argument("name", metavar="NAMESPACE/STREAM:TAG", shell_complete=complete_names)
 @click.option(
     "--to",
     "to",
-    metavar="N|sha256:PREFIX",
-    help="The revision (from 'streamlock history') or image to go back to (default: 1).",
+    metavar="N|+1|sha256:PREFIX",
+    help="The revision (from 'streamlock history') or image to go back to (default: 1); +1 "
+    "(or its digest) rolls forward to an image a revert moved the tag away from.",
 )
 @click.option(
     "--pin",
@@ -746,6 +785,17 @@ def rollback(
         _refuse_uncommitted(ctx, [lock_path(*target.key), stream.path])
     lock = ctx.lock(*target.key)
     entry = inspect.tag_entry(stream, lock, target.tag)
+    waiting = _last_committed(ctx, target, spec)
+    if (
+        to is not None
+        and waiting is not None
+        and waiting != entry.image
+        and (to == "+1" or waiting.startswith(inspect.SHA256 + to.removeprefix(inspect.SHA256)))
+        and len(to.removeprefix(inspect.SHA256)) >= (2 if to == "+1" else inspect.MIN_PREFIX)
+        and waiting not in {item.image for item in inspect.revisions(entry)}
+    ):
+        _roll_forward(ctx, target, stream, spec, entry, waiting, commit)
+        return
     revision = inspect.rollback_revision(entry, to, str(target))
     item = inspect.revisions(entry)[revision]
     was = short_digest(entry.image)

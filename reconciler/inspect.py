@@ -497,6 +497,11 @@ def _tag_lines(tag: TagView, now: datetime, import_interval: float) -> list[str]
     if entry is None:
         lines.append("  no image yet: run streamlock reconcile")
         return lines
+    if tag.reverted_from is not None:
+        lines.append(
+            f"  ↷ {tag.reverted_from} (reverted away from; 'streamlock rollback --to +1' goes "
+            "forward to it)"
+        )
     for revision, item in enumerate(revisions(entry)):
         lines += _image_lines(item, now, current=revision == 0)
         if revision == 0:

@@ -516,3 +516,16 @@ def test_rollback_commit_after_an_uncommitted_rollback_names_the_real_reason(imp
     assert code == 1
     assert "locks/shop/app.lock.yaml has uncommitted changes" in err
     assert "no revision" not in err
+
+
+def test_a_reverted_away_image_is_marked_and_can_be_rolled_forward_to(imported: Shop):
+    """After git revert of a bump, describe marks the reverted-away image and rollback --to +1
+    goes forward to it, with the lock entry the reconciler committed for it."""
+    imported.repo.git("revert", "--no-edit", "HEAD")
+    assert imported.images()["test"] == digest(1)
+    _, out, _ = imported.run("describe", "shop/app:test")
+    assert f"↷ {digest(2)} (reverted away from" in out
+    code, _, err = imported.run("rollback", "--to", "+1", "shop/app:test")
+    assert code == 0, err
+    assert imported.images()["test"] == digest(2)
+    assert "rolled forward to" in err
