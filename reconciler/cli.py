@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import stamina
@@ -31,6 +31,9 @@ from reconciler.lockfile import path_key
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
 from reconciler.status import TagStatus
 from reconciler.trailers import one_line
+
+if TYPE_CHECKING:
+    from reconciler.credentials import AuthEntry
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -157,10 +160,24 @@ def resolve_repo(repo: Path | None) -> Path:
     raise InputError(f"{where} has no {CONFIG_FILE} and no streams/ directory", hint=hint)
 
 
+AUTH_CONFIG_META = "streamlock.auth_config"  # where the group keeps --auth-config for commands
+
+
+def _operator_auth(context: click.Context | None) -> tuple[AuthEntry, ...] | None:
+    """The operator's credentials named by ``--auth-config``; None leaves the environment's."""
+    from reconciler.credentials import load_operator_auth
+
+    named = context.find_root().meta.get(AUTH_CONFIG_META) if context is not None else None
+    return load_operator_auth(named) if named is not None else None
+
+
 def registry_factory(config: Config, root: Path) -> Resolver:
+    """The pass's registry client, with the operator's credentials (``--auth-config``); on a
+    terminal it shows progress."""
     ctx = click.get_current_context(silent=True)
     fmt = ctx.find_root().params.get("log_format", "auto") if ctx is not None else "auto"
-    return _ClientResolver(config, root, progress=sys.stderr.isatty() and fmt != "json")
+    progress = sys.stderr.isatty() and fmt != "json"
+    return _ClientResolver(config, root, _operator_auth(ctx), progress=progress)
 
 
 class Progress:
@@ -219,28 +236,45 @@ def _tracking_client(base: Any, progress: Progress | None) -> Any:
 
 
 class _ClientResolver:
-    """Opens one pooled registry client for the pass; relative paths in the config (CA files,
-    auth files) are taken from the repository root."""
+    """Opens one pooled registry client for the pass; relative paths in the config (CA files)
+    are taken from the repository root. Credentials are the operator's (``--auth-config``)."""
 
-    def __init__(self, config: Config, root: Path, progress: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        root: Path,
+        operator: Sequence[AuthEntry] | None = None,
+        progress: bool = False,
+    ) -> None:
         self.config = config
         self.root = root
+        self.operator = operator
         self.progress = progress
 
-    async def resolve_all(self, requests: Sequence[Any]) -> Any:
+    def _client(self, progress: Progress | None = None) -> Any:
+        from reconciler.credentials import operator_store
         from reconciler.registry import RegistryClient
 
-        progress = Progress(len(requests)) if self.progress and requests else None
+        store = operator_store(self.config, self.root, operator=self.operator)
         client = _tracking_client(RegistryClient, progress)
+        return client(self.config, base_dir=self.root, credentials=store)
+
+    async def resolve_all(self, requests: Sequence[Any]) -> Any:
+        progress = Progress(len(requests)) if self.progress and requests else None
         ticker = asyncio.create_task(progress.show()) if progress is not None else None
         try:
-            async with client(self.config, base_dir=self.root) as registry:
-                return await registry.resolve_all(requests)
+            async with self._client(progress) as client:
+                return await client.resolve_all(requests)
         finally:
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
+
+    async def list_all(self, references: Sequence[str]) -> Any:
+        """Tag listings for policy tags, with the same operator credentials."""
+        async with self._client() as client:
+            return await client.list_all(references)
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str], no_header: bool = False) -> str:
@@ -288,7 +322,8 @@ def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
     rows = []
     for item in shown_statuses(result):
         changed = item.action in (status.ADDED, status.UPDATED, status.REMOVED, REPAIRED)
-        if not everything and not changed and item.ready:
+        waiting = item.reason in (status.WAITING_MIN_AGE, status.WAITING_PROMOTION)
+        if not everything and not changed and item.ready and not waiting:
             continue
         image = short(item.image)
         if item.action == status.UPDATED and item.previous and item.previous != item.image:
@@ -470,7 +505,7 @@ def gitlab_issue(problem: Problem) -> dict[str, Any]:
 
 
 GLOBAL_FLAGS = frozenset({"--debug"})
-GLOBAL_VALUED = frozenset({"--log-format", "--log-level"})
+GLOBAL_VALUED = frozenset({"--log-format", "--log-level", "--auth-config"})
 COMMAND_VALUED = frozenset({"--repo"})  # global in the docs, an option of each command
 
 
@@ -602,7 +637,13 @@ class StreamlockGroup(click.Group):
     default="warning",
     show_default=True,
 )
-def cli(debug: bool, log_format: str, log_level: str) -> None:
+@click.option(
+    "--auth-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STREAMLOCK_AUTH_CONFIG",
+    help="The operator's registry credentials (registries[].auth); the repository's are ignored.",
+)
+def cli(debug: bool, log_format: str, log_level: str, auth_config: Path | None) -> None:
     """streamlock: OpenShift image streams in plain Git."""
     level = "debug" if debug else log_level
     configure_logging(log_format, level)
@@ -611,6 +652,7 @@ def cli(debug: bool, log_format: str, log_level: str) -> None:
 
         route_stdlib(log_format, level)
         logging.getLogger().setLevel(max(logging.getLevelNamesMapping()[level.upper()], 30))
+    click.get_current_context().meta[AUTH_CONFIG_META] = auth_config
 
 
 @cli.command()
@@ -867,6 +909,7 @@ def run(
         registry_token=secret(registry_token_file, "STREAMLOCK_REGISTRY_TOKEN"),
         git_secret=secret(git_secret_file, "STREAMLOCK_GIT_WEBHOOK_SECRET"),
         stop_grace=parse_duration(stop_grace),
+        auth=_operator_auth(ctx),
     )
     run_daemon(options)
 
@@ -876,8 +919,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=None if argv is None else list(argv), prog_name="streamlock")
 
 
-# Commands for people live in their own modules, which build on the helpers above.
-from reconciler import cli_repo, cli_streams  # noqa: E402
+# Commands for people live in their own modules, which build on the helpers above; each
+# module's COMMANDS are registered here, in one place.
+from reconciler import cli_access, cli_repo, cli_streams  # noqa: E402
 
-for _command in [*cli_streams.COMMANDS, *cli_repo.COMMANDS]:
+for _command in [*cli_streams.COMMANDS, *cli_repo.COMMANDS, *cli_access.COMMANDS]:
     cli.add_command(_command)

@@ -695,7 +695,7 @@ def _last_committed(ctx: _Repo, name: ObjectName, spec: TagSpec) -> str | None:
     """B of the revert rule: the image of the reconciler's newest commit for this tag and its
     ``from``, from the trailers on the checked-out branch; None outside Git or when none says."""
     try:
-        bases = TrailerIndex(GitRepo.open(ctx.root)).bases()
+        bases = TrailerIndex(GitRepo.open(ctx.root), ctx.config.git.author).bases()
     except GitError:
         return None
     return bases.get((str(name), spec.source.identity(name.namespace, name.stream)))

@@ -88,6 +88,7 @@ class Config:
     git: GitConfig = field(default_factory=GitConfig)
     consumers: tuple[str, ...] = ("deploy/**/*.yaml", "deploy/**/*.yml")
     access: Mapping[str, AccessRule] = field(default_factory=dict)
+    config_owners: tuple[str, ...] = ()
     timeouts: ResolveTimeouts = field(default_factory=ResolveTimeouts)
 
     def registry(self, host: str) -> RegistryConfig | None:
@@ -168,6 +169,7 @@ class Config:
                 defaults.consumers if data.get("consumers") is None else data["consumers"]
             ),
             access=access,
+            config_owners=tuple(data.get("configOwners") or ()),
             timeouts=_timeouts(data.get("timeouts") or {}),
         )
 

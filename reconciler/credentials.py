@@ -1,6 +1,12 @@
 """Registry credentials, found by reference the way container tools find them; never stored.
 
-Where they come from, per registry (``auth:`` in ``streamlock.yaml``): ``env`` (two variable
+Credentials belong to the operator, never to the repository: ``plan`` and ``validate`` run on
+pull requests, where ``streamlock.yaml`` is whatever the author wrote, and an ``auth:`` entry there
+could point the operator's secrets at any host. So the sources come from the operator's file
+(``--auth-config`` / ``$STREAMLOCK_AUTH_CONFIG``, the ``registries[].auth`` shape) and discovery;
+the repository's ``auth:`` counts only with ``STREAMLOCK_TRUST_REPO_AUTH=1``.
+
+Where they come from, per registry (an ``auth:`` entry): ``env`` (two variable
 names), ``helper`` (``docker-credential-<name>``), ``authFile`` (containers ``auth.json``) and
 ``configFile`` (Docker ``config.json``), tried in that order. A registry without ``auth:`` gets the
 discovery order of podman/skopeo and then Docker: ``$REGISTRY_AUTH_FILE``,
@@ -24,17 +30,25 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.config import Config, RegistryAuth
-from reconciler.errors import AuthError, InputError
+import structlog
+
+from reconciler import schema
+from reconciler.config import Config, RegistryAuth, parse_config
+from reconciler.errors import AuthError, InputError, ValidationError
 from reconciler.reference import DOCKER_HUB
 
+log = structlog.get_logger("streamlock.credentials")
+
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
-_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+# auth.docker.io is Docker Hub's token realm: the Hub credential may go there.
+_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "auth.docker.io"})
+AUTH_CONFIG_ENV = "STREAMLOCK_AUTH_CONFIG"
+TRUST_REPO_AUTH_ENV = "STREAMLOCK_TRUST_REPO_AUTH"
 HELPER_TIMEOUT = 10.0
 MAX_AUTH_FILE_BYTES = 1024 * 1024
 IDENTITY_TOKEN_USER = "<token>"
@@ -65,6 +79,15 @@ class AuthFile:
     auths: Mapping[str, Credential] = field(default_factory=dict)
     cred_helpers: Mapping[str, str] = field(default_factory=dict)
     creds_store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthEntry:
+    """Which source serves one registry host; relative paths are read from ``base_dir``."""
+
+    host: str
+    auth: RegistryAuth
+    base_dir: Path | None = None
 
 
 # --- pure parsing ---------------------------------------------------------------------------
@@ -222,6 +245,109 @@ def expand_path(text: str, env: Mapping[str, str], base_dir: Path | None) -> Pat
     return path
 
 
+def config_entries(config: Config, base_dir: Path | None) -> tuple[AuthEntry, ...]:
+    """The ``auth:`` entries a config names, relative paths from ``base_dir``."""
+    return tuple(
+        AuthEntry(r.host, r.auth, base_dir) for r in config.registries if r.auth is not None
+    )
+
+
+def choose_entries(
+    repo: Config,
+    operator: Sequence[AuthEntry],
+    *,
+    repo_dir: Path | None,
+    trust_repo: bool,
+) -> tuple[tuple[AuthEntry, ...], tuple[str, ...]]:
+    """The entries in force and the repository hosts whose ``auth:`` is ignored.
+
+    The operator's entry for a host beats the repository's; the repository's count only when
+    the operator trusts it (streamlock runs on a protected branch only).
+    """
+    chosen = list(operator)
+    taken = {normalize_key(entry.host) for entry in operator}
+    ignored: list[str] = []
+    for entry in config_entries(repo, repo_dir):
+        if normalize_key(entry.host) in taken:
+            continue
+        if trust_repo:
+            chosen.append(entry)
+        else:
+            ignored.append(entry.host)
+    return tuple(chosen), tuple(ignored)
+
+
+_OPERATOR_KEYS = {"host", "auth"}
+
+
+def parse_operator_auth(data: bytes, path: str, base_dir: Path | None) -> tuple[AuthEntry, ...]:
+    """An operator auth file: ``registries: [{host, auth}]`` exactly as in ``streamlock.yaml``."""
+    config = parse_config(data, path)
+    problems = []
+    for document in schema.parse_documents(data, path)[:1]:
+        body = document.data if isinstance(document.data, Mapping) else {}
+        for key in body:
+            if key != "registries":
+                problems.append(
+                    document.problem((key,), "an auth config holds only registries", key=True)
+                )
+        for index, item in enumerate(body.get("registries") or ()):
+            for key in item:
+                if key not in _OPERATOR_KEYS:
+                    problems.append(
+                        document.problem(
+                            ("registries", index, key),
+                            "an auth config entry holds only host and auth",
+                            key=True,
+                        )
+                    )
+            if "auth" not in item:
+                problems.append(document.problem(("registries", index), "auth is missing"))
+    if problems:
+        raise ValidationError(problems)
+    return config_entries(config, base_dir)
+
+
+def load_operator_auth(path: Path) -> tuple[AuthEntry, ...]:
+    """Read the operator's auth file; its relative paths are taken from its own directory."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(schema.MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot read the auth config: {exc.strerror}",
+            hint=f"check --auth-config or ${AUTH_CONFIG_ENV}",
+        ) from exc
+    return parse_operator_auth(data, str(path), path.resolve().parent)
+
+
+def operator_store(
+    config: Config,
+    repo_dir: Path | None,
+    *,
+    operator: Sequence[AuthEntry] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> CredentialStore:
+    """The credential store for a pass: the operator's entries, discovery, and the repository's
+    ``auth:`` only when ``$STREAMLOCK_TRUST_REPO_AUTH`` is ``1`` (warned about otherwise).
+
+    Without ``operator``, ``$STREAMLOCK_AUTH_CONFIG`` names the operator's file, if set.
+    """
+    env = dict(os.environ if env is None else env)
+    if operator is None:
+        named = env.get(AUTH_CONFIG_ENV)
+        operator = load_operator_auth(Path(named)) if named else ()
+    trust = env.get(TRUST_REPO_AUTH_ENV) == "1"
+    entries, ignored = choose_entries(config, operator, repo_dir=repo_dir, trust_repo=trust)
+    for host in ignored:
+        log.warning(
+            "auth: in streamlock.yaml ignored; credentials are the operator's "
+            f"(--auth-config, or {TRUST_REPO_AUTH_ENV}=1 on a protected branch)",
+            registry=host,
+        )
+    return CredentialStore(config, env=env, base_dir=repo_dir, entries=entries)
+
+
 # --- the shell: files and helpers -------------------------------------------------------------
 class CredentialStore:
     """Finds the credential for a registry and repository; results are kept for its lifetime."""
@@ -233,10 +359,16 @@ class CredentialStore:
         env: Mapping[str, str] | None = None,
         base_dir: Path | None = None,
         helper_timeout: float = HELPER_TIMEOUT,
+        entries: Sequence[AuthEntry] | None = None,
     ) -> None:
+        """``entries`` are the sources in force; without them, the ``auth:`` entries of
+        ``config`` (relative to ``base_dir``): callers that read a repository pass
+        :func:`operator_store` instead."""
         self._config = config or Config()
+        self._entries = tuple(
+            config_entries(self._config, base_dir) if entries is None else entries
+        )
         self._env = dict(os.environ if env is None else env)
-        self._base_dir = base_dir
         self._helper_timeout = helper_timeout
         self._files: dict[Path, AuthFile | None] = {}
         self._found: dict[tuple[str, str], Credential | None] = {}
@@ -251,31 +383,32 @@ class CredentialStore:
 
     def describe_sources(self, registry: str) -> str:
         """Where we looked, for an error message (paths and variable names, never values)."""
-        auth = self._auth_for(registry)
-        if auth is not None:
+        entry = self._auth_for(registry)
+        if entry is not None:
+            auth, base = entry.auth, entry.base_dir
             parts = []
             if auth.username_env:
                 parts.append(f"env {auth.username_env}/{auth.password_env}")
             if auth.helper:
                 parts.append(f"docker-credential-{auth.helper}")
             if auth.auth_file:
-                parts.append(str(expand_path(auth.auth_file, self._env, self._base_dir)))
+                parts.append(str(expand_path(auth.auth_file, self._env, base)))
             if auth.config_file:
-                parts.append(str(expand_path(auth.config_file, self._env, self._base_dir)))
+                parts.append(str(expand_path(auth.config_file, self._env, base)))
             return ", ".join(parts)
         return ", ".join(str(p) for p, _ in discovery_paths(self._env))
 
-    def _auth_for(self, registry: str) -> RegistryAuth | None:
+    def _auth_for(self, registry: str) -> AuthEntry | None:
         host = normalize_key(registry)
-        for candidate in self._config.registries:
+        for candidate in self._entries:
             if normalize_key(candidate.host) == host:
-                return candidate.auth
+                return candidate
         return None
 
     async def _find(self, registry: str, repository: str) -> Credential | None:
-        auth = self._auth_for(registry)
-        if auth is not None:
-            return await self._from_config(auth, registry, repository)
+        entry = self._auth_for(registry)
+        if entry is not None:
+            return await self._from_config(entry, registry, repository)
         for path, legacy in discovery_paths(self._env):
             found = await self._from_file(path, registry, repository, legacy=legacy)
             if found is not None:
@@ -283,8 +416,9 @@ class CredentialStore:
         return None
 
     async def _from_config(
-        self, auth: RegistryAuth, registry: str, repository: str
+        self, entry: AuthEntry, registry: str, repository: str
     ) -> Credential | None:
+        auth = entry.auth
         if auth.username_env or auth.password_env:
             names = f"{auth.username_env}/{auth.password_env}"
             username = self._env.get(auth.username_env or "")
@@ -302,7 +436,7 @@ class CredentialStore:
                 return found
         for text in (auth.auth_file, auth.config_file):
             if text:
-                path = expand_path(text, self._env, self._base_dir)
+                path = expand_path(text, self._env, entry.base_dir)
                 found = await self._from_file(path, registry, repository, legacy=False)
                 if found is not None:
                     return found

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -35,6 +35,8 @@ TIMEOUT_VARIABLE = "STREAMLOCK_GIT_TIMEOUT"  # seconds for fetch, push and clone
 RUN_LOCK_WAIT = 30.0  # how long a second run on one checkout waits for the first
 _STALE_LOCK_WAIT = 2.0  # a git process orphaned by a killed run gets this long to finish
 _ZERO = "0" * 40
+# Attributes under which hash-object's input is not the blob: line endings, clean filters, ident.
+_FILTER_ATTRIBUTES = ("filter", "text", "eol", "crlf", "ident", "working-tree-encoding")
 JOURNAL = Path("streamlock") / "journal.json"
 _AUTHOR_RE = re.compile(r"^\s*([^<>\n]+?)\s*<([^<>\s]+)>\s*$")
 _CREDENTIALS_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
@@ -178,6 +180,9 @@ class GitRepo:
     def __init__(self, root: Path, git_dir: Path) -> None:
         self.root = root
         self.git_dir = git_dir
+        self._signing: bool | None = None
+        self._filtered: dict[str, bool] = {}  # path -> git filters it when hashing
+        self._autocrlf: bool | None = None
 
     def __repr__(self) -> str:
         return f"GitRepo({str(self.root)!r})"
@@ -338,6 +343,95 @@ class GitRepo:
         fields = out.split("\x00")
         return [(fields[i].strip(), fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 
+    def config_value(self, key: str) -> str | None:
+        """``git config --get key`` as git sees it for this repository; None when unset."""
+        result = self._git("config", "--get", key, check=False)
+        value = result.stdout.decode("utf-8", "replace").strip()
+        return value if result.returncode == 0 and value else None
+
+    def signing_configured(self) -> bool:
+        """True when git would sign with SSH: ``gpg.format ssh`` and a ``user.signingkey``."""
+        if self._signing is None:
+            self._signing = (self.config_value("gpg.format") or "").lower() == "ssh" and bool(
+                self.config_value("user.signingkey")
+            )
+        return self._signing
+
+    def verification_configured(self) -> bool:
+        """True when git checks SSH signatures: ``gpg.format ssh`` and an allowed signers file."""
+        return (self.config_value("gpg.format") or "").lower() == "ssh" and bool(
+            self.config_value("gpg.ssh.allowedSignersFile")
+        )
+
+    def signed_messages(self, revisions: str, grep: str | None = None) -> list[SignedMessage]:
+        """Like :meth:`messages`, with each commit's author, committer and signature check.
+
+        The check is git's ``%G?``: ``G`` only for a good signature by a key that
+        ``gpg.ssh.allowedSignersFile`` allows for the signer's identity.
+        """
+        out = self._git(
+            "log",
+            "--topo-order",
+            "--encoding=UTF-8",
+            *(["--fixed-strings", "--regexp-ignore-case", f"--grep={grep}"] if grep else []),
+            "--format=%H%x00%an%x00%ae%x00%cn%x00%ce%x00%G?%x00%B%x00",
+            revisions,
+            "--",
+        ).stdout.decode("utf-8", "replace")
+        fields = out.split("\x00")
+        found = []
+        for i in range(0, len(fields) - 7, 7):
+            sha, an, ae, cn, ce, check, message = fields[i : i + 7]
+            found.append(
+                SignedMessage(
+                    sha=sha.strip(),
+                    author=(an, ae),
+                    committer=(cn, ce),
+                    signature=check,
+                    message=message,
+                )
+            )
+        return found
+
+    def changed_files(self, base: str, head: str) -> list[tuple[str, str]]:
+        """``(status, path)`` of what ``head`` changes against the merge base with ``base``
+        (what a pull request shows); renames count as a delete and an add."""
+        out = self._git(
+            "diff", "--name-status", "-z", "--no-renames", f"{base}...{head}", "--"
+        ).stdout.decode("utf-8", "replace")
+        fields = [f for f in out.split("\x00") if f]
+        return [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+
+    def merge_base(self, base: str, head: str) -> str:
+        """The commit a pull request of ``head`` into ``base`` starts from."""
+        result = self._git("merge-base", base, head, check=False)
+        if result.returncode != 0:
+            raise GitError(f"{base} and {head} have no common history")
+        return result.stdout.decode().strip()
+
+    def diff_paths(self, old: str, new: str, paths: Sequence[str] = ()) -> list[str]:
+        """Paths whose content differs between two commits (under ``paths`` if given)."""
+        out = self._git(
+            "diff", "--name-only", "-z", "--no-renames", old, new, "--", *paths
+        ).stdout.decode("utf-8", "replace")
+        return [path for path in out.split("\x00") if path]
+
+    def patch_id(self, old: str, new: str, paths: Sequence[str]) -> str | None:
+        """git's ``patch-id`` of the change from ``old`` to ``new`` in ``paths``, without
+        context or line numbers: equal ids mean the same edit (None when nothing changes)."""
+        diff = self._git("diff", "-U0", "--no-renames", old, new, "--", *paths).stdout
+        if not diff:
+            return None
+        out = self._git("patch-id", "--stable", input=diff).stdout.decode().split()
+        return out[0] if out else None
+
+    def resolve_commit(self, rev: str) -> str:
+        """The full sha of the commit ``rev`` names; GitError when there is none."""
+        result = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        if result.returncode != 0:
+            raise GitError(f"unknown revision {rev!r}", hint="fetch it first, or name another")
+        return result.stdout.decode().strip()
+
     def commits(self, revisions: str) -> list[LocalCommit]:
         """The commits in ``revisions`` (e.g. ``tip..HEAD``), newest first, with what they touch.
 
@@ -405,16 +499,12 @@ class GitRepo:
             else:
                 self._git("read-tree", f"{parent}^{{tree}}", env=index_env)
             modes = self._check_tree(parent, files)
-            entries = []
-            for path in paths:
-                content = files[path]
-                if content is None:
-                    entries.append(f"0 {_ZERO}\t{path}")
-                    continue
-                blob = self._git(
-                    "hash-object", "-w", "--stdin", "--path", path, input=content
-                ).stdout
-                entries.append(f"{modes.get(path, '100644')} {blob.decode().strip()}\t{path}")
+            written = {p: c for p in paths if (c := files[p]) is not None}
+            blobs = self._write_blobs(written, Path(tmp))
+            entries = [
+                f"{modes.get(p, '100644')} {blobs[p]}\t{p}" if p in blobs else f"0 {_ZERO}\t{p}"
+                for p in paths
+            ]
             self._git(
                 "update-index",
                 "-z",
@@ -431,9 +521,55 @@ class GitRepo:
             "GIT_COMMITTER_NAME": name,
             "GIT_COMMITTER_EMAIL": email,
         }
-        args = ["commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-"]
+        sign = ["-S"] if self.signing_configured() else []
+        args = ["commit-tree", *sign, tree, *(["-p", parent] if parent else []), "-F", "-"]
         text = message if message.endswith("\n") else message + "\n"
         return self._git(*args, input=text.encode(), env=identity).stdout.decode().strip()
+
+    def learn_attributes(self, paths: Iterable[str]) -> None:
+        """Find out, in one process, which of ``paths`` git would filter when hashing them.
+
+        A pass calls it once with every path it may commit, so each commit then writes all its
+        blobs with one ``hash-object`` process instead of one per file.
+        """
+        unknown = sorted({_repo_path(p) for p in paths} - set(self._filtered))
+        if not unknown:
+            return
+        if self._autocrlf is None:
+            result = self._git("config", "--get", "core.autocrlf", check=False)
+            self._autocrlf = result.stdout.decode().strip().lower() in ("true", "input")
+        out = self._git("check-attr", "-z", "--stdin", *_FILTER_ATTRIBUTES, input=_z(unknown))
+        fields = out.stdout.decode("utf-8", "surrogateescape").split("\x00")
+        filtered = {p: self._autocrlf for p in unknown}
+        for path, _attribute, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):
+            if value not in ("unspecified", "unset", ""):
+                filtered[path] = True
+        self._filtered.update(filtered)
+
+    def _write_blobs(self, contents: Mapping[str, bytes], scratch: Path) -> dict[str, str]:
+        """Blob ids of ``contents``, written to the object store.
+
+        Paths no attribute or ``core.autocrlf`` filters go through one ``hash-object
+        --no-filters --stdin-paths``; the others one process each with ``--path``, so
+        ``.gitattributes`` (eol, LFS, ...) applies to them exactly as to a person's commit.
+        """
+        plain = [p for p in contents if self._filtered.get(p) is False]
+        blobs: dict[str, str] = {}
+        if len(plain) > 1:
+            names = []
+            for number, path in enumerate(plain):
+                name = scratch / f"blob-{number}"
+                name.write_bytes(contents[path])
+                names.append(str(name))
+            out = self._git(
+                "hash-object", "-w", "--no-filters", "--stdin-paths", input=_lines(names)
+            ).stdout.split()
+            blobs.update(zip(plain, (sha.decode() for sha in out), strict=True))
+        for path, content in contents.items():
+            if path not in blobs:
+                out = self._git("hash-object", "-w", "--stdin", "--path", path, input=content)
+                blobs[path] = out.stdout.decode().strip()
+        return blobs
 
     def _check_tree(self, rev: str | None, files: Mapping[str, bytes | None]) -> dict[str, str]:
         """Modes of the files that exist at ``rev`` (an executable stays executable).
@@ -766,6 +902,17 @@ class LocalCommit:
         return self.message.strip().split("\n", 1)[0]
 
 
+@dataclass(frozen=True, slots=True)
+class SignedMessage:
+    """A commit message with who wrote it and git's verdict on its signature (``%G?``)."""
+
+    sha: str
+    author: tuple[str, str]
+    committer: tuple[str, str]
+    signature: str  # G good and allowed, N none, B bad, U unknown validity, E cannot check, ...
+    message: str
+
+
 def _ident(line: bytes) -> tuple[str, str]:
     """``Name <email> 1700000000 +0000`` → ``(name, email)``."""
     text = line.decode("utf-8", "replace")
@@ -790,7 +937,11 @@ def _write_worktree(target: Path, content: bytes | None) -> None:
     tmp.replace(target)
 
 
-def _z(paths: Mapping[str, object]) -> bytes:
+def _lines(names: Sequence[str]) -> bytes:
+    return "".join(f"{n}\n" for n in names).encode()
+
+
+def _z(paths: Mapping[str, object] | Sequence[str]) -> bytes:
     return "".join(f"{p}\x00" for p in paths).encode()
 
 
@@ -814,17 +965,42 @@ class TrailerIndex:
     the newer commits are read and laid over it, otherwise (rewritten history, another branch)
     everything is read again. Order is ``--topo-order``: a merged review branch's commits count
     as newer than the commits they were merged onto.
+
+    Trailers are trusted only from the reconciler: with ``author`` given, only commits authored
+    by that identity count (the committer may differ: a forge's rebase merge re-commits them);
+    with signing configured (``gpg.format ssh`` and ``user.signingkey``, or
+    ``gpg.ssh.allowedSignersFile`` where only verifying), only commits whose signature git
+    verifies against the allowed signers. Anyone can type the trailer lines; not everyone can
+    sign.
     """
 
     CACHE = Path("streamlock") / "trailer-index.json"
-    VERSION = 2  # 2: only the exact trailer shape counts; older summaries may hold forged bases
+    # 3: only the reconciler's own (and, when signing, verified) commits count
+    VERSION = 3
 
-    def __init__(self, repo: GitRepo) -> None:
+    def __init__(self, repo: GitRepo, author: str | None = None) -> None:
         self.repo = repo
         self.path = repo.git_dir / self.CACHE
+        self.author = parse_author(author) if author is not None else None
         self._head: str | None = None
         self._summary = trailers.TrailerSummary()
         self.last_scan: Scan | None = None
+
+    def _trusted(self, revisions: str) -> list[tuple[str, str]]:
+        """``(sha, message)`` of the commits in ``revisions`` whose trailers may count."""
+        signed = self.repo.signing_configured() or self.repo.verification_configured()
+        return [
+            (commit.sha, commit.message)
+            for commit in self.repo.signed_messages(revisions, grep=f"{trailers.TAG_KEY}:")
+            if (self.author is None or commit.author == self.author)
+            and (not signed or commit.signature == "G")
+        ]
+
+    def _mode(self) -> str:
+        """What the cached summary was computed under: the author and whether signed."""
+        who = "" if self.author is None else f"{self.author[0]} <{self.author[1]}>"
+        signed = self.repo.signing_configured() or self.repo.verification_configured()
+        return f"{who}|{'signed' if signed else 'unsigned'}"
 
     def bases(self) -> dict[tuple[str, str], str]:
         """``(tag, source) -> digest`` of the newest reconciler commit for that pair, at HEAD."""
@@ -849,11 +1025,11 @@ class TrailerIndex:
             self.last_scan = Scan(head=head, full=False, commits=0)
             return cached
         if cached_head is not None and self.repo.is_ancestor(cached_head, head):
-            commits = self.repo.messages(f"{cached_head}..{head}", grep=f"{trailers.TAG_KEY}:")
+            commits = self._trusted(f"{cached_head}..{head}")
             summary = trailers.summarize(commits).over(cached)
             full = False
         else:
-            commits = self.repo.messages(head, grep=f"{trailers.TAG_KEY}:")
+            commits = self._trusted(head)
             summary = trailers.summarize(commits)
             full = True
         self._head, self._summary = head, summary
@@ -865,7 +1041,11 @@ class TrailerIndex:
         """The cached head and summary; anything unreadable counts as no cache."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("version") != self.VERSION or not isinstance(data.get("head"), str):
+            if (
+                data.get("version") != self.VERSION
+                or data.get("mode") != self._mode()
+                or not isinstance(data.get("head"), str)
+            ):
                 return None, trailers.TrailerSummary()
             bases = {(str(t), str(s)): str(i) for t, s, i in data["bases"]}
             last = {str(t): (str(sha), str(i)) for t, sha, i in data["last"]}
@@ -877,6 +1057,7 @@ class TrailerIndex:
         """Write the cache atomically; a cache that cannot be written is only a slower start."""
         data = {
             "version": self.VERSION,
+            "mode": self._mode(),
             "head": head,
             "bases": sorted([t, s, i] for (t, s), i in summary.bases.items()),
             "last": sorted([t, sha, i] for t, (sha, i) in summary.last.items()),

@@ -31,6 +31,9 @@ class Image:
     platforms: Mapping[str, str] | None = None
     # Legacy import of a multi-arch tag: the index digest the tag pointed at (for HEAD checks).
     index_digest: str | None = None
+    # Every platform the tag offers ("os/arch[/variant]"), when the client fetched the manifest;
+    # None when it only confirmed a known image with a HEAD. Checks require-platforms.
+    offered: tuple[str, ...] | None = field(default=None, compare=False)
 
     @property
     def top_digest(self) -> str:

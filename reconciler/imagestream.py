@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from reconciler import schema
-from reconciler.config import Config, load_config
+from reconciler.config import CONFIG_FILE, Config, config_path, load_config
 from reconciler.errors import InputError, Problem, ValidationError
 from reconciler.image import LEGACY
+from reconciler.policy import annotations as policy
 from reconciler.reference import DIGEST_RE, ImageReference
 from reconciler.schema import JsonPath
 
@@ -28,6 +29,17 @@ FROM_KINDS = (DOCKER_IMAGE, IMAGE_STREAM_TAG, IMAGE_STREAM_IMAGE)
 
 HOLD_ANNOTATION = "streamlock.dev/hold"
 REIMPORT_ANNOTATION = "streamlock.dev/reimport"
+
+# Annotations that change which tag a policy picks (reconciler/policy/annotations.py).
+CHOICE_ANNOTATIONS = frozenset(
+    {
+        "streamlock.dev/policy",
+        "streamlock.dev/tag-filter",
+        "streamlock.dev/tag-exclude",
+        "streamlock.dev/candidates",
+        "streamlock.dev/require-platforms",
+    }
+)
 
 SOURCE = "Source"
 LOCAL = "Local"
@@ -111,6 +123,10 @@ class TagSpec:
             "importMode": self.import_mode,
             "reimport": self.annotations.get(REIMPORT_ANNOTATION),
         }
+        # A changed tag policy chooses again at once; tags without one keep their old hashes.
+        chosen = {k: v for k, v in self.annotations.items() if k in CHOICE_ANNOTATIONS}
+        if chosen:
+            data["choice"] = chosen
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -205,6 +221,26 @@ def _source_problem(
     return None
 
 
+def _annotation_problems(
+    doc: schema.Document, where: JsonPath, item: Mapping[str, object], source: TagReference
+) -> list[Problem]:
+    """The ``streamlock.dev/*`` annotations of a tag, each checked and located at its value."""
+    found = item.get("annotations")
+    if not isinstance(found, dict) or not any(k.startswith(policy.PREFIX) for k in found):
+        return []
+    repository = False
+    if source.kind == DOCKER_IMAGE:
+        ref = ImageReference.parse(source.name)
+        repository = ref.tag is None and ref.digest is None
+    _, problems = policy.read(
+        found, source.kind, repository=repository, reference=bool(item.get("reference"))
+    )
+    return [
+        doc.problem((*where, "annotations", key) if key else where, message)
+        for key, message in problems
+    ]
+
+
 def _duplicate_tags(doc: schema.Document, base: JsonPath) -> list[Problem]:
     """Tags named twice; checked even when the schema rejects other parts of the stream."""
     problems: list[Problem] = []
@@ -252,6 +288,10 @@ def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Pro
         problem = _source_problem(doc, where, source, bool(item.get("reference")))
         if problem is not None:
             problems.append(problem)
+            continue
+        rejected = _annotation_problems(doc, where, item, source)
+        if rejected:
+            problems += rejected
             continue
         policy = item.get("importPolicy") or {}
         tags.append(
@@ -572,6 +612,22 @@ def load_streams(
 # --- validating a repository -------------------------------------------------------------------
 
 
+def _access_problems(root: Path, config_file: Path | None, namespaces: set[str]) -> list[Problem]:
+    """``pullers`` naming no namespace (checked against the streams, so here and not in config)."""
+    from reconciler.access.rules import unknown_puller_problems
+
+    try:
+        if config_file is None:
+            if not config_path(root).is_file():
+                return []
+            data, shown = schema.read_repo_file(root, CONFIG_FILE), CONFIG_FILE
+        else:
+            data, shown = config_file.read_bytes(), schema.repo_relative(root, config_file)
+    except (OSError, InputError):
+        return []  # the config's own loading reports it
+    return unknown_puller_problems(data, shown, namespaces)
+
+
 def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
     """Every located problem of ``streamlock.yaml``, ``streams/**`` and ``locks/**``, sorted.
 
@@ -603,5 +659,7 @@ def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
             for entry in lock.tags.values()
             for digest in (entry.image, *(item.image for item in entry.history))
         )
-    problems += load_streams(root, config, policy=True, images=images).problems
+    streamset = load_streams(root, config, policy=True, images=images)
+    problems += streamset.problems
+    problems += _access_problems(root, config_file, {s.namespace for s in streamset.streams})
     return sorted(problems)

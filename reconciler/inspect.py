@@ -30,6 +30,8 @@ from reconciler.imagestream import (
     name_patterns,
 )
 from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, lock_path
+from reconciler.policy import annotations as policy
+from reconciler.policy import gates
 from reconciler.reference import ImageReference
 from reconciler.trailers import one_line
 
@@ -204,6 +206,14 @@ class TagView:
         data["importedAt"] = entry.imported_at if entry else None
         if entry is not None:
             data["lockedFrom"] = entry.source.to_dict()
+            if entry.tag:
+                data["tag"] = entry.tag
+            if entry.waiting is not None:
+                data["waiting"] = {
+                    "image": entry.waiting.image,
+                    "firstSeen": entry.waiting.first_seen,
+                    "tag": entry.waiting.tag,
+                }
             if entry.labels:
                 data["labels"] = dict(sorted(entry.labels.items()))
             if entry.platforms is not None:
@@ -469,7 +479,55 @@ def _image_lines(item: HistoryItem, now: datetime, current: bool) -> list[str]:
     return [f"  {mark} {item.docker_image_reference}", "      " + ", ".join(when)]
 
 
-def _tag_lines(tag: TagView, now: datetime, import_interval: float) -> list[str]:
+def _gate_lines(
+    tag: TagView, others: Mapping[str, TagView], now: datetime, stream: str = ""
+) -> list[str]:
+    """What a tag waits for: a newer image's minimum age, or an upstream's soak."""
+    spec, entry = tag.spec, tag.entry
+    if spec is None or entry is None:
+        return []
+    lines = []
+    if entry.tag:
+        lines.append(f"  chosen tag {one_line(entry.tag)}")
+    kind = spec.source.kind
+    found = policy.rules(spec.annotations, kind, repository=False)
+    waiting = entry.waiting
+    if waiting is not None and found.min_age is not None:
+        gate = gates.min_age(waiting, waiting.image, waiting.tag, now, found.min_age)
+        shown = f"{one_line(waiting.tag)} " if waiting.tag else ""
+        left = "lands on the next pass" if gate.open else f"{gates.format_duration(gate.left)} left"
+        lines.append(
+            f"  waiting: {shown}{short_digest(waiting.image)} first seen "
+            f"{one_line(waiting.first_seen)}, {left} "
+            f"(min-age {gates.format_duration(found.min_age)})"
+        )
+    if found.promote_after is not None and kind == IMAGE_STREAM_TAG and not spec.source.namespace:
+        stream_name, _, upstream_tag = spec.source.name.rpartition(":")
+        same = stream_name in ("", stream)
+        upstream = others.get(upstream_tag) if same else None
+        held = upstream.entry if upstream is not None else None
+        if held is not None and held.image != entry.image:
+            gate = gates.soak(held.imported_at, now, found.promote_after)
+            left = (
+                "promotes on the next pass"
+                if gate.open
+                else (f"promotes in {gates.format_duration(gate.left)}")
+            )
+            lines.append(
+                f"  promotion: {upstream_tag} holds {short_digest(held.image)} since "
+                f"{held.imported_at or 'an unknown time'}, {left} "
+                f"(promote-after {gates.format_duration(found.promote_after)})"
+            )
+    return lines
+
+
+def _tag_lines(
+    tag: TagView,
+    now: datetime,
+    import_interval: float,
+    others: Mapping[str, TagView] | None = None,
+    stream: str = "",
+) -> list[str]:
     lines = [tag.name]
     spec = tag.spec
     if spec is None:
@@ -497,6 +555,7 @@ def _tag_lines(tag: TagView, now: datetime, import_interval: float) -> list[str]
     if entry is None:
         lines.append("  no image yet: run streamlock reconcile")
         return lines
+    lines[-1:] = [*_gate_lines(tag, others or {}, now, stream), ""]
     if tag.reverted_from is not None:
         lines.append(
             f"  ↷ {tag.reverted_from} (reverted away from; 'streamlock rollback --to +1' goes "
@@ -533,7 +592,8 @@ def render_describe(view: StreamView, now: datetime, import_interval: float = 90
     lines = [f"{label.ljust(width)}{value}" for label, value in rows]
     for tag in view.tags:
         lines.append("")
-        lines += _tag_lines(tag, now, import_interval)
+        others = {t.name: t for t in view.tags}
+        lines += _tag_lines(tag, now, import_interval, others, view.name)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 

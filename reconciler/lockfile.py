@@ -22,6 +22,7 @@ from reconciler import schema
 from reconciler.errors import Problem, ValidationError
 from reconciler.image import Image
 from reconciler.imagestream import LOCK_SUFFIX, TagReference
+from reconciler.policy.gates import Waiting
 
 API_VERSION = "streamlock/v1"
 KIND = "ImageStreamLock"
@@ -83,6 +84,10 @@ class LockEntry:
     platforms: Mapping[str, str] | None = None
     index_digest: str | None = None
     history: tuple[HistoryItem, ...] = ()
+    # The tag a policy chose (``from.name`` names a repository), and a newer digest that waits
+    # for its minimum age: the time it was first seen lives here, in Git.
+    tag: str | None = None
+    waiting: Waiting | None = None
 
     def as_image(self) -> Image:
         """The image this entry pins, as the registry client would report it."""
@@ -101,6 +106,8 @@ class LockEntry:
             "image": self.image,
             "dockerImageReference": self.docker_image_reference,
         }
+        if self.tag:
+            data["tag"] = self.tag
         if self.created:
             data["created"] = self.created
         if self.platform:
@@ -116,6 +123,11 @@ class LockEntry:
             data["platforms"] = {k: self.platforms[k] for k in sorted(self.platforms)}
         if self.history:
             data["history"] = [item.to_dict() for item in self.history]
+        if self.waiting is not None:
+            waiting = {"image": self.waiting.image, "firstSeen": self.waiting.first_seen}
+            if self.waiting.tag:
+                waiting["tag"] = self.waiting.tag
+            data["waiting"] = waiting
         return data
 
 
@@ -190,6 +202,12 @@ def _history(items: Any) -> tuple[HistoryItem, ...]:
         )
         for item in items or ()
     )
+
+
+def _waiting(data: Any) -> Waiting | None:
+    if data is None:
+        return None
+    return Waiting(data["image"], str(data["firstSeen"]), data.get("tag"))
 
 
 def _text(value: Any) -> str | None:
@@ -285,6 +303,8 @@ def from_document(doc: Any, path: str = "<lock>", source_path: str = "") -> Stre
             platforms=None if entry.get("platforms") is None else dict(entry["platforms"]),
             index_digest=entry.get("indexDigest"),
             history=_history(entry.get("history")),
+            tag=entry.get("tag"),
+            waiting=_waiting(entry.get("waiting")),
         )
     return StreamLock(
         namespace=meta["namespace"], name=meta["name"], tags=tags, source_path=source_path

@@ -15,7 +15,7 @@ this tag and this ``from`` (from its trailers), L = the lock's digest, U = what 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -30,6 +30,7 @@ from reconciler.imagestream import (
     LOCAL,
     ImageStream,
     TagSpec,
+    name_patterns,
 )
 from reconciler.lockfile import (
     HistoryItem,
@@ -39,6 +40,10 @@ from reconciler.lockfile import (
     dumps,
     lock_path,
 )
+from reconciler.policy import annotations as rules_of
+from reconciler.policy import gates
+from reconciler.policy.annotations import TagRules
+from reconciler.policy.tags import NEWEST_BUILD, Choice, choose, newest
 from reconciler.reference import ImageReference
 from reconciler.status import TagStatus
 from reconciler.trailers import TrailerBlock, bump_subject, format_message, one_line
@@ -49,6 +54,13 @@ Bases = Mapping[tuple[str, str], str]
 # Streams whose lock failed its checks on read, with the located problems.
 Broken = Mapping[StreamKey, Sequence[Problem]]
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# A repository's tags as the registry listed them, or why the listing failed.
+Listing = tuple[str, ...] | ImportFailure
+Listings = Mapping[str, Listing]
+# Candidates a policy may walk past because they lack a required platform.
+MAX_PLATFORM_TRIES = 5
+# Rounds of lookups a pass makes: a refused candidate asks for the next one.
+MAX_ROUNDS = MAX_PLATFORM_TRIES + 1
 
 
 def tag_key(namespace: str, stream: str, tag: str) -> str:
@@ -149,6 +161,8 @@ def is_due(
         return False
     if entry.spec_hash != spec.spec_hash(namespace):
         return True
+    if entry.waiting is not None:  # a newer image waits for its minimum age
+        return True
     if _forced(key, forced):
         return True
     if not spec.scheduled:
@@ -196,24 +210,140 @@ def _needs_registry(spec: TagSpec) -> bool:
     return spec.source.kind == DOCKER_IMAGE and not spec.reference
 
 
-def import_requests(
+def _is_repository(spec: TagSpec) -> bool:
+    """``from.name`` names a repository without tag or digest (what a policy chooses in)."""
+    if spec.source.kind != DOCKER_IMAGE:
+        return False
+    try:
+        ref = ImageReference.parse(spec.source.name)
+    except InputError:
+        return False
+    return ref.tag is None and ref.digest is None
+
+
+def tag_rules(spec: TagSpec) -> TagRules:
+    """The ``streamlock.dev/*`` rules of a tag (none for a tag without such annotations)."""
+    if not any(k.startswith(rules_of.PREFIX) for k in spec.annotations):
+        return TagRules()
+    return rules_of.rules(spec.annotations, spec.source.kind, repository=_is_repository(spec))
+
+
+def _policy_of(spec: TagSpec) -> TagRules | None:
+    """The rules of a tag that chooses by policy, else None."""
+    if not _needs_registry(spec) or not _is_repository(spec):
+        return None
+    found = tag_rules(spec)
+    return found if found.policy is not None else None
+
+
+def _lacks(image: Image, platforms: Sequence[str]) -> list[str]:
+    """The required platforms ``image`` does not offer; ``linux/arm64`` is met by any variant
+    of it. An image only confirmed by a HEAD was checked when it was pinned."""
+    if image.offered is None:
+        return []
+    offered = image.offered
+    return [p for p in platforms if not any(o == p or o.startswith(f"{p}/") for o in offered)]
+
+
+def _offers(image: Image, platforms: Sequence[str]) -> bool:
+    return not _lacks(image, platforms)
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """What a policy made of a listing and of the candidates' images observed so far."""
+
+    choice: Choice
+    tag: str | None = None
+    image: Image | None = None
+    failure: ImportFailure | None = None
+    needed: tuple[ImportRequest, ...] = ()
+    refused: tuple[str, ...] = ()
+    asked: tuple[ImportRequest, ...] = ()  # every lookup this pick used or needs
+
+
+def _policy_request(
+    spec: TagSpec, namespace: str, tag: str, entry: LockEntry | None, config: Config
+) -> ImportRequest:
+    known = None
+    if (
+        entry is not None
+        and entry.tag == tag
+        and entry.spec_hash == spec.spec_hash(namespace)
+        and entry.source == spec.source
+    ):
+        known = entry.as_image()
+    return ImportRequest(
+        reference=f"{spec.source.name}:{tag}",
+        import_mode=spec.import_mode,
+        platform=config.platform,
+        insecure=spec.insecure,
+        known=known,
+    )
+
+
+def pick(
+    spec: TagSpec,
+    rules: TagRules,
+    namespace: str,
+    tags: Sequence[str],
+    entry: LockEntry | None,
+    config: Config,
+    observations: Mapping[tuple[str, str, str], Observation],
+) -> Pick:
+    """Walk a policy's candidates best first: the first one observed with every required
+    platform wins; ``needed`` are lookups to make first. ``newest-build`` looks at all of its
+    bounded candidates and takes the latest ``created``."""
+    assert rules.policy is not None
+    # Registry text: a listed name that is no valid tag can be neither pulled nor locked.
+    valid = name_patterns()[2]
+    choice = choose(rules.policy, [t for t in tags if valid.fullmatch(t)])
+    if choice.winner is None:
+        return Pick(choice)
+    if rules.policy.kind == NEWEST_BUILD:
+        requests = [(t, _policy_request(spec, namespace, t, entry, config)) for t in choice.ranked]
+        asked = tuple(r for _, r in requests)
+        needed = tuple(r for r in asked if r.key not in observations)
+        if needed:
+            return Pick(choice, needed=needed, asked=asked)
+        seen = [(t, observations[r.key]) for t, r in requests]
+        for tag, observed in seen:
+            if isinstance(observed, ImportFailure):
+                return Pick(choice, tag, failure=observed, asked=asked)
+        fit = {t: o for t, o in seen if isinstance(o, Image) and _offers(o, rules.platforms)}
+        refused = tuple(t for t, _ in seen if t not in fit)
+        winner = newest([(t, o.created) for t, o in fit.items()])
+        if winner is None:
+            return Pick(choice, refused=refused, asked=asked)
+        return Pick(choice, winner, fit[winner], refused=refused, asked=asked)
+    refused_tags: list[str] = []
+    used: list[ImportRequest] = []
+    for tag in choice.ranked[:MAX_PLATFORM_TRIES]:
+        request = _policy_request(spec, namespace, tag, entry, config)
+        used.append(request)
+        observed = observations.get(request.key)
+        refused, asked = tuple(refused_tags), tuple(used)
+        if observed is None:
+            return Pick(choice, needed=(request,), refused=refused, asked=asked)
+        if isinstance(observed, ImportFailure):
+            return Pick(choice, tag, failure=observed, refused=refused, asked=asked)
+        if not _offers(observed, rules.platforms):
+            refused_tags.append(tag)
+            continue
+        return Pick(choice, tag, observed, refused=refused, asked=asked)
+    return Pick(choice, refused=tuple(refused_tags), asked=tuple(used))
+
+
+def _due_tags(
     streams: Sequence[ImageStream],
     locks: Mapping[StreamKey, StreamLock],
     config: Config,
     now: datetime,
-    *,
-    last_checked: Mapping[str, datetime] | None = None,
-    forced: Collection[str] = (),
-    broken: Broken | None = None,
+    last_checked: Mapping[str, datetime],
+    forced: Collection[str],
+    skipped: Broken,
     scope: Collection[str] | None = None,
-) -> list[ImportRequest]:
-    """The registry lookups this pass needs, one per distinct (reference, mode, platform).
-
-    Streams whose lock was set aside (``broken``, by default that of a ``LockSet``) need none;
-    with a ``scope``, only the tags it names do.
-    """
-    requests: dict[tuple[str, str, str], ImportRequest] = {}
-    skipped = _broken(locks, broken)
+) -> Iterator[tuple[ImageStream, TagSpec, LockEntry | None]]:
     by_key = {stream.key: stream for stream in streams}
     for stream in streams:
         if stream.key in skipped:
@@ -224,18 +354,78 @@ def import_requests(
                 continue
             entry = lock.tags.get(spec.name) if lock else None
             key = tag_key(stream.namespace, stream.name, spec.name)
-            if not in_scope(by_key, key, scope) or not is_due(
+            if in_scope(by_key, key, scope) and is_due(
                 spec,
                 stream.namespace,
                 entry,
                 key=key,
                 config=config,
                 now=now,
-                last_checked=last_checked or {},
+                last_checked=last_checked,
                 forced=forced,
             ):
-                continue
+                yield stream, spec, entry
+
+
+def listing_requests(
+    streams: Sequence[ImageStream],
+    locks: Mapping[StreamKey, StreamLock],
+    config: Config,
+    now: datetime,
+    *,
+    last_checked: Mapping[str, datetime] | None = None,
+    forced: Collection[str] = (),
+    broken: Broken | None = None,
+    scope: Collection[str] | None = None,
+) -> list[str]:
+    """The repositories whose tags this pass lists: one listing per repository, however many
+    due policy tags choose in it."""
+    found = {
+        spec.source.name
+        for _, spec, _ in _due_tags(
+            streams, locks, config, now, last_checked or {}, forced, _broken(locks, broken), scope
+        )
+        if _policy_of(spec) is not None
+    }
+    return sorted(found)
+
+
+def import_requests(
+    streams: Sequence[ImageStream],
+    locks: Mapping[StreamKey, StreamLock],
+    config: Config,
+    now: datetime,
+    *,
+    last_checked: Mapping[str, datetime] | None = None,
+    forced: Collection[str] = (),
+    broken: Broken | None = None,
+    listings: Listings | None = None,
+    observations: Mapping[tuple[str, str, str], Observation] | None = None,
+    scope: Collection[str] | None = None,
+) -> list[ImportRequest]:
+    """The registry lookups this pass needs, one per distinct (reference, mode, platform).
+
+    Streams whose lock was set aside (``broken``, by default that of a ``LockSet``) need none;
+    with a ``scope`` (``import-image``), only the tags it names do. A policy tag needs its
+    repository's listing first (``listing_requests``), then the
+    candidates its policy names: with ``observations`` of an earlier round, the next candidate
+    after one refused for a missing platform.
+    """
+    requests: dict[tuple[str, str, str], ImportRequest] = {}
+    seen = observations or {}
+    for stream, spec, entry in _due_tags(
+        streams, locks, config, now, last_checked or {}, forced, _broken(locks, broken), scope
+    ):
+        rules = _policy_of(spec)
+        if rules is None:
             request = _request(spec, stream.namespace, entry, config)
+            requests.setdefault(request.key, request)
+            continue
+        listing = (listings or {}).get(spec.source.name)
+        if listing is None or isinstance(listing, ImportFailure):
+            continue
+        found = pick(spec, rules, stream.namespace, listing, entry, config, seen)
+        for request in found.asked:
             requests.setdefault(request.key, request)
     return [requests[k] for k in sorted(requests)]
 
@@ -294,6 +484,9 @@ class _Pass:
     forced: Collection[str]
     broken: Broken = field(default_factory=dict)
     scope: Collection[str] | None = None
+    listings: Listings = field(default_factory=dict)
+    # Why a tag moved, for its commit body (policy choices, soaks passed), by tag key.
+    notes: dict[str, str] = field(default_factory=dict)
     resolved: dict[str, _Resolved] = field(default_factory=dict)
     visiting: list[str] = field(default_factory=list)
 
@@ -342,6 +535,7 @@ class _Pass:
         old: LockEntry | None,
         image: Image,
         source_ref: str,
+        tag: str | None = None,
     ) -> LockEntry:
         """An entry pinned to ``image``; history grows only when the digest changes."""
         reference = self.docker_image_reference(stream, spec, source_ref)
@@ -358,6 +552,7 @@ class _Pass:
             if image.platforms is None
             else {_utf8(k): v for k, v in image.platforms.items()},
             index_digest=image.index_digest,
+            tag=tag,
         )
         if old is not None and old.image == image.digest:
             return LockEntry(imported_at=old.imported_at, history=old.history, **base)
@@ -375,6 +570,7 @@ class _Pass:
         source_ref: str,
         *,
         override: bool = False,
+        tag: str | None = None,
     ) -> _Resolved:
         """Apply the revert rule to an observed image U."""
         ns = stream.namespace
@@ -382,7 +578,7 @@ class _Pass:
             old is None or old.spec_hash != spec.spec_hash(ns) or old.source != spec.source
         )
         if old is not None and not spec_changed and old.image == image.digest:
-            entry = self.new_entry(stream, spec, old, image, source_ref)
+            entry = self.new_entry(stream, spec, old, image, source_ref, tag)
             return _Resolved(
                 entry,
                 source_ref,
@@ -397,13 +593,13 @@ class _Pass:
                     f"{base[:19]}, which the source still serves"
                 )
                 return _Resolved(
-                    old,
+                    replace(old, waiting=None),
                     old.docker_image_reference,
                     _status(
                         stream, spec, status.UNCHANGED, status.REVERT_RESPECTED, message, old.image
                     ),
                 )
-        entry = self.new_entry(stream, spec, old, image, source_ref)
+        entry = self.new_entry(stream, spec, old, image, source_ref, tag)
         action = status.ADDED if old is None else status.UPDATED
         if old is not None and old.image == entry.image and old == entry:
             action = status.UNCHANGED
@@ -453,18 +649,107 @@ class _Pass:
             forced=self.forced,
         ):
             return self.keep(stream, spec, old, status.UNCHANGED, status.NOT_DUE)
+        rules = tag_rules(spec)
+        if _policy_of(spec) is not None:
+            return self.resolve_policy(stream, spec, old, key, rules)
         request = _request(spec, stream.namespace, old, self.config)
         observation = self.observations.get(request.key)
         if observation is None:
             observation = ImportFailure(status.IMPORT_FAILED, "not resolved in this pass")
+        kept = f"; kept {old.image[:19]}" if old else ""
         if isinstance(observation, ImportFailure):
-            kept = f"; kept {old.image[:19]}" if old else ""
             return self.keep(
                 stream, spec, old, status.FAILED, observation.reason, observation.message + kept
             )
+        if not _offers(observation, rules.platforms):
+            missing = _lacks(observation, rules.platforms)
+            message = f"{spec.source.name} lacks {', '.join(missing)}{kept}"
+            return self.keep(stream, spec, old, status.FAILED, status.PLATFORM_MISSING, message)
         source_ref = ImageReference.parse(spec.source.name).with_digest(observation.digest)
-        return self.decide(
-            stream, spec, old, observation, source_ref, override=_forced(key, self.forced)
+        return self.gated(stream, spec, old, observation, source_ref, key, rules)
+
+    def resolve_policy(
+        self, stream: ImageStream, spec: TagSpec, old: LockEntry | None, key: str, rules: TagRules
+    ) -> _Resolved:
+        """A tag that chooses among its repository's tags: list, choose, then import the winner."""
+        assert rules.policy is not None
+        kept = f"; kept {old.tag or old.image[:19]}" if old else ""
+        listing = self.listings.get(spec.source.name)
+        if listing is None:
+            listing = ImportFailure(status.IMPORT_FAILED, "tags not listed in this pass")
+        if isinstance(listing, ImportFailure):
+            return self.keep(
+                stream, spec, old, status.FAILED, listing.reason, listing.message + kept
+            )
+        found = pick(spec, rules, stream.namespace, listing, old, self.config, self.observations)
+        choice = found.choice
+        if choice.winner is None:
+            nearest = ", ".join(one_line(t, 60) for t in choice.nearest) or "none"
+            message = (
+                f"{rules.policy.text} matches none of the {choice.listed} tags of "
+                f"{spec.source.name} (nearest: {nearest}){kept}"
+            )
+            return self.keep(stream, spec, old, status.FAILED, status.NO_MATCHING_TAG, message)
+        if found.failure is not None:
+            message = found.failure.message + kept
+            return self.keep(stream, spec, old, status.FAILED, found.failure.reason, message)
+        if found.image is None or found.tag is None:
+            if found.refused:
+                message = (
+                    f"candidates {', '.join(found.refused)} lack one of "
+                    f"{', '.join(rules.platforms)}{kept}"
+                )
+                return self.keep(stream, spec, old, status.FAILED, status.PLATFORM_MISSING, message)
+            message = "not resolved in this pass" + kept
+            return self.keep(stream, spec, old, status.FAILED, status.IMPORT_FAILED, message)
+        source_ref = ImageReference.parse(spec.source.name).with_digest(found.image.digest)
+        result = self.gated(stream, spec, old, found.image, source_ref, key, rules, found.tag)
+        if result.entry is not None and (old is None or old.image != result.entry.image):
+            previous = (old.tag or old.image[:19]) if old else "none"
+            skipped = f", {len(found.refused)} refused for platforms" if found.refused else ""
+            self.notes[key] = (
+                f"chose {found.tag} by {rules.policy.text} among {choice.allowed} of "
+                f"{choice.listed} tags{skipped}, previous {previous}"
+            )
+        return result
+
+    def gated(
+        self,
+        stream: ImageStream,
+        spec: TagSpec,
+        old: LockEntry | None,
+        image: Image,
+        source_ref: str,
+        key: str,
+        rules: TagRules,
+        tag: str | None = None,
+    ) -> _Resolved:
+        """The revert rule, then the minimum age: a new digest lands once it has been observed
+        for ``min-age``; until then the lock keeps the old pin and the waiting digest's first
+        sighting (a tag without a pin is pinned at once; ``import-image`` does not wait)."""
+        result = self.decide(
+            stream, spec, old, image, source_ref, override=_forced(key, self.forced), tag=tag
+        )
+        entry = result.entry
+        if rules.min_age is None or old is None or entry is None or entry.image == old.image:
+            return result
+        if _forced(key, self.forced):
+            return result
+        gate = gates.min_age(old.waiting, image.digest, tag, self.now, rules.min_age)
+        if gate.open:
+            return result
+        waiting = self.keep(stream, spec, old, status.UNCHANGED, status.WAITING_MIN_AGE)
+        assert waiting.entry is not None and gate.waiting is not None
+        shown = f"{tag} " if tag else ""
+        message = (
+            f"{shown}{image.digest[:19]} waits {gates.format_duration(gate.left)} more "
+            f"(min-age {gates.format_duration(rules.min_age)}, first seen "
+            f"{gate.waiting.first_seen})"
+        )
+        return _Resolved(
+            replace(waiting.entry, waiting=gate.waiting),
+            waiting.source_ref,
+            replace(waiting.status, message=message),
         )
 
     def resolve_reference(
@@ -539,7 +824,39 @@ class _Pass:
                 status.FOLLOW_FAILED,
                 f"{target_key} has no image yet",
             )
+        rules = tag_rules(spec)
+        promote = rules.promote_after
+        if promote is not None and old is not None and upstream.entry.image != old.image:
+            waiting = self.promotion_wait(target_key, upstream, promote)
+            if waiting is not None:
+                return self.keep(
+                    stream, spec, old, status.UNCHANGED, status.WAITING_PROMOTION, waiting
+                )
+            self.notes[key] = (
+                f"promoted after a {gates.format_duration(promote)} soak in "
+                f"{target_key} (it holds {upstream.entry.image[:19]} since "
+                f"{upstream.entry.imported_at})"
+            )
         return self.decide(stream, spec, old, upstream.entry.as_image(), upstream.source_ref)
+
+    def promotion_wait(self, target_key: str, upstream: _Resolved, soak: float) -> str | None:
+        """Why a follower may not promote the upstream's image yet (None: it may).
+
+        The soak counts from the upstream's ``importedAt`` of its current image: a revert there
+        puts back an image the follower already has, or a new bump restarts the count.
+        """
+        assert upstream.entry is not None
+        image = upstream.entry.image[:19]
+        if upstream.status.action == status.FAILED:
+            return f"{target_key} failed its last import ({upstream.status.reason}); not promoting"
+        gate = gates.soak(upstream.entry.imported_at, self.now, soak)
+        if gate.open:
+            return None
+        since = upstream.entry.imported_at or "an unknown time"
+        return (
+            f"{target_key} holds {image} since {since}; promotes in "
+            f"{gates.format_duration(gate.left)} (promote-after {gates.format_duration(soak)})"
+        )
 
     def cycle_member(self, key: str, message: str) -> _Resolved:
         namespace, rest = key.split("/", 1)
@@ -615,8 +932,11 @@ def plan(
     prune: bool = True,
     broken: Broken | None = None,
     scope: Collection[str] | None = None,
+    listings: Listings | None = None,
 ) -> Plan:
     """Compute the next locks and the commits that record them.
+
+    ``listings`` are the tags of the repositories policy tags choose in (``listing_requests``).
 
     ``prune`` removes locks whose stream no longer exists; the shell turns it off when a stream
     file failed to load, so a typo never deletes a lock. ``broken`` (by default that of a
@@ -638,6 +958,7 @@ def plan(
         forced=forced,
         broken=skipped,
         scope=scope,
+        listings=listings or {},
     )
     new_locks: dict[StreamKey, StreamLock] = {}
     statuses: list[TagStatus] = []
@@ -714,7 +1035,7 @@ def plan(
             )
             for change in stream_changes
         )
-    commits = _commits(per_stream, files, locks, new_locks, config)
+    commits = _commits(per_stream, files, locks, new_locks, config, state.notes)
     problems = tuple(sorted(p for found in skipped.values() for p in found))
     return Plan(new_locks, files, commits, tuple(changes), tuple(statuses), problems)
 
@@ -771,12 +1092,21 @@ def _diff(
 # Commits
 
 
-def _body_line(change: TagChange) -> str:
-    """One line per tag; text from the registry (``created``, labels) is made one safe line."""
+def _body_line(change: TagChange, notes: Mapping[str, str]) -> str:
+    """One line per tag; text from the registry (``created``, labels, tag names) is made one
+    safe line."""
     if change.new is None:
         return f"{change.tag}: removed from the spec"
     entry = change.new
     parts = [f"{change.tag}: {entry.source.kind} {one_line(entry.source.name)}"]
+    if entry.tag:
+        parts.append(f"tag {one_line(entry.tag)}")
+    if change.key in notes:
+        parts.append(one_line(notes[change.key], 400))
+    if not change.moved and entry.waiting is not None:
+        parts.append(
+            f"waiting for {entry.waiting.image[:19]} (first seen {entry.waiting.first_seen})"
+        )
     if entry.created:
         parts.append(f"created {one_line(entry.created)}")
     version = entry.labels.get("org.opencontainers.image.version")
@@ -801,13 +1131,23 @@ def _blocks(changes: Sequence[TagChange]) -> list[TrailerBlock]:
     ]
 
 
-def _message(subject: str, changes: Sequence[TagChange]) -> str:
-    body = "\n".join(_body_line(change) for change in changes)
+def _message(subject: str, changes: Sequence[TagChange], notes: Mapping[str, str]) -> str:
+    body = "\n".join(_body_line(change, notes) for change in changes)
     return format_message(subject, body, _blocks(changes))
 
 
 def _subject(changes: Sequence[TagChange]) -> str:
     streams = sorted({(c.namespace, c.stream) for c in changes})
+    waits = [
+        (c.tag, c.new.waiting.image)
+        for c in changes
+        if c.new is not None and not c.moved and c.new.waiting is not None
+    ]
+    if len(streams) == 1 and waits and len(waits) == len(changes):
+        ns, name = streams[0]
+        shown = ", ".join(f"{tag} waits for {image[7:14]}" for tag, image in waits[:3])
+        more = f" (+{len(waits) - 3} more)" if len(waits) > 3 else ""
+        return f"{ns}/{name}: {shown}{more}"
     if len(streams) == 1:
         ns, name = streams[0]
         return bump_subject(
@@ -827,13 +1167,17 @@ def _commits(
     old_locks: Mapping[StreamKey, StreamLock],
     new_locks: Mapping[StreamKey, StreamLock],
     config: Config,
+    notes: Mapping[str, str] | None = None,
 ) -> tuple[PlannedCommit, ...]:
+    notes = notes or {}
     grouping = config.git.grouping
     commits: list[PlannedCommit] = []
     if grouping == "pass" and per_stream:
         changes = [c for key in sorted(per_stream) for c in per_stream[key]]
         subject = _subject(changes) if changes else "streamlock: refresh locks"
-        commits.append(PlannedCommit(subject, _message(subject, changes), files, tuple(changes)))
+        commits.append(
+            PlannedCommit(subject, _message(subject, changes, notes), files, tuple(changes))
+        )
         return tuple(commits)
     for key in sorted(per_stream):
         changes = per_stream[key]
@@ -853,12 +1197,14 @@ def _commits(
                 subject = _subject([change])
                 data = None if final is None and not current else dumps(step)
                 commits.append(
-                    PlannedCommit(subject, _message(subject, [change]), {path: data}, (change,))
+                    PlannedCommit(
+                        subject, _message(subject, [change], notes), {path: data}, (change,)
+                    )
                 )
             continue
         subject = _subject(changes) if changes else f"{key[0]}/{key[1]}: refresh lock"
         stream_files = {path: files[path]}
         commits.append(
-            PlannedCommit(subject, _message(subject, changes), stream_files, tuple(changes))
+            PlannedCommit(subject, _message(subject, changes, notes), stream_files, tuple(changes))
         )
     return tuple(commits)

@@ -30,7 +30,7 @@ from reconciler.gitrepo import (
     parse_author,
     review_branch,
 )
-from reconciler.image import ImportRequest, Observation
+from reconciler.image import ImportFailure, ImportRequest, Observation
 from reconciler.imagestream import load_streams
 from reconciler.lockfile import StreamLock, loads
 
@@ -83,7 +83,7 @@ class LockCache:
     matches the path is checked on every load, since the same bytes may sit at another path.
     """
 
-    VERSION = 2  # 1 kept locks without checking them against the schema
+    VERSION = 3  # 1 kept locks without checking them against the schema; 2 had no tag/waiting
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -185,6 +185,56 @@ async def _observe(
     if missing:
         seen.update(await resolver.resolve_all(missing))
     return {r.key: seen[r.key] for r in requests if r.key in seen}
+
+
+async def _list(
+    resolver: Resolver, repositories: Sequence[str], seen: dict[str, planner.Listing]
+) -> dict[str, planner.Listing]:
+    """The tag listings policy tags need, each repository once per pass (a retry reuses them).
+
+    A resolver that cannot list tags fails those tags alone, as an unreachable registry would.
+    """
+    missing = [r for r in repositories if r not in seen]
+    if missing:
+        lister = getattr(resolver, "list_all", None)
+        if lister is None:
+            failure = ImportFailure("ImportFailed", "this resolver cannot list tags")
+            seen.update({r: failure for r in missing})
+        else:
+            seen.update(await lister(missing))
+    return {r: seen[r] for r in repositories if r in seen}
+
+
+async def observe_pass(
+    resolver: Resolver,
+    streams: Sequence[Any],
+    locks: Mapping[tuple[str, str], StreamLock],
+    config: Config,
+    now: datetime,
+    options: PassOptions,
+    seen: dict[tuple[str, str, str], Observation],
+    listed: dict[str, planner.Listing],
+) -> tuple[dict[tuple[str, str, str], Observation], dict[str, planner.Listing]]:
+    """Everything the planner needs from registries: listings for policy tags, then lookups in
+    rounds (a candidate refused for a missing platform asks for the next one)."""
+    due = dict(last_checked=options.last_checked, forced=options.forced, scope=options.scope)
+    repositories = planner.listing_requests(streams, locks, config, now, **due)  # type: ignore[arg-type]
+    listings = await _list(resolver, repositories, listed)
+    observations: dict[tuple[str, str, str], Observation] = {}
+    for _ in range(planner.MAX_ROUNDS):
+        requests = planner.import_requests(
+            streams,
+            locks,
+            config,
+            now,
+            listings=listings,
+            observations=observations,
+            **due,  # type: ignore[arg-type]
+        )
+        if all(r.key in observations for r in requests):
+            break
+        observations.update(await _observe(resolver, requests, seen))
+    return observations, listings
 
 
 async def run_pass(
@@ -319,7 +369,7 @@ async def _run(
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
     cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
-    index = TrailerIndex(git) if git is not None else None
+    index = TrailerIndex(git, config.git.author) if git is not None else None
     git_dir = git.git_dir / "streamlock" if git is not None else None
     scans = reader.ScanCache(
         git_dir / "consumers.json" if git_dir is not None else None, config.default_namespace
@@ -372,22 +422,16 @@ async def _attempts(
 ) -> PassResult:
     """Compute and write the pass; after a lost push race, recompute it on the new tip."""
     seen: dict[tuple[str, str, str], Observation] = {}
+    listed: dict[str, planner.Listing] = {}
     attempts = 0
     while True:
         attempts += 1
         streamset = load_streams(root, config)
         locks = load_locks(root, cache)
         bases = index.bases() if index is not None else {}
-        requests = planner.import_requests(
-            streamset.streams,
-            locks,
-            config,
-            now,
-            last_checked=options.last_checked,
-            forced=options.forced,
-            scope=options.scope,
+        observations, listings = await observe_pass(
+            resolver, streamset.streams, locks, config, now, options, seen, listed
         )
-        observations = await _observe(resolver, requests, seen)
         plan = planner.plan(
             streamset.streams,
             locks,
@@ -399,6 +443,7 @@ async def _attempts(
             forced=options.forced,
             prune=not streamset.problems,
             scope=options.scope,
+            listings=listings,
         )
         plan, consumer_problems = follow_consumers(root, config, plan, locks, repo, scans)
         # Stream files that did not load, locks set aside and consumers that cannot follow,
@@ -407,6 +452,7 @@ async def _attempts(
         if repo is None:
             return PassResult(plan, problems, push_attempts=0)
         cache.remember(plan.files, plan.locks)
+        repo.learn_attributes(path for commit in plan.commits for path in commit.files)
         if config.git.push == "branch":
             shas = _push_review_branches(repo, plan, config, upstream)
             return PassResult(plan, problems, shas, upstream is not None, 1, repo.head())

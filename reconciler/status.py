@@ -27,6 +27,10 @@ ACCESS_DENIED = "AccessDenied"
 INVALID_SPEC = "InvalidSpec"
 INVALID_LOCK = "InvalidLock"
 NOT_DUE = "NotDue"
+NO_MATCHING_TAG = "NoMatchingTag"
+WAITING_MIN_AGE = "WaitingMinAge"
+WAITING_PROMOTION = "WaitingPromotion"
+PLATFORM_MISSING = "PlatformMissing"
 PINNED = "Pinned"
 
 # Actions a pass can take on one tag.

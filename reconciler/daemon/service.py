@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler import status
 from reconciler.config import Config, load_config
+from reconciler.credentials import AuthEntry, operator_store
 from reconciler.daemon import workdir
 from reconciler.daemon.hooks import PushedImage, ReplayGuard, matches
 from reconciler.daemon.metrics import Metrics
@@ -69,6 +70,7 @@ class DaemonOptions:
     registry_token: str | None = None
     git_secret: str | None = None
     stop_grace: float = STOP_GRACE
+    auth: tuple[AuthEntry, ...] | None = None  # --auth-config; None: $STREAMLOCK_AUTH_CONFIG
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,32 +92,66 @@ class _ShardResolver:
     refuses references no tag of this replica's namespaces imports."""
 
     def __init__(
-        self, config: Config, root: Path, metrics: Metrics, allowed: Collection[str] | None
+        self,
+        config: Config,
+        root: Path,
+        metrics: Metrics,
+        allowed: Collection[str] | None,
+        operator: Sequence[AuthEntry] | None = None,
     ) -> None:
         self.config = config
         self.root = root
         self.metrics = metrics
         self.allowed = allowed
+        self.operator = operator
+
+    def _client(self) -> Any:
+        """A registry client with the operator's credentials, never the repository's
+        (docs/access.md). The daemon retries a failed tag itself (at its next due time, with
+        backoff), so one pass spends little on a registry that is down."""
+        from reconciler.registry import RegistryClient, RetryPolicy
+
+        retry = RetryPolicy(attempts=3, timeout=10.0, wait_max=2.0)
+        store = operator_store(self.config, self.root, operator=self.operator)
+        return RegistryClient(
+            self.config,
+            base_dir=self.root,
+            retry=retry,
+            observer=self.metrics.observe_request,
+            credentials=store,
+        )
 
     async def resolve_all(
         self, requests: Sequence[ImportRequest]
     ) -> Mapping[tuple[str, str, str], Observation]:
-        from reconciler.registry import RegistryClient, RetryPolicy
-
-        # The daemon retries a failed tag itself (at its next due time, with backoff), so one
-        # pass spends little on a registry that is down: the other tags' bumps wait for it.
-        retry = RetryPolicy(attempts=3, timeout=10.0, wait_max=2.0)
-        mine = [r for r in requests if self.allowed is None or r.reference in self.allowed]
+        mine = [r for r in requests if self._mine(r.reference)]
         results: dict[tuple[str, str, str], Observation] = {
             r.key: ImportFailure("NotInShard", "another replica imports this tag")
             for r in requests
             if r not in mine
         }
         if mine:
-            async with RegistryClient(
-                self.config, base_dir=self.root, retry=retry, observer=self.metrics.observe_request
-            ) as client:
+            async with self._client() as client:
                 results.update(await client.resolve_all(mine))
+        return results
+
+    def _mine(self, reference: str) -> bool:
+        """A reference of this shard: a source it imports, or a policy's ``repository:tag``."""
+        if self.allowed is None or reference in self.allowed:
+            return True
+        return reference.rpartition(":")[0] in self.allowed
+
+    async def list_all(self, references: Sequence[str]) -> Mapping[str, Any]:
+        """Tag listings for the policy tags of this shard."""
+        mine = [r for r in references if self._mine(r)]
+        results: dict[str, Any] = {
+            r: ImportFailure("NotInShard", "another replica imports this tag")
+            for r in references
+            if r not in mine
+        }
+        if mine:
+            async with self._client() as client:
+                results.update(await client.list_all(mine))
         return results
 
 
@@ -243,7 +279,7 @@ class Daemon:
         options = PassOptions(now=now, last_checked=snapshot.last_checked)
 
         def factory(cfg: Config, root: Path) -> Resolver:
-            return _ShardResolver(cfg, root, self.metrics, allowed)
+            return _ShardResolver(cfg, root, self.metrics, allowed, o.auth)
 
         result = asyncio.run(run_pass(repo.root, factory, options))
         entries = {

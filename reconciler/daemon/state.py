@@ -43,7 +43,15 @@ STALLED_REASONS = frozenset(
     }
 )
 # Reasons that explain why a newer image is not pinned.
-WAITING_REASONS = frozenset({status.REVERT_RESPECTED, status.HELD, status.NOT_DUE})
+WAITING_REASONS = frozenset(
+    {
+        status.REVERT_RESPECTED,
+        status.HELD,
+        status.NOT_DUE,
+        status.WAITING_MIN_AGE,
+        status.WAITING_PROMOTION,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,8 +283,20 @@ def tag_state(
         error or (previous.last_error if previous else None),
         hold,
         waiting,
-        waiting_image if waiting in (status.REVERT_RESPECTED, status.HELD) else None,
+        _waiting_image(waiting, waiting_image, entry),
     )
+
+
+def _waiting_image(
+    reason: str | None, looked_up: str | None, entry: LockEntry | None
+) -> str | None:
+    """The digest a tag is kept from: what the source serves (revert, hold), or the digest the
+    lock records as waiting for its minimum age."""
+    if reason in (status.REVERT_RESPECTED, status.HELD):
+        return looked_up
+    if reason == status.WAITING_MIN_AGE and entry is not None and entry.waiting is not None:
+        return entry.waiting.image
+    return None
 
 
 def conditions(state: TagState, reconciling: bool) -> list[dict[str, str]]:

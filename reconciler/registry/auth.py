@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
-from reconciler.credentials import Credential, CredentialStore
+from reconciler.credentials import Credential, CredentialStore, normalize_key
 from reconciler.errors import AuthError, MalformedAnswer
 from reconciler.manifest import load_json
-from reconciler.registry.endpoints import Endpoint
+from reconciler.registry.endpoints import Endpoint, split_host
 from reconciler.registry.exchange import USER_AGENT_BYTES, Exchanger, safe_url, shared
 
 DEFAULT_TOKEN_TTL = 60.0
@@ -62,7 +62,8 @@ class Authenticator:
 
     Basic and Bearer auth from the registry's own ``WWW-Authenticate``; tokens are cached per
     registry and scope until they expire, and concurrent askers share one token request.
-    Credentials go only to the registry's origin and its token realm.
+    A credential goes only to the host it was stored for: the registry's own origin, or a token
+    realm on another host with that realm host's own credential (never the registry's).
     """
 
     def __init__(
@@ -126,6 +127,17 @@ class Authenticator:
     async def _credential(self, endpoint: Endpoint, repository: str) -> Credential | None:
         return await self._credentials.get(endpoint.cred_key, repository)
 
+    async def _realm_credential(
+        self, endpoint: Endpoint, repository: str, netloc: str
+    ) -> Credential | None:
+        """The credential stored for the realm's host: the registry's when the realm is on the
+        registry's host (any port), else only what was stored for the realm host itself."""
+        realm = normalize_key(netloc.rpartition("@")[2].lower())
+        ours = {normalize_key(endpoint.cred_key.lower()), normalize_key(endpoint.host.lower())}
+        if split_host(realm)[0] in {split_host(key)[0] for key in ours}:
+            return await self._credential(endpoint, repository)
+        return await self._credentials.get(realm, repository)
+
     async def _token(self, endpoint: Endpoint, repository: str, scope: str) -> bytes:
         """A bearer token for ``scope``, cached until it expires; askers share one request."""
         key = default_scope(repository)
@@ -147,7 +159,7 @@ class Authenticator:
             raise AuthError(
                 f"{endpoint.host}: token realm {safe_url(realm)!r} is not an http(s) URL"
             )
-        credential = await self._credential(endpoint, repository)
+        credential = await self._realm_credential(endpoint, repository, parts.netloc)
         params = {"scope": scope}
         if endpoint.service:
             params["service"] = endpoint.service

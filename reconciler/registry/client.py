@@ -255,6 +255,34 @@ class RegistryClient:
             target = next_link(response.header(b"link"), response.url, endpoint.origin, what)
         return tags
 
+    async def list_all(
+        self, references: Iterable[str]
+    ) -> dict[str, tuple[str, ...] | ImportFailure]:
+        """The tags of each repository, listed concurrently within the per-tag budget each;
+        a listing that fails is an ImportFailure value (the policy tags keep their pins)."""
+        limit = asyncio.Semaphore(self._max_inflight)
+
+        async def one(reference: str) -> tuple[str, ...] | ImportFailure:
+            async with limit:
+                token = DEADLINE.set(asyncio.get_running_loop().time() + self._tag_budget)
+                try:
+                    async with asyncio.timeout(self._tag_budget):
+                        return tuple(await self.list_tags(reference))
+                except TimeoutError:
+                    error = RegistryUnavailable(
+                        f"{redact(reference)}: tags not listed within the per-tag budget of "
+                        f"{self._tag_budget:g} s (timeouts.tag in streamlock.yaml)"
+                    )
+                    return ImportFailure(error.reason, str(error), error.transient)
+                except StreamlockError as exc:
+                    return ImportFailure(exc.reason, str(exc), exc.transient)
+                finally:
+                    DEADLINE.reset(token)
+
+        unique = sorted(set(references))
+        found = await asyncio.gather(*(one(r) for r in unique))
+        return dict(zip(unique, found, strict=True))
+
     # --- resolution -----------------------------------------------------------------------------
     def _parse(self, reference: str) -> ImageReference:
         ref = self._references.get(reference)
@@ -349,6 +377,7 @@ class RegistryClient:
                 platform=config.platform,
                 labels=dict(config.labels or {}),
                 platforms=platforms,
+                offered=(config.platform,) if config.platform else (),
             )
         entry = manifest.select(wanted)
         if preserve:
@@ -365,6 +394,7 @@ class RegistryClient:
                 created=config.created,
                 labels=dict(config.labels or {}),
                 platforms=manifest.platform_digests(),
+                offered=tuple(sorted(manifest.platform_digests())),
             )
         if entry is None:
             raise ManifestUnknown(
@@ -372,9 +402,10 @@ class RegistryClient:
                 f"(it has {manifest.describe_platforms()})",
                 hint="set platform in streamlock.yaml or use importMode: PreserveOriginal",
             )
+        offered = tuple(sorted(manifest.platform_digests()))
         known = request.known
         if known is not None and known.digest == entry.digest:
-            return replace(known, index_digest=top)
+            return replace(known, index_digest=top, offered=offered)
         config = await self._child_config(endpoint, repository, entry.digest, what)
         return Image(
             digest=entry.digest,
@@ -382,6 +413,7 @@ class RegistryClient:
             platform=config.platform,
             labels=dict(config.labels or {}),
             index_digest=top,
+            offered=offered,
         )
 
     async def _child_config(

@@ -516,3 +516,19 @@ def test_index_over_thousands_of_commits(tmp_path: Path) -> None:
     assert index.bases() == {("shop/app:prod", SOURCE): digest(2500)}
     assert index.last_scan is not None
     assert (index.last_scan.full, index.last_scan.commits) == (True, 250)
+
+
+def test_blobs_written_together_keep_bytes_and_attributes(
+    origin: ConfigRepo, repo: GitRepo
+) -> None:
+    """Blobs written together keep their bytes, and a path with a text attribute is still
+    converted the way a person's commit converts it (CRLF stored as LF)."""
+    origin.commit({".gitattributes": "*.crlf text eol=crlf\n"}, "attributes")
+    files = {"locks/a.yaml": b"a: 1\n", "locks/b.yaml": b"b: 2\n", "deploy/x.crlf": b"x\r\ny\r\n"}
+    repo.learn_attributes(files)
+    sha = repo.commit(files, "m", BOT)
+    assert repo.read("locks/a.yaml", sha) == b"a: 1\n"
+    assert repo.read("locks/b.yaml", sha) == b"b: 2\n"
+    assert repo.read("deploy/x.crlf", sha) == b"x\ny\n"
+    person = origin.commit({"deploy/y.crlf": "x\r\ny\r\n"}, "a person's file")
+    assert origin.git("cat-file", "blob", f"{person}:deploy/y.crlf") == "x\ny\n"

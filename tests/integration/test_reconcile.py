@@ -236,7 +236,12 @@ def test_authenticated_registry_and_no_secret_leaks(
         ),
     }
     repo = config_repo(files)
-    env = {"SL_TEST_USER": username, "SL_TEST_PASSWORD": password}
+    # The repository's auth: counts only when the operator trusts it (a protected branch).
+    env = {
+        "SL_TEST_USER": username,
+        "SL_TEST_PASSWORD": password,
+        "STREAMLOCK_TRUST_REPO_AUTH": "1",
+    }
     result = CliRunner().invoke(
         cli, ["--log-level", "debug", "reconcile", "--repo", str(repo.work)], env=env
     )

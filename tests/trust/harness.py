@@ -313,6 +313,8 @@ class Case:
 
     # --- repository ----------------------------------------------------------------------------
     def config_yaml(self, hosts: Sequence[str] = (), extra: str = "") -> str:
+        """The repository's config; the registry credentials go to an operator file
+        (``STREAMLOCK_AUTH_CONFIG``), as credentials never come from the repository."""
         hosts = [self.lab.registry.host, *hosts]
         lines = [
             "apiVersion: streamlock/v1",
@@ -320,15 +322,20 @@ class Case:
             "git:",
             f"  author: {BOT_NAME} <{BOT_EMAIL}>",
             "registries:",
+            *(f"  - host: {json.dumps(host)}" for host in hosts),
         ]
+        operator = ["registries:"]
         for host in hosts:
-            lines += [
+            operator += [
                 f"  - host: {json.dumps(host)}",
                 "    auth:",
                 "      env:",
                 f"        username: {USER_ENV}",
                 f"        password: {PASSWORD_ENV}",
             ]
+        auth_file = self.dir / "operator-auth.yaml"
+        auth_file.write_text("\n".join(operator) + "\n")
+        self.env["STREAMLOCK_AUTH_CONFIG"] = str(auth_file)
         return "\n".join(lines) + "\n" + extra
 
     def stream(self, namespace: str, name: str, tags: Sequence[TagDef]) -> tuple[str, str]:

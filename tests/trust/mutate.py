@@ -57,6 +57,17 @@ MODULES: tuple[Module, ...] = (
     Module("lockfile", ("reconciler/lockfile.py",), UNIT, 600),
     Module("planner", ("reconciler/planner.py",), UNIT, 1200),
     Module(
+        "policy",
+        ("reconciler/policy/*.py",),
+        (
+            "tests/unit/test_policy_tags.py",
+            "tests/unit/test_policy_gates.py",
+            "tests/unit/test_policy_annotations.py",
+            "tests/unit/test_planner_policies.py",
+        ),
+        600,
+    ),
+    Module(
         "registry",
         ("reconciler/registry.py", "reconciler/registry/*.py"),
         (

@@ -129,10 +129,10 @@ def test_containerfile_agrees():
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kubectl_reads_deploy():
+def test_kubectl_reads_deploy(tmp_path):
     """kubectl's own decoder accepts every object in deploy/: apply --dry-run=client where it
     runs without a server, else the offline `label --local`, which needs none."""
-    env = {"PATH": "/usr/bin:/bin", "KUBECONFIG": "/nonexistent"}
+    env = {"PATH": "/usr/bin:/bin", "KUBECONFIG": "/nonexistent", "HOME": str(tmp_path)}
     result = subprocess.run(
         ["kubectl", "apply", "--dry-run=client", "--validate=false", "-f", str(DEPLOY)],
         capture_output=True, text=True, timeout=60, check=False, env=env,

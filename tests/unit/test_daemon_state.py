@@ -159,3 +159,21 @@ def test_held_tag_is_recorded_only_when_looked_up():
     assert TAG.key not in untouched.last_checked
     assert looked.is_due(TAG.key, NOW, INTERVAL) is False
     assert untouched.is_due(TAG.key, NOW, INTERVAL) is True
+
+
+def test_min_age_names_the_waiting_digest_from_the_lock():
+    """/status shows WaitingMinAge and the digest the lock records as waiting."""
+    from reconciler.imagestream import TagReference
+    from reconciler.lockfile import LockEntry
+    from reconciler.policy.gates import Waiting
+
+    waiting = Waiting("sha256:" + "b" * 64, "2026-11-30T11:00:00Z")
+    entry = LockEntry(
+        TagReference("DockerImage", "reg/app:1"),
+        "sha256:" + "a" * 64,
+        "reg/app@x",
+        "0",
+        waiting=waiting,
+    )
+    state = tag_state(checked(reason=status.WAITING_MIN_AGE), None, entry, NOW)
+    assert (state.waiting_reason, state.waiting_image) == (status.WAITING_MIN_AGE, waiting.image)

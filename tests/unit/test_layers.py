@@ -27,6 +27,9 @@ PURE = [
     "consumers/kustomize",
     "consumers/scan",
     "consumers/controller",
+    "policy/tags",
+    "policy/gates",
+    "policy/annotations",
     "consumers/render",
 ]
 IO_MODULES = {
