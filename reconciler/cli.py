@@ -6,12 +6,16 @@ Exit codes: 0 success / nothing to change, 1 error, 2 changes (``plan``), 64 usa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +25,11 @@ import structlog
 
 from reconciler import __version__, status
 from reconciler.config import CONFIG_FILE, Config
-from reconciler.errors import Problem, StreamlockError
+from reconciler.errors import ArgumentError, InputError, Problem, StreamlockError
 from reconciler.inspect import render_data
+from reconciler.lockfile import path_key
 from reconciler.reconcile import PassOptions, PassResult, Resolver, run_pass
+from reconciler.status import TagStatus
 from reconciler.trailers import one_line
 
 if TYPE_CHECKING:
@@ -110,8 +116,48 @@ def output_option(func: Any) -> Any:
     )(func)
 
 
+def complete_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of stream and tag names (``ns/stream``, ``ns/stream:tag``), read from
+    the stream files of the repository the command line names; nothing when there is none."""
+    from click.shell_completion import CompletionItem
+
+    from reconciler.config import load_config
+    from reconciler.imagestream import load_streams
+
+    try:
+        root = resolve_repo(ctx.params.get("repo"))
+        streams = load_streams(root, load_config(root)).streams
+    except StreamlockError:
+        return []
+    names = []
+    for stream in streams:
+        names.append(f"{stream.namespace}/{stream.name}")
+        names += [f"{stream.namespace}/{stream.name}:{tag.name}" for tag in stream.tags]
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+def is_config_repo(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file() or (path / "streams").is_dir()
+
+
 def resolve_repo(repo: Path | None) -> Path:
-    return repo if repo is not None else find_repo(Path.cwd())
+    """The config repository: ``--repo``, else found walking up from the current directory.
+
+    A directory with neither ``streamlock.yaml`` nor ``streams/`` is an error with a hint, so
+    a wrong directory never reads as "nothing to do".
+    """
+    root = repo if repo is not None else find_repo(Path.cwd())
+    if is_config_repo(root):
+        return root
+    where = f"--repo {root}" if repo is not None else f"{root} (or any directory above it)"
+    hint = "run it in a config repository, pass --repo DIR, or start one with 'streamlock init'"
+    for parent in root.resolve().parents:
+        if is_config_repo(parent):
+            hint = f"the config repository is {parent}: pass --repo {parent}"
+            break
+        if (parent / ".git").exists():
+            break
+    raise InputError(f"{where} has no {CONFIG_FILE} and no streams/ directory", hint=hint)
 
 
 AUTH_CONFIG_META = "streamlock.auth_config"  # where the group keeps --auth-config for commands
@@ -126,8 +172,67 @@ def _operator_auth(context: click.Context | None) -> tuple[AuthEntry, ...] | Non
 
 
 def registry_factory(config: Config, root: Path) -> Resolver:
-    """The pass's registry client, with the operator's credentials (``--auth-config``)."""
-    return _ClientResolver(config, root, _operator_auth(click.get_current_context(silent=True)))
+    """The pass's registry client, with the operator's credentials (``--auth-config``); on a
+    terminal it shows progress."""
+    ctx = click.get_current_context(silent=True)
+    fmt = ctx.find_root().params.get("log_format", "auto") if ctx is not None else "auto"
+    progress = sys.stderr.isatty() and fmt != "json"
+    return _ClientResolver(config, root, _operator_auth(ctx), progress=progress)
+
+
+class Progress:
+    """Tags resolved of the total and what is being waited on, redrawn on one stderr line of a
+    terminal; a registry that never answers is never silence."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.waiting: dict[str, float] = {}  # reference -> loop time it started
+        self.started = time.monotonic()
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        text = f"resolving tags: {self.done}/{self.total} ({elapsed:.0f} s)"
+        if self.waiting:
+            oldest = min(self.waiting, key=lambda ref: self.waiting[ref])
+            waited = time.monotonic() - self.waiting[oldest]
+            host = oldest.split("/", 1)[0]
+            more = f" and {len(self.waiting) - 1} more" if len(self.waiting) > 1 else ""
+            text += f"; waiting on {host} for {oldest} ({waited:.0f} s){more}"
+        return text
+
+    async def show(self) -> None:
+        """Redraw twice a second until cancelled, then clear the line."""
+        try:
+            while True:
+                width = shutil.get_terminal_size().columns - 1
+                sys.stderr.write("\r\033[K" + self.line()[:width])
+                sys.stderr.flush()
+                await asyncio.sleep(0.5)
+        finally:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _tracking_client(base: Any, progress: Progress | None) -> Any:
+    """The registry client, each tag's resolution counted for ``progress`` and its log lines
+    (retries included) bound to the image they are about."""
+    from reconciler.reference import redact
+
+    class TrackingClient(base):  # type: ignore[misc, valid-type]
+        async def _resolve_within(self, request: Any, budget: float, **kwargs: Any) -> Any:
+            reference = redact(request.reference)
+            with structlog.contextvars.bound_contextvars(image=reference):
+                if progress is not None:
+                    progress.waiting[reference] = time.monotonic()
+                try:
+                    return await super()._resolve_within(request, budget, **kwargs)
+                finally:
+                    if progress is not None:
+                        progress.waiting.pop(reference, None)
+                        progress.done += 1
+
+    return TrackingClient
 
 
 class _ClientResolver:
@@ -135,22 +240,36 @@ class _ClientResolver:
     are taken from the repository root. Credentials are the operator's (``--auth-config``)."""
 
     def __init__(
-        self, config: Config, root: Path, operator: Sequence[AuthEntry] | None = None
+        self,
+        config: Config,
+        root: Path,
+        operator: Sequence[AuthEntry] | None = None,
+        progress: bool = False,
     ) -> None:
         self.config = config
         self.root = root
         self.operator = operator
+        self.progress = progress
 
-    def _client(self) -> Any:
+    def _client(self, progress: Progress | None = None) -> Any:
         from reconciler.credentials import operator_store
         from reconciler.registry import RegistryClient
 
         store = operator_store(self.config, self.root, operator=self.operator)
-        return RegistryClient(self.config, base_dir=self.root, credentials=store)
+        client = _tracking_client(RegistryClient, progress)
+        return client(self.config, base_dir=self.root, credentials=store)
 
     async def resolve_all(self, requests: Sequence[Any]) -> Any:
-        async with self._client() as client:
-            return await client.resolve_all(requests)
+        progress = Progress(len(requests)) if self.progress and requests else None
+        ticker = asyncio.create_task(progress.show()) if progress is not None else None
+        try:
+            async with self._client(progress) as client:
+                return await client.resolve_all(requests)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
 
     async def list_all(self, references: Sequence[str]) -> Any:
         """Tag listings for policy tags, with the same operator credentials."""
@@ -176,16 +295,41 @@ def short(digest: str | None) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
+REPAIRED = "repaired"  # a lock rewritten although none of its tags changed
+
+
+def shown_statuses(result: PassResult) -> list[TagStatus]:
+    """Every tag's status, sorted as every output lists them, plus one ``repaired`` line per
+    lock the pass rewrites or deletes without any tag of it changing (nothing is invisible)."""
+    items = list(result.plan.statuses)
+    changed = {
+        (s.namespace, s.stream)
+        for s in items
+        if s.action in (status.ADDED, status.UPDATED, status.REMOVED)
+    }
+    for path, data in result.plan.files.items():
+        key = path_key(path)
+        if key is None or key in changed:
+            continue
+        what = "lock rewritten" if data is not None else "lock deleted"
+        items.append(
+            TagStatus(key[0], key[1], "-", REPAIRED, status.IMPORT_SUCCEEDED, f"{what}: {path}")
+        )
+    return sorted(items, key=lambda s: (s.namespace, s.stream, s.tag))
+
+
 def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
     rows = []
-    for item in sorted(result.plan.statuses, key=lambda s: (s.namespace, s.stream, s.tag)):
-        changed = item.action in (status.ADDED, status.UPDATED, status.REMOVED)
+    for item in shown_statuses(result):
+        changed = item.action in (status.ADDED, status.UPDATED, status.REMOVED, REPAIRED)
         waiting = item.reason in (status.WAITING_MIN_AGE, status.WAITING_PROMOTION)
         if not everything and not changed and item.ready and not waiting:
             continue
         image = short(item.image)
         if item.action == status.UPDATED and item.previous and item.previous != item.image:
             image = f"{short(item.previous)} → {short(item.image)}"
+        elif item.action == status.REMOVED:
+            image = short(item.previous)
         rows.append(
             [
                 item.namespace,
@@ -200,10 +344,20 @@ def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
     return rows
 
 
+def problem_data(problem: Problem) -> dict[str, Any]:
+    """A problem as an object, for ``-o json|yaml``."""
+    return {
+        "path": problem.path,
+        "line": problem.line,
+        "column": problem.column,
+        "message": problem.message,
+    }
+
+
 def emit_result(result: PassResult, output: str, everything: bool = False) -> None:
     if output == "table":
         for problem in result.problems:
-            click.echo(f"✗ {printable(str(problem))}", err=True)
+            notify(f"✗ {printable(str(problem))}")
         rows = status_rows(result, everything)
         if rows:
             headers = ["NAMESPACE", "STREAM", "TAG", "ACTION", "IMAGE", "READY", "MESSAGE"]
@@ -213,7 +367,7 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
         "changed": result.plan.changed,
         "commits": list(result.commits),
         "pushed": result.pushed,
-        "problems": [str(p) for p in result.problems],
+        "problems": [problem_data(p) for p in result.problems],
         "tags": [
             {
                 "namespace": s.namespace,
@@ -226,36 +380,86 @@ def emit_result(result: PassResult, output: str, everything: bool = False) -> No
                 "image": s.image,
                 "previous": s.previous,
             }
-            for s in result.plan.statuses
+            for s in shown_statuses(result)
         ],
         "consumers": sorted(p for p in result.plan.files if not p.startswith("locks/")),
     }
     click.echo(render_data(data, output), nl=False)
 
 
-def summary(result: PassResult, verb: str) -> str:
-    counts: dict[str, int] = {}
+def with_held_sources(root: Path, result: PassResult) -> PassResult:
+    """``plan -A``: each held registry tag's message names what its source serves now, the
+    image the hold keeps out (a pass never looks a held tag up)."""
+    from dataclasses import replace
+
+    from reconciler.config import load_config
+    from reconciler.image import ImportFailure, ImportRequest
+    from reconciler.imagestream import DOCKER_IMAGE, load_streams
+
+    held = {s.key: s for s in result.plan.statuses if s.reason == status.HELD}
+    if not held:
+        return result
+    config = load_config(root)
+    requests: dict[str, ImportRequest] = {}
+    for stream in load_streams(root, config).streams:
+        for spec in stream.tags:
+            key = f"{stream.namespace}/{stream.name}:{spec.name}"
+            if key in held and spec.source.kind == DOCKER_IMAGE and not spec.reference:
+                requests[key] = ImportRequest(
+                    spec.source.name, spec.import_mode, config.platform, spec.insecure
+                )
+    if not requests:
+        return result
+    resolver = registry_factory(config, root)
+    found = asyncio.run(resolver.resolve_all(list({r.key: r for r in requests.values()}.values())))
+    statuses = []
     for item in result.plan.statuses:
+        request = requests.get(item.key)
+        answer = found.get(request.key) if request is not None else None
+        if answer is not None and not isinstance(answer, ImportFailure):
+            served = (
+                "the source serves the held image"
+                if answer.digest == item.image
+                else f"the source serves {short(answer.digest)} now, kept out"
+            )
+            item = replace(item, message=f"{item.message}; {served}")
+        statuses.append(item)
+    return replace(result, plan=replace(result.plan, statuses=tuple(statuses)))
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def summary(result: PassResult) -> str:
+    """One line on stderr: tags by what happened to them, then locks, consumers, problems and
+    commits, each counted apart."""
+    items = shown_statuses(result)
+    tags = [s for s in items if s.action != REPAIRED]
+    counts: dict[str, int] = {}
+    for item in tags:
         counts[item.action] = counts.get(item.action, 0) + 1
-    total = sum(counts.values())
     parts = [
-        f"{counts[a]} {a}" for a in (status.ADDED, status.UPDATED, status.REMOVED) if a in counts
+        f"{counts[a]} {a}"
+        for a in (status.ADDED, status.UPDATED, status.REMOVED, status.FAILED)
+        if a in counts
     ]
-    failed = counts.get(status.FAILED, 0)
-    if failed:
-        parts.append(f"{failed} failed")
+    repaired = len(items) - len(tags)
+    if repaired:
+        parts.append(f"{plural(repaired, 'lock')} repaired")
     consumers = sum(1 for path in result.plan.files if not path.startswith("locks/"))
     if consumers:
-        parts.append(f"{consumers} consumer file{'s' if consumers > 1 else ''} rewritten")
+        parts.append(f"{plural(consumers, 'consumer file')} rewritten")
     problems = result.problems
-    if problems:
-        parts.append(f"{len(problems)} invalid")
-    if not total and not problems:
+    if not tags and not problems and not repaired:
         return "✓ no image streams found under streams/"
-    text = f"{total} tags: " + (", ".join(parts) if parts else "nothing to change")
+    text = f"{plural(len(tags), 'tag')}: " + (", ".join(parts) if parts else "nothing to change")
+    if problems:
+        files = len({p.path for p in problems})
+        text += f"; {plural(len(problems), 'problem')} in {plural(files, 'file')}"
     if result.commits:
-        text += f"; {len(result.commits)} commit{'s' if len(result.commits) > 1 else ''}"
-        text += " pushed" if result.pushed else f" {verb}"
+        text += f"; {plural(len(result.commits), 'commit')}"
+        text += " pushed" if result.pushed else " made, not pushed"
     mark = "✓" if result.ok else "✗"
     return f"{mark} {text}"
 
@@ -300,28 +504,120 @@ def gitlab_issue(problem: Problem) -> dict[str, Any]:
 # Commands
 
 
+GLOBAL_FLAGS = frozenset({"--debug"})
+GLOBAL_VALUED = frozenset({"--log-format", "--log-level", "--auth-config"})
+COMMAND_VALUED = frozenset({"--repo"})  # global in the docs, an option of each command
+
+
+def _take(argv: list[str], i: int, valued: frozenset[str]) -> int:
+    """How many tokens the option at ``argv[i]`` spans (1, or 2 with a separate value)."""
+    return 2 if argv[i] in valued and i + 1 < len(argv) else 1
+
+
+def arrange_globals(group: click.Group, argv: Sequence[str]) -> list[str]:
+    """Global options may come before or after the subcommand, ``--repo`` too: move
+    ``--debug``/``--log-*`` in front of the command and ``--repo`` behind it, where click
+    parses them. Everything after ``--`` is left alone."""
+    args = list(argv)
+    tail: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, tail = args[:cut], args[cut:]
+    head: list[str] = []
+    repo: list[str] = []
+    path: list[str] = []
+    rest: list[str] = []
+    command: click.Command | None = group
+    i = 0
+    while i < len(args):
+        token = args[i]
+        name = token.split("=", 1)[0]
+        if name in GLOBAL_FLAGS or name in GLOBAL_VALUED:
+            span = 1 if "=" in token else _take(args, i, GLOBAL_VALUED)
+            head += args[i : i + span]
+        elif name in COMMAND_VALUED and not path:
+            span = 1 if "=" in token else _take(args, i, COMMAND_VALUED)
+            repo += args[i : i + span]
+        elif not token.startswith("-") and isinstance(command, click.Group) and not rest:
+            command = command.commands.get(token)
+            path.append(token)
+            span = 1
+            if command is None:
+                rest += args[i + 1 :]
+                break
+        else:
+            span = 1
+            rest.append(token)
+        i += span
+    params = getattr(command, "params", [])
+    if repo and not any("--repo" in getattr(p, "opts", ()) for p in params):
+        head += repo  # left for click to refuse with its own message
+        repo = []
+    return [*head, *path, *repo, *rest, *tail]
+
+
+def log_format_of(argv: Sequence[str]) -> str:
+    """The ``--log-format`` an argument list asks for (``auto`` when none)."""
+    fmt = "auto"
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token == "--log-format" and i + 1 < len(argv):
+            fmt = argv[i + 1]
+        elif token.startswith("--log-format="):
+            fmt = token.split("=", 1)[1]
+    return fmt
+
+
+def notify(text: str, *, fmt: str | None = None) -> None:
+    """A message for people on stderr; with ``--log-format json`` a JSON line like the logs,
+    so stderr holds one format a log collector can read."""
+    if fmt is None:
+        ctx = click.get_current_context(silent=True)
+        fmt = ctx.find_root().params.get("log_format", "auto") if ctx is not None else "auto"
+    if fmt != "json":
+        click.echo(text, err=True)
+        return
+    level = "error" if text.startswith("✗") else "warning" if text.startswith("!") else "info"
+    moment = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    line = {"ts": moment, "level": level, "msg": text.strip()}
+    click.echo(json.dumps(line, ensure_ascii=False), err=True)
+
+
 class StreamlockGroup(click.Group):
     """Turns every error into a one-line message and our exit codes, in one place."""
 
     def main(self, args: Sequence[str] | None = None, *pargs: Any, **kwargs: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = arrange_globals(self, sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("STREAMLOCK_DEBUG") == "1"
+        fmt = log_format_of(argv)
         kwargs["standalone_mode"] = False
         try:
             code = super().main(argv, *pargs, **kwargs)
         except click.UsageError as exc:
-            exc.show()
+            if fmt == "json":
+                notify(f"✗ {exc.format_message()}", fmt=fmt)
+            else:
+                exc.show()
             sys.exit(EXIT_USAGE)
         except click.Abort:
-            click.echo("✗ aborted", err=True)
+            notify("✗ aborted", fmt=fmt)
             sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
-            exc.show()
+            if fmt == "json":
+                notify(f"✗ {exc.format_message()}", fmt=fmt)
+            else:
+                exc.show()
             sys.exit(EXIT_ERROR)
+        except ArgumentError as exc:
+            if debug:
+                raise
+            notify(f"✗ {exc}", fmt=fmt)
+            sys.exit(EXIT_USAGE)
         except StreamlockError as exc:
             if debug:
                 raise
-            click.echo(f"✗ {exc}", err=True)
+            notify(f"✗ {exc}", fmt=fmt)
             sys.exit(EXIT_ERROR)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
@@ -349,7 +645,13 @@ class StreamlockGroup(click.Group):
 )
 def cli(debug: bool, log_format: str, log_level: str, auth_config: Path | None) -> None:
     """streamlock: OpenShift image streams in plain Git."""
-    configure_logging(log_format, "debug" if debug else log_level)
+    level = "debug" if debug else log_level
+    configure_logging(log_format, level)
+    if log_format == "json":  # the libraries' log lines as JSON too: one format on stderr
+        from reconciler.daemon.logs import route_stdlib
+
+        route_stdlib(log_format, level)
+        logging.getLogger().setLevel(max(logging.getLevelNamesMapping()[level.upper()], 30))
     click.get_current_context().meta[AUTH_CONFIG_META] = auth_config
 
 
@@ -378,9 +680,9 @@ def validate(repo: Path | None, fmt: str) -> None:
         for problem in problems:
             click.echo(printable(str(problem)))
     if problems:
-        click.echo(f"✗ {len(problems)} problem{'s' if len(problems) > 1 else ''} found", err=True)
+        notify(f"✗ {len(problems)} problem{'s' if len(problems) > 1 else ''} found")
         sys.exit(EXIT_ERROR)
-    click.echo("✓ valid", err=True)
+    notify("✓ valid")
 
 
 @cli.command()
@@ -391,8 +693,10 @@ def plan(repo: Path | None, output: str, everything: bool) -> None:
     """Dry run: show what a pass would change. Exit 0 nothing, 2 changes, 1 errors."""
     root = resolve_repo(repo)
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(write=False)))
+    if everything:
+        result = with_held_sources(root, result)
     emit_result(result, output, everything)
-    click.echo(summary(result, "planned"), err=True)
+    notify(summary(result))
     if not result.ok:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.plan.changed else EXIT_OK)
@@ -408,35 +712,74 @@ def reconcile(repo: Path | None, output: str, no_push: bool, everything: bool) -
     root = resolve_repo(repo)
     result = asyncio.run(run_pass(root, registry_factory, PassOptions(push=not no_push)))
     emit_result(result, output, everything)
-    click.echo(summary(result, "committed"), err=True)
+    notify(summary(result))
     sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 
 @cli.command("import-image")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_names)
 @repo_option
 @output_option
+@click.option(
+    "-n",
+    "--namespace",
+    metavar="NAMESPACE",
+    help="Namespace of names given without one (default: defaultNamespace in streamlock.yaml).",
+)
 @click.option("--no-push", is_flag=True, help="Commit locally, do not push.")
-def import_image(names: tuple[str, ...], repo: Path | None, output: str, no_push: bool) -> None:
+def import_image(
+    names: tuple[str, ...], repo: Path | None, output: str, namespace: str | None, no_push: bool
+) -> None:
     """Import tags now, scheduled or not (like 'oc import-image').
 
-    NAMES are NAMESPACE/STREAM (every tag of the stream) or NAMESPACE/STREAM:TAG.
+    NAMES are NAMESPACE/STREAM (every tag of the stream) or NAMESPACE/STREAM:TAG (STREAM and
+    STREAM:TAG with -n). Only the named tags and the tags that follow them change.
     """
-    for name in names:
-        if "/" not in name:
-            raise click.UsageError(f"{name!r}: expected NAMESPACE/STREAM[:TAG]")
     root = resolve_repo(repo)
-    options = PassOptions(push=not no_push, forced=frozenset(names))
+    scope = checked_names(root, names, namespace)
+    options = PassOptions(push=not no_push, forced=scope, scope=scope)
     result = asyncio.run(run_pass(root, registry_factory, options))
     emit_result(result, output)
-    click.echo(summary(result, "committed"), err=True)
-    known = {s.key for s in result.plan.statuses} | {
-        s.key.rsplit(":", 1)[0] for s in result.plan.statuses
-    }
-    unknown = [name for name in names if name not in known]
-    for name in unknown:
-        click.echo(f"✗ {name}: no such image stream or tag", err=True)
-    sys.exit(EXIT_OK if result.ok and not unknown else EXIT_ERROR)
+    notify(summary(result))
+    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
+
+
+def checked_names(root: Path, names: Sequence[str], namespace: str | None) -> frozenset[str]:
+    """The names as ``ns/stream[:tag]`` keys, each checked against the stream files before any
+    work: a malformed or unknown name is a usage error (with the closest names as a hint)."""
+    import difflib
+
+    from reconciler.config import load_config
+    from reconciler.imagestream import load_streams
+    from reconciler.inspect import parse_stream_name
+
+    config = load_config(root)
+    streamset = load_streams(root, config)
+    known = {f"{s.namespace}/{s.name}": s for s in streamset.streams}
+    keys = set()
+    for text in names:
+        try:
+            name = parse_stream_name(text, namespace or config.default_namespace)
+        except InputError as exc:
+            raise click.UsageError(str(exc)) from None
+        stream = known.get(f"{name.namespace}/{name.stream}")
+        key = str(name)
+        if stream is not None and (name.tag is None or stream.tag(name.tag) is not None):
+            keys.add(key)
+            continue
+        candidates = (
+            sorted(known)
+            if stream is None
+            else [f"{key.rsplit(':', 1)[0]}:{t.name}" for t in stream.tags]
+        )
+        close = difflib.get_close_matches(key, candidates, n=3)
+        what = "image stream" if stream is None else "tag"
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        if streamset.problems:
+            hint += " ('streamlock validate' shows the stream files that did not load)"
+        named = "" if text == key else f" {key}"
+        raise click.UsageError(f"{text}: no such {what}{named}{hint}")
+    return frozenset(keys)
 
 
 @cli.command()
@@ -576,13 +919,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=None if argv is None else list(argv), prog_name="streamlock")
 
 
-# Commands for people live in their own module, which builds on the helpers above.
-from reconciler.cli_streams import COMMANDS  # noqa: E402
+# Commands for people live in their own modules, which build on the helpers above; each
+# module's COMMANDS are registered here, in one place.
+from reconciler import cli_access, cli_repo, cli_streams  # noqa: E402
 
-for _command in COMMANDS:
-    cli.add_command(_command)
-
-from reconciler.cli_access import COMMANDS as ACCESS_COMMANDS  # noqa: E402
-
-for _command in ACCESS_COMMANDS:
+for _command in [*cli_streams.COMMANDS, *cli_repo.COMMANDS, *cli_access.COMMANDS]:
     cli.add_command(_command)

@@ -10,6 +10,7 @@ for a pull request. Data goes to stdout, messages to stderr.
 from __future__ import annotations
 
 import codecs
+import difflib
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,14 @@ from typing import Any
 import click
 
 from reconciler import inspect, streamedit, trailers
-from reconciler.cli import output_option, repo_option, resolve_repo, table
+from reconciler.cli import (
+    complete_names,
+    notify,
+    output_option,
+    repo_option,
+    resolve_repo,
+    table,
+)
 from reconciler.config import Config, load_config
 from reconciler.errors import GitError, InputError
 from reconciler.gitrepo import GitRepo, TrailerIndex
@@ -150,12 +158,31 @@ class _Change:
     next_step: str = ""  # printed after the files are written or committed
 
 
-def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
-    """Write (or commit) the files whose bytes change; False when nothing changes."""
+def _diff(repo: _Repo, changed: Mapping[str, bytes]) -> str:
+    """A unified diff of what a change would write, for --dry-run."""
+    out: list[str] = []
+    for path in sorted(changed):
+        before = _read(repo.root, path)
+        old = _decode(before, path).splitlines(keepends=True) if before is not None else []
+        new = _decode(changed[path], path).splitlines(keepends=True)
+        label = "/dev/null" if before is None else f"a/{path}"
+        out += difflib.unified_diff(old, new, label, f"b/{path}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def _apply(repo: _Repo, change: _Change, commit: bool, dry_run: bool = False) -> bool:
+    """Write (or commit) the files whose bytes change; False when nothing changes. With
+    ``dry_run`` print the diff on stdout and write nothing."""
     changed = {path: data for path, data in change.files.items() if _read(repo.root, path) != data}
     if not changed:
-        click.echo("✓ nothing to change: the files already say this", err=True)
+        notify("✓ nothing to change: the files already say this")
         return False
+    if dry_run:
+        for line in change.said:
+            notify(line)
+        click.echo(_diff(repo, changed), nl=False)
+        notify(f"✓ dry run: {', '.join(sorted(changed))} not written")
+        return True
     git = GitRepo.open(repo.root) if commit else None
     paths = dict(changed)
     if git is not None:
@@ -170,7 +197,7 @@ def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
         except GitError as exc:
             raise GitError(exc.message, hint=f"{exc.hint}, or run without --commit") from exc
     for line in change.said:
-        click.echo(line, err=True)
+        notify(line)
     if git is None:
         for path in sorted(changed):
             target = _checked(repo.root, path)
@@ -178,14 +205,14 @@ def _apply(repo: _Repo, change: _Change, commit: bool) -> bool:
             tmp = target.with_name(f".{target.name}.streamlock-tmp")
             tmp.write_bytes(changed[path])
             tmp.replace(target)
-        click.echo(f"✓ edited {', '.join(sorted(changed))}", err=True)
-        click.echo("  review the change and commit it, or run again with --commit", err=True)
+        notify(f"✓ edited {', '.join(sorted(changed))}")
+        notify("  review the change and commit it, or run again with --commit")
     else:
         message = trailers.format_message(change.subject, change.body, [])
         sha = git.commit(paths, message, author)
-        click.echo(f"✓ committed {sha[:12]} {change.subject}", err=True)
+        notify(f"✓ committed {sha[:12]} {change.subject}")
     if change.next_step:
-        click.echo(f"  {change.next_step}", err=True)
+        notify(f"  {change.next_step}")
     return True
 
 
@@ -216,7 +243,8 @@ def _view_command(name: str, metavar: str) -> Callable[[Callable[..., None]], cl
     def wrap(func: Callable[..., None]) -> click.Command:
         for option in (repo_option, output_option, _namespace_option):
             func = option(func)
-        return click.command(name)(click.argument("name", metavar=metavar)(func))
+        argument = click.argument("name", metavar=metavar, shell_complete=complete_names)
+        return click.command(name)(argument(func))
 
     return wrap
 
@@ -244,7 +272,7 @@ def describe(name: str, namespace: str | None, output: str, repo: Path | None) -
     ctx = _Repo.load(repo)
     target = inspect.parse_stream_name(name, ctx.default_namespace(namespace))
     stream = ctx.stream(target)
-    view = inspect.describe(stream, ctx.lock(*target.key), target.tag)
+    view = inspect.describe(stream, ctx.lock(*target.key), target.tag, _bases(ctx))
     now = _now()
     _emit(
         view.to_dict(),
@@ -313,6 +341,13 @@ def _is_pull_spec(text: str) -> bool:
     return True
 
 
+def _names_registry(text: str) -> bool:
+    """True when SRC starts with a registry host (``quay.io/…``, ``localhost:5000/…``), which no
+    image stream name can: then it is a registry image, as ``oc tag`` infers."""
+    first, slash, _ = text.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+
+
 def _tag_source(
     ctx: _Repo,
     text: str,
@@ -344,7 +379,7 @@ def _tag_source(
             raise
         hints = [exc.hint] if exc.hint else []
         hint = "; ".join([*hints, "for a registry image, add --source=docker"])
-        raise InputError(exc.message, hint=hint) from exc
+        raise click.UsageError(f"{exc.message}; {hint}") from exc
     if alias:
         if src.tag is None:
             raise click.UsageError("--alias needs SRC as STREAM:TAG, not an image digest")
@@ -469,7 +504,9 @@ def _held(ctx: _Repo, names: Sequence[ObjectName]) -> list[str]:
 
 
 @click.command("tag")
-@click.argument("names", nargs=-1, required=True, metavar="[SRC] DST...")
+@click.argument(
+    "names", nargs=-1, required=True, metavar="[SRC] DST...", shell_complete=complete_names
+)
 @click.option(
     "--alias",
     is_flag=True,
@@ -487,6 +524,7 @@ def _held(ctx: _Repo, names: Sequence[ObjectName]) -> list[str]:
     help="Re-import DST from the registry periodically (with --source=docker).",
 )
 @click.option("-d", "--delete", is_flag=True, help="Delete the DST tags from the spec.")
+@click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
 @_namespace_option
 @_commit_option
 @repo_option
@@ -496,6 +534,7 @@ def tag(
     source_kind: str | None,
     scheduled: bool,
     delete: bool,
+    dry_run: bool,
     namespace: str | None,
     commit: bool,
     repo: Path | None,
@@ -514,10 +553,14 @@ def tag(
     if delete:
         if alias or source_kind or scheduled:
             raise click.UsageError("-d takes only the tags to delete")
-        _delete_tags(names, namespace, commit, repo)
+        _delete_tags(names, namespace, commit, repo, dry_run)
         return
+    if dry_run and commit:
+        raise click.UsageError("--dry-run writes nothing, so it cannot --commit")
     if len(names) < 2:
         raise click.UsageError("expected SRC and at least one DST (or -d DST...)")
+    if kind is None and _names_registry(names[0]):
+        kind = DOCKER_IMAGE  # as oc tag infers: stream names have no registry host
     if scheduled and kind != DOCKER_IMAGE:
         raise click.UsageError("--scheduled applies to registry sources: add --source=docker")
     ctx = _Repo.load(repo)
@@ -533,8 +576,8 @@ def tag(
                 hint=f"grant it in streamlock.yaml access.{src.namespace}.pullers",
             )
         if alias and src is not None and inspect.follows(ctx.streams, src, dst):
-            raise InputError(
-                f"{src} follows {dst} already; making {dst} follow it would be a cycle",
+            raise click.UsageError(
+                f"{src} follows {dst} already; making {dst} follow it would be a cycle"
             )
 
     written = {str(dst): _written_in(source, dst.namespace) for dst in destinations}
@@ -564,11 +607,15 @@ def tag(
         said=tuple(said),
         next_step="the next reconcile updates the lock" + (" of tags not held" if held else ""),
     )
-    _apply(ctx, change, commit)
+    _apply(ctx, change, commit, dry_run)
 
 
 def _delete_tags(
-    names: Sequence[str], namespace: str | None, commit: bool, repo: Path | None
+    names: Sequence[str],
+    namespace: str | None,
+    commit: bool,
+    repo: Path | None,
+    dry_run: bool = False,
 ) -> None:
     ctx = _Repo.load(repo)
     default = ctx.default_namespace(namespace)
@@ -592,7 +639,7 @@ def _delete_tags(
         said=tuple(said),
         next_step=step,
     )
-    _apply(ctx, change, commit)
+    _apply(ctx, change, commit, dry_run)
 
 
 # --- rollback ------------------------------------------------------------------------------------
@@ -622,6 +669,28 @@ def _recover_entry(ctx: _Repo, name: ObjectName, digest: str) -> LockEntry | Non
     return None
 
 
+def _refuse_uncommitted(ctx: _Repo, paths: Sequence[str]) -> None:
+    """--commit on files with uncommitted edits (an earlier rollback without --commit): say so
+    before anything is computed from them."""
+    git = GitRepo.open(ctx.root)
+    dirty = [path for path in paths if not git.is_clean([_in_git(git, ctx.root, path)])]
+    if dirty:
+        raise InputError(
+            f"{', '.join(dirty)} has uncommitted changes (an earlier rollback or edit not "
+            "committed yet), so --commit would build on them",
+            hint=f"commit them with 'git commit {' '.join(dirty)}', or drop them with "
+            f"'git restore {' '.join(dirty)}' and run again",
+        )
+
+
+def _bases(ctx: _Repo) -> Mapping[tuple[str, str], str]:
+    """The revert rule's B per tag and source, from the trailers; empty outside Git."""
+    try:
+        return TrailerIndex(GitRepo.open(ctx.root)).bases()
+    except GitError:
+        return {}
+
+
 def _last_committed(ctx: _Repo, name: ObjectName, spec: TagSpec) -> str | None:
     """B of the revert rule: the image of the reconciler's newest commit for this tag and its
     ``from``, from the trailers on the checked-out branch; None outside Git or when none says."""
@@ -632,13 +701,52 @@ def _last_committed(ctx: _Repo, name: ObjectName, spec: TagSpec) -> str | None:
     return bases.get((str(name), spec.source.identity(name.namespace, name.stream)))
 
 
+def _roll_forward(
+    ctx: _Repo,
+    target: ObjectName,
+    stream: ImageStream,
+    spec: TagSpec,
+    entry: LockEntry,
+    waiting: str,
+    commit: bool,
+) -> None:
+    """Back to the image a person reverted away from: the lock entry the reconciler committed
+    for it (found through its trailers), as 'git revert' of the revert would leave it."""
+    assert target.tag is not None
+    recovered = _recover_entry(ctx, target, waiting)
+    if recovered is None or recovered.source != spec.source:
+        raise InputError(
+            f"{target}: no reconciler commit on this branch records {short_digest(waiting)} "
+            "for this source",
+            hint=f"'git log --grep {waiting[7:19]}' shows where it went",
+        )
+    lock = ctx.lock(*target.key)
+    assert lock is not None
+    new_lock = replace(lock, tags={**lock.tags, target.tag: recovered}, source_path=stream.path)
+    change = _Change(
+        {lock_path(*target.key): dumps(new_lock)},
+        subject=(
+            f"{target.namespace}/{target.stream}: roll {target.tag} forward "
+            f"{trailers.short_hex(entry.image)} → {trailers.short_hex(waiting)}"
+        ),
+        body="Back to the image the reconciler committed before a revert.",
+        said=(
+            f"✓ {target} rolled forward to {short_digest(waiting)}, the image a revert moved it "
+            f"away from (was {short_digest(entry.image)})",
+        ),
+        next_step="the reconciler keeps following the source from here",
+    )
+    _apply(ctx, change, commit)
+
+
 @click.command("rollback")
-@click.argument("name", metavar="NAMESPACE/STREAM:TAG")
+@click.argument("name", metavar="NAMESPACE/STREAM:TAG", shell_complete=complete_names)
 @click.option(
     "--to",
     "to",
-    metavar="N|sha256:PREFIX",
-    help="The revision (from 'streamlock history') or image to go back to (default: 1).",
+    metavar="N|+1|sha256:PREFIX",
+    help="The revision (from 'streamlock history') or image to go back to (default: 1); +1 "
+    "(or its digest) rolls forward to an image a revert moved the tag away from.",
 )
 @click.option(
     "--pin",
@@ -673,8 +781,21 @@ def rollback(
             f"{target} is not a tag",
             hint=f"'streamlock describe {target.namespace}/{target.stream}' lists the tags",
         )
+    if commit:
+        _refuse_uncommitted(ctx, [lock_path(*target.key), stream.path])
     lock = ctx.lock(*target.key)
     entry = inspect.tag_entry(stream, lock, target.tag)
+    waiting = _last_committed(ctx, target, spec)
+    if (
+        to is not None
+        and waiting is not None
+        and waiting != entry.image
+        and (to == "+1" or waiting.startswith(inspect.SHA256 + to.removeprefix(inspect.SHA256)))
+        and len(to.removeprefix(inspect.SHA256)) >= (2 if to == "+1" else inspect.MIN_PREFIX)
+        and waiting not in {item.image for item in inspect.revisions(entry)}
+    ):
+        _roll_forward(ctx, target, stream, spec, entry, waiting, commit)
+        return
     revision = inspect.rollback_revision(entry, to, str(target))
     item = inspect.revisions(entry)[revision]
     was = short_digest(entry.image)
@@ -761,7 +882,9 @@ def set_group() -> None:
 
 
 @set_group.command("image-lookup")
-@click.argument("names", nargs=-1, required=True, metavar="NAMESPACE/STREAM...")
+@click.argument(
+    "names", nargs=-1, required=True, metavar="NAMESPACE/STREAM...", shell_complete=complete_names
+)
 @click.option(
     "--enabled/--disabled",
     default=True,
@@ -798,7 +921,195 @@ def image_lookup(
         else f"set image lookup local={value} on {', '.join(streams)}"
     )
     said = tuple(f"✓ {name}: image lookup local={value}" for name in streams)
-    _apply(ctx, _Change(files, subject, "", said), commit)
+    spaces = ", ".join(sorted({t.namespace for t in targets}))
+    step = (
+        f"'streamlock render' then resolves short stream:tag images in namespace {spaces}"
+        if enabled
+        else f"'streamlock render' leaves short stream:tag images in namespace {spaces} alone"
+    )
+    _apply(ctx, _Change(files, subject, "", said, next_step=step), commit)
 
 
-COMMANDS: list[click.Command] = [describe, history, resolve, tag, rollback, set_group]
+# --- hold / unhold -------------------------------------------------------------------------------
+
+
+def _hold_edit(
+    names: Sequence[str], namespace: str | None, repo: Path | None, reason: str | None
+) -> tuple[_Repo, list[ObjectName], dict[str, bytes]]:
+    ctx = _Repo.load(repo)
+    default = ctx.default_namespace(namespace)
+    targets = [inspect.parse_tag_name(text, default) for text in names]
+    for target in targets:
+        assert target.tag is not None
+        if ctx.stream(target).tag(target.tag) is None:
+            raise InputError(
+                f"{target} is not a tag",
+                hint=f"'streamlock get istag -n {target.namespace}' lists the tags",
+            )
+
+    def edit(text: str, where: streamedit.StreamLocation, dst: ObjectName) -> str:
+        assert dst.tag is not None
+        return streamedit.set_tag_annotation(text, where, dst.tag, HOLD_ANNOTATION, reason)
+
+    return ctx, targets, _edit_streams(ctx, targets, edit, create=False)
+
+
+@click.command("hold")
+@click.argument(
+    "names",
+    nargs=-1,
+    required=True,
+    metavar="NAMESPACE/STREAM:TAG...",
+    shell_complete=complete_names,
+)
+@click.option("--reason", default="held", show_default=True, help="Why; shown by plan/describe.")
+@_namespace_option
+@_commit_option
+@repo_option
+def hold(
+    names: tuple[str, ...], reason: str, namespace: str | None, commit: bool, repo: Path | None
+) -> None:
+    """Keep tags on their current image: writes the streamlock.dev/hold annotation.
+
+    The reconciler then never moves them (import-image neither) until 'streamlock unhold'.
+    """
+    if not reason.strip():
+        raise click.UsageError("--reason must say something")
+    ctx, targets, files = _hold_edit(names, namespace, repo, reason)
+    said = tuple(f"✓ {target} held: {reason}" for target in targets)
+    change = _Change(
+        files,
+        subject=f"{_subject(targets, 'hold')} ({reason})",
+        body=f"Held with streamlock hold: {reason}.",
+        said=said,
+        next_step="the reconciler leaves these tags on their current image until unhold",
+    )
+    _apply(ctx, change, commit)
+
+
+@click.command("unhold")
+@click.argument(
+    "names",
+    nargs=-1,
+    required=True,
+    metavar="NAMESPACE/STREAM:TAG...",
+    shell_complete=complete_names,
+)
+@_namespace_option
+@_commit_option
+@repo_option
+def unhold(names: tuple[str, ...], namespace: str | None, commit: bool, repo: Path | None) -> None:
+    """Let held tags move again: removes the streamlock.dev/hold annotation."""
+    ctx, targets, files = _hold_edit(names, namespace, repo, None)
+    change = _Change(
+        files,
+        subject=_subject(targets, "unhold"),
+        body="Released with streamlock unhold.",
+        said=tuple(f"✓ {target} no longer held" for target in targets),
+        next_step="the next reconcile moves them to what their sources serve",
+    )
+    _apply(ctx, change, commit)
+
+
+# --- get -----------------------------------------------------------------------------------------
+
+_KINDS = {
+    "is": "is",
+    "imagestream": "is",
+    "imagestreams": "is",
+    "istag": "istag",
+    "imagestreamtag": "istag",
+    "imagestreamtags": "istag",
+}
+
+
+@click.command("get")
+@click.argument("kind", type=click.Choice(sorted(_KINDS)), metavar="is|istag")
+@click.argument("name", required=False, shell_complete=complete_names)
+@_namespace_option
+@output_option
+@repo_option
+def get(kind: str, name: str | None, namespace: str | None, output: str, repo: Path | None) -> None:
+    """List image streams or stream tags, like 'oc get is' and 'oc get istag' (offline).
+
+    Every namespace unless -n names one; NAME narrows to one stream (is) or STREAM[:TAG]
+    (istag).
+    """
+    ctx = _Repo.load(repo)
+    wanted = inspect.parse_stream_name(name, ctx.default_namespace(namespace)) if name else None
+    now = _now()
+    streams = [
+        stream
+        for key, stream in sorted(ctx.streams.items())
+        if (namespace is None or stream.namespace == namespace)
+        and (wanted is None or key == wanted.key)
+    ]
+    if wanted is not None and not streams:
+        ctx.stream(wanted)  # raises "not found" with its hint
+    if _KINDS[kind] == "is":
+        data: list[dict[str, Any]] = []
+        for stream in streams:
+            lock = ctx.lock(stream.namespace, stream.name)
+            times = [e.imported_at for e in (lock.tags.values() if lock else ()) if e.imported_at]
+            data.append(
+                {
+                    "namespace": stream.namespace,
+                    "name": stream.name,
+                    "tags": [t.name for t in stream.tags],
+                    "updated": max(times) if times else None,
+                    "file": f"{stream.path}:{stream.line}",
+                }
+            )
+        rows = [
+            [d["namespace"], d["name"], ",".join(d["tags"]), inspect.age(d["updated"], now)]
+            for d in data
+        ]
+        headers = ["NAMESPACE", "NAME", "TAGS", "UPDATED"]
+    else:
+        data = []
+        for stream in streams:
+            lock = ctx.lock(stream.namespace, stream.name)
+            for spec in stream.tags:
+                if wanted is not None and wanted.tag is not None and spec.name != wanted.tag:
+                    continue
+                entry = lock.tags.get(spec.name) if lock else None
+                data.append(
+                    {
+                        "namespace": stream.namespace,
+                        "name": f"{stream.name}:{spec.name}",
+                        "image": entry.docker_image_reference if entry else None,
+                        "updated": entry.imported_at if entry else None,
+                        "held": spec.hold,
+                    }
+                )
+        data.sort(key=lambda d: (d["namespace"], d["name"]))  # as plan's table: by name
+        rows = [
+            [
+                d["namespace"],
+                d["name"],
+                d["image"] or "<not resolved yet>",
+                inspect.age(d["updated"], now),
+            ]
+            for d in data
+        ]
+        headers = ["NAMESPACE", "NAME", "IMAGE REFERENCE", "UPDATED"]
+
+    def text() -> str:
+        return table(rows, headers) + "\n" if rows else ""
+
+    _emit(data, output, text)
+    if not rows and output == "table":
+        notify("✓ no image streams" + (f" in namespace {namespace}" if namespace else ""))
+
+
+COMMANDS: list[click.Command] = [
+    describe,
+    history,
+    resolve,
+    tag,
+    rollback,
+    set_group,
+    hold,
+    unhold,
+    get,
+]

@@ -4,7 +4,8 @@
 
     StreamlockError                 message owned by the exception; `transient` says retry or stall
     ├── InputError                  config, stream file, lock file, access: permanent until edited
-    │   └── ValidationError         carries a list of located Problems (path:line:col: message)
+    │   ├── ValidationError         carries a list of located Problems (path:line:col: message)
+    │   └── ArgumentError           a malformed command-line argument: a usage error (exit 64)
     ├── RegistryError               talking to a registry
     │   ├── AuthError               401/403 after trying the credentials we have   (permanent)
     │   ├── ManifestUnknown         404 for the tag or digest                      (permanent)
@@ -66,6 +67,11 @@ class ValidationError(InputError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ArgumentError(InputError):
+    """A command-line argument that cannot mean anything (a malformed name): exit 64, so CI
+    never mistakes a typo for a failed pass."""
 
 
 class RegistryError(StreamlockError):

@@ -6,6 +6,7 @@ file:line:col) lives below the model in this module.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -264,6 +265,11 @@ def _duplicate_tags(doc: schema.Document, base: JsonPath) -> list[Problem]:
     return problems
 
 
+def _string_map(value: Mapping[str, str | None] | None) -> dict[str, str]:
+    """Labels or annotations as the API stores them: null is an empty map, a null value ''."""
+    return {key: item or "" for key, item in (value or {}).items()}
+
+
 def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Problem]]:
     tags: list[TagSpec] = []
     problems: list[Problem] = _duplicate_tags(doc, base)
@@ -275,9 +281,10 @@ def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Pro
         if name in seen:
             continue
         seen.add(name)
-        source = TagReference(
-            item["from"]["kind"], item["from"]["name"], item["from"].get("namespace")
-        )
+        origin = item.get("from")
+        if origin is None:  # OpenShift's tag without a source (pushed to): nothing to lock
+            continue
+        source = TagReference(origin["kind"], origin["name"], origin.get("namespace") or None)
         problem = _source_problem(doc, where, source, bool(item.get("reference")))
         if problem is not None:
             problems.append(problem)
@@ -296,11 +303,112 @@ def _tags(doc: schema.Document, base: JsonPath) -> tuple[list[TagSpec], list[Pro
                 insecure=bool(policy.get("insecure", False)),
                 import_mode=policy.get("importMode") or LEGACY,
                 reference_policy=(item.get("referencePolicy") or {}).get("type") or SOURCE,
-                annotations=dict(item.get("annotations") or {}),
+                annotations=_string_map(item.get("annotations")),
                 line=line,
             )
         )
     return tags, problems
+
+
+def _sound_tag_problems(
+    doc: schema.Document, base: JsonPath, failed: list[JsonPath]
+) -> list[Problem]:
+    """``from.name`` checks of the tags the schema found nothing wrong with, in a stream it
+    rejected for something else: one run shows every problem of a file."""
+    problems: list[Problem] = []
+    spec = doc.get(base).get("spec")
+    tags = spec.get("tags") if isinstance(spec, dict) else None
+    for index, item in enumerate(tags if isinstance(tags, list) else ()):
+        where = (*base, "spec", "tags", index)
+        origin = item.get("from") if isinstance(item, dict) else None
+        if any(path[: len(where)] == where for path in failed) or not isinstance(origin, dict):
+            continue
+        source = TagReference(origin["kind"], origin["name"], origin.get("namespace") or None)
+        problem = _source_problem(doc, where, source, bool(item.get("reference")))
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+# The images each stream's lock knows (current and history), for validate's offline checks.
+LockImages = Mapping[tuple[str, str], frozenset[str]]
+
+
+def _close(word: str, candidates: Iterator[str] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _reference_problems(
+    found: list[tuple[ImageStream, schema.Document, JsonPath]], images: LockImages | None
+) -> Iterator[Problem]:
+    """ImageStreamTag and ImageStreamImage references checked against the other stream files
+    (and, for images, the locks) offline: what ``plan`` would refuse, located."""
+    streams = {stream.key: stream for stream, _, _ in found}
+    for stream, doc, base in found:
+        items = (doc.get(base).get("spec") or {}).get("tags") or ()
+        for index, item in enumerate(items):
+            spec = stream.tag(item["name"])
+            where = (*base, "spec", "tags", index)
+            if spec is None or spec.line != doc.position(where)[0]:
+                continue
+            if spec.source.kind == DOCKER_IMAGE:
+                continue
+            message = _reference_problem(stream, spec, streams, images)
+            if message is not None:
+                yield doc.problem((*where, "from", "name"), message)
+
+
+def _reference_problem(
+    stream: ImageStream,
+    spec: TagSpec,
+    streams: Mapping[tuple[str, str], ImageStream],
+    images: LockImages | None,
+) -> str | None:
+    namespace, name, ref = spec.source.target(stream.namespace, stream.name)
+    target = streams.get((namespace, name))
+    separator = ":" if spec.source.kind == IMAGE_STREAM_TAG else "@"
+    if target is None:
+        others = [key[1] for key in streams if key[0] == namespace]
+        close = difflib.get_close_matches(name, others, n=1)
+        hint = f"; did you mean '{close[0]}{separator}{ref}'?" if close else ""
+        return f"image stream {namespace}/{name} does not exist (no stream file defines it){hint}"
+    if spec.source.kind == IMAGE_STREAM_TAG:
+        if target.tag(ref) is None:
+            written = f"{name}:" if ":" in spec.source.name else ""
+            close = difflib.get_close_matches(ref, [t.name for t in target.tags], n=1)
+            hint = f"; did you mean '{written}{close[0]}'?" if close else ""
+            return f"{namespace}/{name}:{ref} is not a tag{hint}"
+        return _cycle(stream, spec, streams)
+    known = images.get((namespace, name)) if images is not None else None
+    if known is not None and ref not in known:
+        return (
+            f"{ref[:19]}… is not in the lock or history of {namespace}/{name}; "
+            f"'streamlock history {namespace}/{name}:TAG' lists its images"
+        )
+    return None
+
+
+def _cycle(
+    stream: ImageStream, spec: TagSpec, streams: Mapping[tuple[str, str], ImageStream]
+) -> str | None:
+    """The follow cycle this tag is part of, as plan would name it, else None."""
+    start = (stream.namespace, stream.name, spec.name)
+    chain = [start]
+    current: tuple[str, str, str] = start
+    for _ in range(len(streams) * 64 + 1):
+        owner = streams.get(current[:2])
+        tag = owner.tag(current[2]) if owner is not None else None
+        if tag is None or tag.source.kind != IMAGE_STREAM_TAG:
+            return None
+        current = tag.source.target(current[0], current[1])
+        if current == start:
+            names = [f"{n}/{s}:{t}" for n, s, t in [*chain, start]]
+            return "follow cycle: " + " → ".join(names)
+        if current in chain:
+            return None  # a cycle further on, reported at its own members
+        chain.append(current)
+    return None
 
 
 def _stream(
@@ -309,7 +417,7 @@ def _stream(
     """One schema-valid ImageStream object → the model, or the problems that reject it."""
     obj = doc.get(base)
     meta = obj["metadata"]
-    namespace = meta.get("namespace")
+    namespace = meta.get("namespace") or None  # "" is the API's "not given"
     problems: list[Problem] = []
     if namespace is None and folder is not None:
         namespace = folder
@@ -332,7 +440,7 @@ def _stream(
         name=meta["name"],
         tags=tuple(tags),
         lookup_local=bool(((obj.get("spec") or {}).get("lookupPolicy") or {}).get("local", False)),
-        annotations=dict(meta.get("annotations") or {}),
+        annotations=_string_map(meta.get("annotations")),
         path=doc.path,
         line=doc.position(base)[0],
     )
@@ -397,7 +505,10 @@ def _parse_file(
         for base in objects:
             mine = [p for where, p in errors if where[: len(base)] == base]
             if mine:
-                problems += mine + _duplicate_tags(doc, base)
+                failed = [where for where, _ in errors if where[: len(base)] == base]
+                problems += (
+                    mine + _duplicate_tags(doc, base) + _sound_tag_problems(doc, base, failed)
+                )
                 continue
             stream, rejected = _stream(doc, base, folder, config)
             problems += rejected
@@ -438,14 +549,22 @@ def _policy_problems(
             )
 
 
-def parse_streams(files: Mapping[str, bytes], config: Config, *, policy: bool = False) -> StreamSet:
+def parse_streams(
+    files: Mapping[str, bytes],
+    config: Config,
+    *,
+    policy: bool = False,
+    images: LockImages | None = None,
+) -> StreamSet:
     """Streams of several files (pure: path → bytes in); a stream defined twice keeps the first.
 
-    With ``policy``, breaches of the config's rules (registry allowlist, insecure registries,
-    cross-namespace grants) are reported too, without dropping the streams.
+    With ``policy`` (``validate``), breaches of the config's rules (registry allowlist, insecure
+    registries, cross-namespace grants) and references to stream tags and images that do not
+    exist (``images``: what each lock knows) are reported too, without dropping the streams.
     """
     streams: dict[tuple[str, str], ImageStream] = {}
     problems: list[Problem] = []
+    kept: list[tuple[ImageStream, schema.Document, JsonPath]] = []
     for path in sorted(files):
         found, file_problems = _parse_file(files[path], path, config)
         problems += file_problems
@@ -461,6 +580,9 @@ def parse_streams(files: Mapping[str, bytes], config: Config, *, policy: bool = 
                 )
             elif policy:
                 problems += _policy_problems(stream, doc, base, config)
+                kept.append((stream, doc, base))
+    if policy:
+        problems += _reference_problems(kept, images)
     return StreamSet(
         streams=tuple(streams[key] for key in sorted(streams)),
         problems=tuple(sorted(problems)),
@@ -468,7 +590,9 @@ def parse_streams(files: Mapping[str, bytes], config: Config, *, policy: bool = 
     )
 
 
-def load_streams(root: Path, config: Config, *, policy: bool = False) -> StreamSet:
+def load_streams(
+    root: Path, config: Config, *, policy: bool = False, images: LockImages | None = None
+) -> StreamSet:
     """Read and check every ``streams/**/*.yaml|yml|json`` file under ``root``."""
     paths, problems = schema.repo_files(root, STREAMS_DIR, STREAM_SUFFIXES)
     files: dict[str, bytes] = {}
@@ -477,7 +601,7 @@ def load_streams(root: Path, config: Config, *, policy: bool = False) -> StreamS
             files[path] = schema.read_repo_file(root, path)
         except ValidationError as exc:
             problems += exc.problems
-    result = parse_streams(files, config, policy=policy)
+    result = parse_streams(files, config, policy=policy, images=images)
     return StreamSet(
         streams=result.streams,
         problems=tuple(sorted([*problems, *result.problems])),
@@ -517,19 +641,25 @@ def validate_repo(root: Path, config_file: Path | None = None) -> list[Problem]:
     except ValidationError as exc:
         problems += exc.problems
         config = Config()
-    streamset = load_streams(root, config, policy=True)
-    problems += streamset.problems
-    problems += _access_problems(root, config_file, {s.namespace for s in streamset.streams})
     # Locks are checked by the module that reads them for a pass, which imports this one.
     from reconciler import lockfile
 
+    images: dict[tuple[str, str], frozenset[str]] = {}
     paths, walk_problems = schema.repo_files(root, lockfile.LOCKS_DIR, (lockfile.LOCK_SUFFIX,))
     problems += walk_problems
     for path in paths:
         try:
             data = schema.read_repo_file(root, path, max_bytes=lockfile.MAX_LOCK_BYTES)
+            lock = lockfile.loads(data, path)
         except ValidationError as exc:
             problems += exc.problems
             continue
-        problems += lockfile.problems(data, path)
+        images[lock.key] = frozenset(
+            digest
+            for entry in lock.tags.values()
+            for digest in (entry.image, *(item.image for item in entry.history))
+        )
+    streamset = load_streams(root, config, policy=True, images=images)
+    problems += streamset.problems
+    problems += _access_problems(root, config_file, {s.namespace for s in streamset.streams})
     return sorted(problems)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from reconciler.errors import InputError
+from reconciler.errors import ArgumentError, InputError
 from reconciler.imagestream import (
     DOCKER_IMAGE,
     HOLD_ANNOTATION,
@@ -73,19 +73,19 @@ def parse_name(text: str, default_namespace: str) -> ObjectName:
         rest, digest = rest.split("@", 1)
         hexpart = digest.removeprefix(SHA256)
         if not hexpart or not set(hexpart) <= _HEX or len(hexpart) > 64:
-            raise InputError(f"{text!r}: {digest!r} is not a sha256 digest or prefix", hint=hint)
+            raise ArgumentError(f"{text!r}: {digest!r} is not a sha256 digest or prefix", hint=hint)
         digest = SHA256 + hexpart
     elif ":" in rest:
         rest, tag = rest.rsplit(":", 1)
         if not tag_re.search(tag):
-            raise InputError(f"{text!r}: {tag!r} is not a valid tag name", hint=hint)
+            raise ArgumentError(f"{text!r}: {tag!r} is not a valid tag name", hint=hint)
     namespace, slash, stream = rest.rpartition("/")
     if not slash:
         namespace = default_namespace
     if not namespace_re.search(namespace):
-        raise InputError(f"{text!r}: {namespace!r} is not a valid namespace name", hint=hint)
+        raise ArgumentError(f"{text!r}: {namespace!r} is not a valid namespace name", hint=hint)
     if not stream_re.search(stream):
-        raise InputError(f"{text!r}: {stream!r} is not a valid image stream name", hint=hint)
+        raise ArgumentError(f"{text!r}: {stream!r} is not a valid image stream name", hint=hint)
     return ObjectName(namespace, stream, tag, digest)
 
 
@@ -93,7 +93,7 @@ def parse_stream_name(text: str, default_namespace: str) -> ObjectName:
     """A stream (``ns/stream``); a tag is allowed and kept, a digest is refused."""
     name = parse_name(text, default_namespace)
     if name.digest is not None:
-        raise InputError(f"{text!r}: expected an image stream, not an image", hint="drop @…")
+        raise ArgumentError(f"{text!r}: expected an image stream, not an image", hint="drop @…")
     return name
 
 
@@ -101,7 +101,7 @@ def parse_tag_name(text: str, default_namespace: str) -> ObjectName:
     """A stream tag (``ns/stream:tag``)."""
     name = parse_name(text, default_namespace)
     if name.tag is None:
-        raise InputError(f"{text!r}: expected a tag", hint="write NAMESPACE/STREAM:TAG")
+        raise ArgumentError(f"{text!r}: expected a tag", hint="write NAMESPACE/STREAM:TAG")
     return name
 
 
@@ -109,7 +109,7 @@ def parse_image_name(text: str, default_namespace: str) -> ObjectName:
     """A stream tag or a stream image (``ns/stream@sha256:<prefix>``)."""
     name = parse_name(text, default_namespace)
     if name.tag is None and name.digest is None:
-        raise InputError(
+        raise ArgumentError(
             f"{text!r}: expected a tag or an image",
             hint="write NAMESPACE/STREAM:TAG or NAMESPACE/STREAM@sha256:<digest prefix>",
         )
@@ -128,12 +128,12 @@ def followed(source: TagReference, namespace: str, stream: str) -> ObjectName:
 def _prefix_hex(prefix: str, what: str) -> str:
     hexpart = prefix.removeprefix(SHA256)
     if not set(hexpart) <= _HEX:
-        raise InputError(
+        raise ArgumentError(
             f"{what}: {prefix!r} is not a sha256 digest or prefix",
             hint="give lower-case hex digits, as 'streamlock history' prints them",
         )
     if len(hexpart) < MIN_PREFIX:
-        raise InputError(
+        raise ArgumentError(
             f"{what}: digest prefix {prefix!r} is too short",
             hint=f"give at least {MIN_PREFIX} hex digits",
         )
@@ -180,9 +180,15 @@ class TagView:
     name: str
     spec: TagSpec | None
     entry: LockEntry | None
+    # The image the reconciler last committed, kept out because a person moved the tag away
+    # from it (the revert rule); None when the lock holds what it committed.
+    reverted_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "inSpec": self.spec is not None}
+        data["revertRespected"] = (
+            {"waiting": self.reverted_from} if self.reverted_from is not None else None
+        )
         if self.spec is not None:
             spec = self.spec
             data["from"] = spec.source.to_dict()
@@ -279,10 +285,30 @@ def revision_data(revision: int, item: HistoryItem) -> dict[str, Any]:
     }
 
 
-def describe(stream: ImageStream, lock: StreamLock | None, tag: str | None = None) -> StreamView:
-    """The view of one stream (or of one of its tags); spec tags first, in spec order."""
+def describe(
+    stream: ImageStream,
+    lock: StreamLock | None,
+    tag: str | None = None,
+    bases: Mapping[tuple[str, str], str] | None = None,
+) -> StreamView:
+    """The view of one stream (or of one of its tags); spec tags first, in spec order.
+
+    ``bases`` (the revert rule's B per tag key and source, from the trailers) marks the tags a
+    person moved away from what the reconciler committed.
+    """
     entries = lock.tags if lock is not None else {}
-    views = [TagView(spec.name, spec, entries.get(spec.name)) for spec in stream.tags]
+
+    def reverted(spec: TagSpec) -> str | None:
+        entry = entries.get(spec.name)
+        key = f"{stream.namespace}/{stream.name}:{spec.name}"
+        base = (bases or {}).get((key, spec.source.identity(stream.namespace, stream.name)))
+        if entry is None or base is None or entry.image == base or spec.hold is not None:
+            return None
+        return base if entry.source == spec.source else None
+
+    views = [
+        TagView(spec.name, spec, entries.get(spec.name), reverted(spec)) for spec in stream.tags
+    ]
     views += [
         TagView(name, None, entries[name]) for name in sorted(entries) if not stream.tag(name)
     ]
@@ -510,6 +536,12 @@ def _tag_lines(
         lines.append(f"  {source_line(spec, import_interval)}")
         if spec.hold is not None:
             lines.append(f"  held: {spec.hold} (never moved by the reconciler)")
+        if tag.reverted_from is not None:
+            lines.append(
+                f"  revert respected: a person moved it away from {tag.reverted_from[:19]}, "
+                "which the reconciler last committed; it stays until the source serves "
+                "another image"
+            )
         if spec.reference_policy == LOCAL:
             lines.append("  prefer registry pullthrough when referencing this tag")
         if spec.insecure:
@@ -524,6 +556,11 @@ def _tag_lines(
         lines.append("  no image yet: run streamlock reconcile")
         return lines
     lines[-1:] = [*_gate_lines(tag, others or {}, now, stream), ""]
+    if tag.reverted_from is not None:
+        lines.append(
+            f"  ↷ {tag.reverted_from} (reverted away from; 'streamlock rollback --to +1' goes "
+            "forward to it)"
+        )
     for revision, item in enumerate(revisions(entry)):
         lines += _image_lines(item, now, current=revision == 0)
         if revision == 0:

@@ -176,6 +176,24 @@ def _forced(key: str, forced: Collection[str]) -> bool:
     return key in forced or stream_key in forced
 
 
+def in_scope(
+    streams: Mapping[StreamKey, ImageStream], key: str, scope: Collection[str] | None
+) -> bool:
+    """Whether tag ``key`` is named in ``scope`` (tags or whole streams) or follows, through
+    any chain of ``ImageStreamTag`` references, a tag that is; no scope covers everything."""
+    seen: set[str] = set()
+    while scope is not None and not _forced(key, scope):
+        namespace, rest = key.split("/", 1)
+        name, tag = rest.rsplit(":", 1)
+        stream = streams.get((namespace, name))
+        spec = stream.tag(tag) if stream else None
+        if spec is None or spec.source.kind != IMAGE_STREAM_TAG or key in seen:
+            return False
+        seen.add(key)
+        key = tag_key(*spec.source.target(namespace, name))
+    return True
+
+
 def _broken(locks: Mapping[StreamKey, StreamLock], broken: Broken | None) -> Broken:
     """The streams set aside: as given, else those of a ``LockSet`` from the shell."""
     if broken is not None:
@@ -324,7 +342,9 @@ def _due_tags(
     last_checked: Mapping[str, datetime],
     forced: Collection[str],
     skipped: Broken,
+    scope: Collection[str] | None = None,
 ) -> Iterator[tuple[ImageStream, TagSpec, LockEntry | None]]:
+    by_key = {stream.key: stream for stream in streams}
     for stream in streams:
         if stream.key in skipped:
             continue
@@ -334,7 +354,7 @@ def _due_tags(
                 continue
             entry = lock.tags.get(spec.name) if lock else None
             key = tag_key(stream.namespace, stream.name, spec.name)
-            if is_due(
+            if in_scope(by_key, key, scope) and is_due(
                 spec,
                 stream.namespace,
                 entry,
@@ -356,13 +376,14 @@ def listing_requests(
     last_checked: Mapping[str, datetime] | None = None,
     forced: Collection[str] = (),
     broken: Broken | None = None,
+    scope: Collection[str] | None = None,
 ) -> list[str]:
     """The repositories whose tags this pass lists: one listing per repository, however many
     due policy tags choose in it."""
     found = {
         spec.source.name
         for _, spec, _ in _due_tags(
-            streams, locks, config, now, last_checked or {}, forced, _broken(locks, broken)
+            streams, locks, config, now, last_checked or {}, forced, _broken(locks, broken), scope
         )
         if _policy_of(spec) is not None
     }
@@ -380,18 +401,20 @@ def import_requests(
     broken: Broken | None = None,
     listings: Listings | None = None,
     observations: Mapping[tuple[str, str, str], Observation] | None = None,
+    scope: Collection[str] | None = None,
 ) -> list[ImportRequest]:
     """The registry lookups this pass needs, one per distinct (reference, mode, platform).
 
-    Streams whose lock was set aside (``broken``, by default that of a ``LockSet``) need none.
-    A policy tag needs its repository's listing first (``listing_requests``), then the
+    Streams whose lock was set aside (``broken``, by default that of a ``LockSet``) need none;
+    with a ``scope`` (``import-image``), only the tags it names do. A policy tag needs its
+    repository's listing first (``listing_requests``), then the
     candidates its policy names: with ``observations`` of an earlier round, the next candidate
     after one refused for a missing platform.
     """
     requests: dict[tuple[str, str, str], ImportRequest] = {}
     seen = observations or {}
     for stream, spec, entry in _due_tags(
-        streams, locks, config, now, last_checked or {}, forced, _broken(locks, broken)
+        streams, locks, config, now, last_checked or {}, forced, _broken(locks, broken), scope
     ):
         rules = _policy_of(spec)
         if rules is None:
@@ -460,6 +483,7 @@ class _Pass:
     last_checked: Mapping[str, datetime]
     forced: Collection[str]
     broken: Broken = field(default_factory=dict)
+    scope: Collection[str] | None = None
     listings: Listings = field(default_factory=dict)
     # Why a tag moved, for its commit body (policy choices, soaks passed), by tag key.
     notes: dict[str, str] = field(default_factory=dict)
@@ -593,13 +617,13 @@ class _Pass:
         if key in self.resolved:
             return self.resolved[key]
         old = self.old_entry(stream.namespace, stream.name, spec.name)
-        if stream.key in self.broken:
+        if not in_scope(self.streams, key, self.scope):
+            result = self.keep(stream, spec, old, status.UNCHANGED, status.NOT_DUE)
+        elif stream.key in self.broken:
             message = _broken_message(self.broken[stream.key])
             result = self.keep(stream, spec, None, status.FAILED, status.INVALID_LOCK, message)
         elif spec.hold is not None and old is not None:
-            result = self.keep(
-                stream, spec, old, status.UNCHANGED, status.HELD, f"held: {spec.hold}"
-            )
+            result = self.keep(stream, spec, old, status.UNCHANGED, status.HELD, spec.hold)
         elif spec.source.kind == IMAGE_STREAM_TAG:
             result = self.resolve_follower(stream, spec, old, key)
         elif spec.source.kind == IMAGE_STREAM_IMAGE:
@@ -907,6 +931,7 @@ def plan(
     forced: Collection[str] = (),
     prune: bool = True,
     broken: Broken | None = None,
+    scope: Collection[str] | None = None,
     listings: Listings | None = None,
 ) -> Plan:
     """Compute the next locks and the commits that record them.
@@ -917,7 +942,8 @@ def plan(
     file failed to load, so a typo never deletes a lock. ``broken`` (by default that of a
     ``LockSet``) are the streams whose lock failed its checks: each of their tags fails with
     ``InvalidLock``, their lock files are neither rewritten nor deleted, and ``Plan.problems``
-    lists where each lock went wrong.
+    lists where each lock went wrong. With a ``scope`` (``import-image``), only the tags it
+    names and their followers change; every other lock stays as it is and none is pruned.
     """
     by_key = {stream.key: stream for stream in streams}
     skipped = _broken(locks, broken)
@@ -931,6 +957,7 @@ def plan(
         last_checked=last_checked or {},
         forced=forced,
         broken=skipped,
+        scope=scope,
         listings=listings or {},
     )
     new_locks: dict[StreamKey, StreamLock] = {}
@@ -948,8 +975,13 @@ def plan(
             stream_statuses.append(result.status)
             if result.entry is not None:
                 entries[spec.name] = result.entry
-        if key in skipped:  # its lock is neither rewritten nor pruned
+        outside = scope is not None and not any(
+            in_scope(by_key, tag_key(key[0], key[1], spec.name), scope) for spec in stream.tags
+        )
+        if key in skipped or outside:  # its lock is neither rewritten nor pruned
             statuses.extend(stream_statuses)
+            if outside and old_lock is not None:
+                new_locks[key] = old_lock
             continue
         new_lock = StreamLock(stream.namespace, stream.name, entries, source_path=stream.path)
         # Compare values, and serialise only what changed: a no-op pass dumps nothing.
@@ -983,7 +1015,7 @@ def plan(
     for key in sorted(locks):
         if key in by_key:
             continue
-        if not prune:
+        if not prune or scope is not None:
             new_locks[key] = locks[key]
             continue
         old_lock = locks[key]
@@ -991,6 +1023,18 @@ def plan(
         stream_changes = _diff(key[0], key[1], old_lock, None)
         per_stream[key] = stream_changes
         changes.extend(stream_changes)
+        statuses.extend(
+            TagStatus(
+                key[0],
+                key[1],
+                change.tag,
+                status.REMOVED,
+                status.IMPORT_SUCCEEDED,
+                "image stream removed: no stream file defines it",
+                previous=change.old.image if change.old else None,
+            )
+            for change in stream_changes
+        )
     commits = _commits(per_stream, files, locks, new_locks, config, state.notes)
     problems = tuple(sorted(p for found in skipped.values() for p in found))
     return Plan(new_locks, files, commits, tuple(changes), tuple(statuses), problems)

@@ -53,6 +53,7 @@ class PassOptions:
     write: bool = True  # False: plan only
     push: bool = True
     forced: Collection[str] = ()
+    scope: Collection[str] | None = None  # import-image: only these tags and their followers
     now: datetime | None = None
     last_checked: Mapping[str, datetime] = field(default_factory=dict)
     push_attempts: int = PUSH_ATTEMPTS
@@ -216,7 +217,7 @@ async def observe_pass(
 ) -> tuple[dict[tuple[str, str, str], Observation], dict[str, planner.Listing]]:
     """Everything the planner needs from registries: listings for policy tags, then lookups in
     rounds (a candidate refused for a missing platform asks for the next one)."""
-    due = dict(last_checked=options.last_checked, forced=options.forced)
+    due = dict(last_checked=options.last_checked, forced=options.forced, scope=options.scope)
     repositories = planner.listing_requests(streams, locks, config, now, **due)  # type: ignore[arg-type]
     listings = await _list(resolver, repositories, listed)
     observations: dict[tuple[str, str, str], Observation] = {}
@@ -441,6 +442,7 @@ async def _attempts(
             last_checked=options.last_checked,
             forced=options.forced,
             prune=not streamset.problems,
+            scope=options.scope,
             listings=listings,
         )
         plan, consumer_problems = follow_consumers(root, config, plan, locks, repo, scans)

@@ -210,12 +210,65 @@ def _scan(yaml: YAML, text: str, path: str) -> None:
             )
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _spaces(count: int) -> str:
+    return f"{count} space{'' if count == 1 else 's'}"
+
+
+def _above(lines: list[str], index: int) -> tuple[int, str] | None:
+    """The nearest non-blank, non-comment line above ``lines[index]``: (number, text)."""
+    for number in range(index - 1, -1, -1):
+        stripped = lines[number].strip()
+        if stripped and not stripped.startswith("#"):
+            return number + 1, lines[number]
+    return None
+
+
+def _syntax_hint(problem: str, context: str, lines: list[str], index: int) -> str:
+    """The parser's words (``expected <block end>, but found …``) as what a person did."""
+    line = lines[index] if 0 <= index < len(lines) else ""
+    above = _above(lines, index)
+    if "'\\t'" in problem or "\t" in line[: _indent(line) + 1]:
+        return "a tab in the indentation: YAML indents with spaces only"
+    if "quoted scalar" in context:
+        return "a quote opened here is never closed"
+    if problem.startswith("mapping values are not allowed"):
+        if above is not None and _indent(line) > _indent(above[1]) and ":" in above[1]:
+            tail = above[1].rstrip().endswith(":")
+            if not tail:
+                return (
+                    f"indented more than line {above[0]} above it ({_spaces(_indent(line))}, not "
+                    f"{_indent(above[1])}): align it with the lines it belongs with"
+                )
+        return "an unquoted ': ' inside a value: quote the value (name: 'a: b')"
+    if problem.startswith("expected <block end>") or problem.startswith("did not find expected"):
+        if above is not None:
+            return (
+                f"the indentation does not match: {_spaces(_indent(line))} here, "
+                f"{_indent(above[1])} on line {above[0]}; align it with the lines it belongs with"
+            )
+        return "the indentation does not match the lines it belongs with"
+    if problem.startswith("could not find expected ':'"):
+        return "a line without ':' in a mapping: add it, or quote a value that spans lines"
+    return problem
+
+
 def _syntax_problem(path: str, text: str, exc: YAMLError) -> Problem:
     if isinstance(exc, MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
+        opened = exc.context and ("quoted scalar" in exc.context or "simple key" in exc.context)
+        if opened and exc.context_mark is not None:
+            mark = exc.context_mark  # where the quote or the key began, not where it failed
         if mark is not None:
-            return _at(path, mark, f"not valid YAML: {problem}")
+            lines = text.splitlines()
+            hint = _syntax_hint(problem, exc.context or "", lines, mark.line)
+            shown = lines[mark.line].strip() if 0 <= mark.line < len(lines) else ""
+            quoted = f" (line {mark.line + 1}: {shown!r})" if shown and hint != problem else ""
+            return _at(path, mark, f"not valid YAML: {hint}{quoted}")
         return Problem(path, 1, 1, f"not valid YAML: {problem}")
     if isinstance(exc, ReaderError):
         before = text[: exc.position]

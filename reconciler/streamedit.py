@@ -168,6 +168,36 @@ def set_lookup_policy(text: str, where: StreamLocation, local: bool) -> str:
     return _edit(text, where, tree, None)
 
 
+def set_tag_annotation(
+    text: str, where: StreamLocation, tag: str, key: str, value: str | None
+) -> str:
+    """Set (or with None remove) the annotation ``key`` of ``tag``; other fields are kept."""
+
+    def tree(stream: MutableMapping[str, Any], own: Own) -> None:
+        tags = _ensure_tags(stream, own)
+        index = _tag_index(tags, tag, where)
+        if index is None:
+            raise _no_tag(where, tag)
+        item = own(tags, index)
+        annotations = own(item, "annotations")
+        if not isinstance(annotations, MutableMapping):
+            if value is None:
+                return
+            annotations = CommentedMap()
+            if "annotations" in item:
+                item["annotations"] = annotations
+            else:
+                _insert(item, _position_after(item, "name"), "annotations", annotations)
+        if value is None:
+            annotations.pop(key, None)
+            if not annotations:
+                del item["annotations"]
+        else:
+            _assign(annotations, key, value)
+
+    return _edit(text, where, tree, None)
+
+
 # --- tree helpers ---------------------------------------------------------------------------------
 
 

@@ -276,11 +276,19 @@ def test_contradictory_tag_options_are_usage_errors(imported: Shop, args: tuple[
 
 
 def test_a_pull_spec_given_as_src_without_source_docker_hints_at_it(imported: Shop):
-    """oc users type a registry image as SRC; the error says to add --source=docker."""
+    """A SRC that is neither a stream nor names a registry host: a usage error naming the fix."""
+    code, _, err = imported.run("tag", "nginx:1.4", "shop/app:prod")
+    assert code == 64
+    assert "for a registry image, add --source=docker" in err
+    assert imported.repo.git("status", "--porcelain") == ""
+
+
+def test_a_registry_src_without_source_is_inferred_as_oc_tag_does(imported: Shop):
+    """quay.io/org/app:1.4 names a registry host, so it is taken as --source=docker."""
     code, _, err = imported.run("tag", "quay.io/org/app:1.4", "shop/app:prod")
-    assert code == 1
-    assert "'quay.io/org' is not a valid namespace name" in err
-    assert err.rstrip().endswith("; for a registry image, add --source=docker")
+    assert code == 0, err
+    text = (imported.work / STREAM_FILE).read_text()
+    assert "kind: DockerImage" in text and "quay.io/org/app:1.4" in text
 
 
 def test_promotion_into_another_namespace_needs_a_grant(imported: Shop):
@@ -294,7 +302,7 @@ def test_an_alias_that_would_close_a_cycle_is_refused(imported: Shop):
     """prod follows test, so test cannot follow prod."""
     assert imported.run("tag", "--alias", "--commit", "shop/app:test", "shop/app:prod")[0] == 0
     code, _, err = imported.run("tag", "--alias", "shop/app:prod", "shop/app:test")
-    assert code == 1
+    assert code == 64
     assert "cycle" in err
 
 
@@ -486,3 +494,38 @@ def test_help_is_plain_terminal_text(command: str):
     result = CliRunner().invoke(GROUP, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "``" not in result.stdout
+
+
+def test_describe_shows_a_respected_revert_and_the_digest_it_keeps_out(imported: Shop):
+    """After git revert of a bump, describe says the revert is respected and names the waiting
+    digest, in text and in -o json."""
+    imported.repo.git("revert", "--no-edit", "HEAD")
+    code, out, err = imported.run("describe", "shop/app:test")
+    assert code == 0, err
+    assert f"revert respected: a person moved it away from {digest(2)[:19]}" in out
+    code, out, _ = imported.run("describe", "shop/app:test", "-o", "json")
+    [tag] = json.loads(out)["tags"]
+    assert tag["revertRespected"] == {"waiting": digest(2)}
+
+
+def test_rollback_commit_after_an_uncommitted_rollback_names_the_real_reason(imported: Shop):
+    """rollback, then rollback --commit: the lock's uncommitted rollback is named, not a
+    missing revision."""
+    assert imported.run("rollback", "shop/app:test")[0] == 0
+    code, _, err = imported.run("rollback", "--commit", "shop/app:test")
+    assert code == 1
+    assert "locks/shop/app.lock.yaml has uncommitted changes" in err
+    assert "no revision" not in err
+
+
+def test_a_reverted_away_image_is_marked_and_can_be_rolled_forward_to(imported: Shop):
+    """After git revert of a bump, describe marks the reverted-away image and rollback --to +1
+    goes forward to it, with the lock entry the reconciler committed for it."""
+    imported.repo.git("revert", "--no-edit", "HEAD")
+    assert imported.images()["test"] == digest(1)
+    _, out, _ = imported.run("describe", "shop/app:test")
+    assert f"↷ {digest(2)} (reverted away from" in out
+    code, _, err = imported.run("rollback", "--to", "+1", "shop/app:test")
+    assert code == 0, err
+    assert imported.images()["test"] == digest(2)
+    assert "rolled forward to" in err

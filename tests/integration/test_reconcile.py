@@ -369,7 +369,7 @@ def test_import_image_of_an_unknown_stream_is_an_error(app_repo):
     """A typo in import-image's name fails instead of silently importing nothing."""
     repo, _ = app_repo
     code, _, err = streamlock("import-image", "--repo", str(repo.work), "shop/nope")
-    assert code == 1 and "shop/nope: no such image stream or tag" in err
+    assert code == 64 and "shop/nope: no such image stream" in err
 
 
 def test_yaml_output(app_repo):

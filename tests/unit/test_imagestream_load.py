@@ -141,15 +141,16 @@ def test_duplicate_tag_is_reported_beside_schema_errors() -> None:
     ]
 
 
-def test_missing_from_is_located_at_the_tag() -> None:
-    """A tag without from is reported at the tag's first line."""
+def test_a_tag_without_from_is_skipped_as_openshift_accepts_it() -> None:
+    """from is optional in the API (a tag images are pushed to): the stream loads without it."""
     text = one_tag("""\
   - name: "1.1"
     importPolicy: {scheduled: true}
 """)
-    assert problems(text) == [
-        "streams/shop/app.yaml:11:5: spec.tags[1]: 'from' is a required property"
-    ]
+    result = streams(text)
+    assert result.problems == ()
+    [stream] = result.streams
+    assert [t.name for t in stream.tags] == ["1.0"]
 
 
 def test_yaml_syntax_error_is_located() -> None:
@@ -444,7 +445,9 @@ def test_policy_reports_cross_namespace_use_without_a_grant() -> None:
     text = APP.replace("kind: DockerImage", "kind: ImageStreamTag").replace(
         "name: quay.io/shop/app:1.0", "name: base:1\n      namespace: platform"
     )
-    result = parse_streams({"streams/shop/app.yaml": text.encode()}, Config(), policy=True)
+    base = APP.replace("name: app", "name: base").replace('"1.0"', '"1"')
+    files = {"streams/shop/app.yaml": text.encode(), "streams/platform/base.yaml": base.encode()}
+    result = parse_streams(files, Config(), policy=True)
     assert [str(p) for p in result.problems] == [
         "streams/shop/app.yaml:11:18: spec.tags[0].from.namespace: namespace shop may not use "
         "images of platform (add it to access.platform.pullers in streamlock.yaml)"

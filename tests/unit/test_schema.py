@@ -126,7 +126,8 @@ def test_merge_of_a_scalar_is_refused() -> None:
 def test_syntax_error_is_located() -> None:
     """A YAML syntax error is reported where the parser found it."""
     assert refused("a: 1\nb: c: d\ne: 2\n") == [
-        "f.yaml:2:5: not valid YAML: mapping values are not allowed here"
+        "f.yaml:2:5: not valid YAML: an unquoted ': ' inside a value: quote the value "
+        "(name: 'a: b') (line 2: 'b: c: d')"
     ]
 
 
