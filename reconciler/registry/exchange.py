@@ -233,7 +233,8 @@ class Exchanger:
                 f"{endpoint.host}: TLS certificate not trusted ({describe(exc)})",
                 hint="set caFile for this registry in streamlock.yaml",
             )
-        return RegistryUnavailable(f"{endpoint.host}: {describe(exc)}")
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return RegistryUnavailable(f"{endpoint.host}: {describe(exc)}{tries}")
 
     async def _attempt(
         self,

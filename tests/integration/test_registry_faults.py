@@ -106,6 +106,17 @@ async def test_connection_reset_then_served(proxy: FaultProxy, reference: str) -
     assert proxy.count("GET", MANIFESTS) == 3
 
 
+async def test_connection_reset_throughout_says_how_many_attempts(
+    proxy: FaultProxy, reference: str
+) -> None:
+    """A connection that keeps failing costs the attempt budget, and the message counts it."""
+    proxy.reset(path=MANIFESTS, times=None)
+    failure = await _resolve(reference)
+    assert isinstance(failure, ImportFailure)
+    assert (failure.reason, failure.transient) == (status.REGISTRY_UNAVAILABLE, True)
+    assert f"after {ATTEMPTS} attempts" in failure.message
+
+
 async def test_reset_of_config_blob(proxy: FaultProxy, reference: str) -> None:
     """Retries cover every request of a resolution, the config blob too."""
     proxy.reset(path="/blobs/", times=1)
