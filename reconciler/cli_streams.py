@@ -46,6 +46,7 @@ from reconciler.imagestream import (
 )
 from reconciler.inspect import ObjectName, short_digest
 from reconciler.lockfile import LockEntry, StreamLock, dumps, loads, lock_path
+from reconciler.reconcile import FAILURES_FILE, last_failures
 from reconciler.reference import ImageReference
 
 SOURCE_KINDS = {
@@ -272,7 +273,7 @@ def describe(name: str, namespace: str | None, output: str, repo: Path | None) -
     ctx = _Repo.load(repo)
     target = inspect.parse_stream_name(name, ctx.default_namespace(namespace))
     stream = ctx.stream(target)
-    view = inspect.describe(stream, ctx.lock(*target.key), target.tag, _bases(ctx))
+    view = inspect.describe(stream, ctx.lock(*target.key), target.tag, _bases(ctx), _failures(ctx))
     now = _now()
     _emit(
         view.to_dict(),
@@ -681,6 +682,15 @@ def _refuse_uncommitted(ctx: _Repo, paths: Sequence[str]) -> None:
             hint=f"commit them with 'git commit {' '.join(dirty)}', or drop them with "
             f"'git restore {' '.join(dirty)}' and run again",
         )
+
+
+def _failures(ctx: _Repo) -> Mapping[str, Mapping[str, str]]:
+    """The last failed imports this checkout's passes met (never in Git); empty outside Git."""
+    try:
+        git_dir = GitRepo.open(ctx.root).git_dir
+    except GitError:
+        return {}
+    return last_failures(git_dir / "streamlock" / FAILURES_FILE)
 
 
 def _bases(ctx: _Repo) -> Mapping[tuple[str, str], str]:

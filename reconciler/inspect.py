@@ -183,12 +183,15 @@ class TagView:
     # The image the reconciler last committed, kept out because a person moved the tag away
     # from it (the revert rule); None when the lock holds what it committed.
     reverted_from: str | None = None
+    # The last failed import this checkout saw ({reason, message, at}); None when it imported.
+    last_failure: Mapping[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "inSpec": self.spec is not None}
         data["revertRespected"] = (
             {"waiting": self.reverted_from} if self.reverted_from is not None else None
         )
+        data["lastFailure"] = dict(self.last_failure) if self.last_failure is not None else None
         if self.spec is not None:
             spec = self.spec
             data["from"] = spec.source.to_dict()
@@ -290,6 +293,7 @@ def describe(
     lock: StreamLock | None,
     tag: str | None = None,
     bases: Mapping[tuple[str, str], str] | None = None,
+    failures: Mapping[str, Mapping[str, str]] | None = None,
 ) -> StreamView:
     """The view of one stream (or of one of its tags); spec tags first, in spec order.
 
@@ -306,8 +310,12 @@ def describe(
             return None
         return base if entry.source == spec.source else None
 
+    def failure(name: str) -> Mapping[str, str] | None:
+        return (failures or {}).get(f"{stream.namespace}/{stream.name}:{name}")
+
     views = [
-        TagView(spec.name, spec, entries.get(spec.name), reverted(spec)) for spec in stream.tags
+        TagView(spec.name, spec, entries.get(spec.name), reverted(spec), failure(spec.name))
+        for spec in stream.tags
     ]
     views += [
         TagView(name, None, entries[name]) for name in sorted(entries) if not stream.tag(name)
@@ -536,6 +544,12 @@ def _tag_lines(
         lines.append(f"  {source_line(spec, import_interval)}")
         if spec.hold is not None:
             lines.append(f"  held: {spec.hold} (never moved by the reconciler)")
+        if tag.last_failure is not None:
+            failed = tag.last_failure
+            lines.append(
+                f"  last import failed {failed.get('at', '')}: {failed.get('reason', '')}: "
+                f"{one_line(failed.get('message', ''))} (the pin is kept)"
+            )
         if tag.reverted_from is not None:
             lines.append(
                 f"  revert respected: a person moved it away from {tag.reverted_from[:19]}, "

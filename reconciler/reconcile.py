@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler import lockfile, planner, trailers
+from reconciler import lockfile, planner, status, trailers
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.consumers import controller, reader
 from reconciler.errors import GitError, InputError, Problem, PushRejected, ValidationError
@@ -33,6 +34,7 @@ from reconciler.gitrepo import (
 from reconciler.image import ImportFailure, ImportRequest, Observation
 from reconciler.imagestream import load_streams
 from reconciler.lockfile import StreamLock, loads
+from reconciler.status import TagStatus
 
 log = structlog.get_logger("streamlock")
 
@@ -375,12 +377,59 @@ async def _run(
         git_dir / "consumers.json" if git_dir is not None else None, config.default_namespace
     )
     try:
-        return await _attempts(
+        result = await _attempts(
             root, config, options, now, repo, target, resolver, cache, index, scans
         )
     finally:
         cache.save()
         scans.save()
+    if git_dir is not None:
+        record_failures(git_dir / FAILURES_FILE, result.plan.statuses, now)
+    return result
+
+
+FAILURES_FILE = "last-failures.json"
+
+
+def record_failures(path: Path, statuses: Sequence[TagStatus], now: datetime) -> None:
+    """Keep each tag's last failed import in ``.git/streamlock/`` for ``describe``.
+
+    Failures are never committed (DESIGN.md §11), but a person asking why a tag is not pinned
+    should see the last failure this checkout met: a tag that imported since is forgotten, a
+    tag that was not looked at keeps its record. A file that cannot be written costs nothing.
+    """
+    records = last_failures(path)
+    for item in statuses:
+        if item.action == status.FAILED:
+            records[item.key] = {
+                "reason": item.reason,
+                "message": item.message,
+                "at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        elif item.reason not in (status.NOT_DUE, status.HELD):
+            records.pop(item.key, None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(records, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        log.debug("last failures not written", error=str(exc))
+
+
+def last_failures(path: Path) -> dict[str, dict[str, str]]:
+    """``tag key -> {reason, message, at}`` as the last passes in this checkout left them."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(key): {k: str(v) for k, v in value.items() if k in ("reason", "message", "at")}
+        for key, value in data.items()
+        if isinstance(value, dict)
+    }
 
 
 def follow_consumers(

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import StreamlockGroup, cli
 from reconciler.cli_streams import COMMANDS
-from reconciler.image import Image, ImportRequest, Observation
+from reconciler.image import Image, ImportFailure, ImportRequest, Observation
 from reconciler.lockfile import StreamLock, loads
 from reconciler.reconcile import PassOptions, PassResult, run_pass
 from reconciler.trailers import parse_message
@@ -59,19 +59,26 @@ class Registry:
 
     def __init__(self) -> None:
         self.served: dict[str, str] = {}
+        self.failing: dict[str, ImportFailure] = {}
 
     async def resolve_all(
         self, requests: Sequence[ImportRequest]
     ) -> Mapping[tuple[str, str, str], Observation]:
-        return {
-            r.key: Image(
-                self.served[r.reference],
-                created="2026-10-01T00:00:00Z",
-                labels={"org.opencontainers.image.version": self.served[r.reference][7:9]},
-            )
-            for r in requests
-            if r.reference in self.served
+        answers: dict[tuple[str, str, str], Observation] = {
+            r.key: self.failing[r.reference] for r in requests if r.reference in self.failing
         }
+        answers.update(
+            {
+                r.key: Image(
+                    self.served[r.reference],
+                    created="2026-10-01T00:00:00Z",
+                    labels={"org.opencontainers.image.version": self.served[r.reference][7:9]},
+                )
+                for r in requests
+                if r.reference in self.served and r.reference not in self.failing
+            }
+        )
+        return answers
 
 
 class Shop:
@@ -529,3 +536,20 @@ def test_a_reverted_away_image_is_marked_and_can_be_rolled_forward_to(imported: 
     assert code == 0, err
     assert imported.images()["test"] == digest(2)
     assert "rolled forward to" in err
+
+
+def test_describe_shows_the_last_failed_import_until_the_tag_imports_again(imported: Shop):
+    """A failed import is never committed, but describe shows the last one this checkout met
+    (text and -o json), and forgets it once the tag imports again."""
+    imported.registry.failing[TEST_REF] = ImportFailure("ManifestUnknown", "1.0: manifest unknown")
+    imported.reconcile()
+    _, out, _ = imported.run("describe", "shop/app:test")
+    assert "last import failed" in out and "ManifestUnknown: 1.0: manifest unknown" in out
+    _, out, _ = imported.run("describe", "shop/app:test", "-o", "json")
+    [tag] = json.loads(out)["tags"]
+    assert tag["lastFailure"]["reason"] == "ManifestUnknown"
+    assert tag["image"] == digest(2)  # the pin is kept
+    del imported.registry.failing[TEST_REF]
+    imported.reconcile()
+    _, out, _ = imported.run("describe", "shop/app:test")
+    assert "last import failed" not in out
