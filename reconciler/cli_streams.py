@@ -696,7 +696,7 @@ def _failures(ctx: _Repo) -> Mapping[str, Mapping[str, str]]:
 def _bases(ctx: _Repo) -> Mapping[tuple[str, str], str]:
     """The revert rule's B per tag and source, from the trailers; empty outside Git."""
     try:
-        return TrailerIndex(GitRepo.open(ctx.root)).bases()
+        return TrailerIndex(GitRepo.open(ctx.root), ctx.config.git.author).bases()
     except GitError:
         return {}
 

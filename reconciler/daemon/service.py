@@ -299,7 +299,7 @@ class Daemon:
         waiting.update(looked_up)
         if reverted:
             # The digest that waits is the base B the person moved away from.
-            bases = TrailerIndex(repo).bases()
+            bases = TrailerIndex(repo, config.git.author).bases()
             for key in reverted:
                 entry = entries.get(key)
                 if entry is not None:
