@@ -16,8 +16,14 @@ from typing import Any
 import click
 
 from reconciler.access import codeowners, rules
-from reconciler.cli import EXIT_ERROR, github_annotation, printable, repo_option, resolve_repo
 from reconciler.config import CONFIG_FILE, load_config, parse_config
+from reconciler.console import (
+    EXIT_ERROR,
+    github_annotation,
+    printable,
+    repo_option,
+    resolve_repo,
+)
 from reconciler.errors import GitError, InputError
 from reconciler.gitrepo import GitRepo, LocalCommit, parse_author
 from reconciler.lockfile import LOCKS_DIR

@@ -19,8 +19,8 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from reconciler import lockfile, streamedit
-from reconciler.cli import notify, resolve_repo
 from reconciler.config import CONFIG_FILE, load_config
+from reconciler.console import notify, resolve_repo
 from reconciler.errors import InputError
 from reconciler.imagestream import (
     LIST_KINDS,

@@ -21,7 +21,8 @@ from typing import Any
 import click
 
 from reconciler import inspect, streamedit, trailers
-from reconciler.cli import (
+from reconciler.config import Config, load_config
+from reconciler.console import (
     complete_names,
     notify,
     output_option,
@@ -29,7 +30,6 @@ from reconciler.cli import (
     resolve_repo,
     table,
 )
-from reconciler.config import Config, load_config
 from reconciler.errors import GitError, InputError
 from reconciler.gitrepo import GitRepo, TrailerIndex
 from reconciler.imagestream import (
