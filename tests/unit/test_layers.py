@@ -85,3 +85,21 @@ def test_pure_module_loads_no_io_library_transitively(module):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("module", ["cli_streams", "cli_repo", "cli_access", "console"])
+def test_command_modules_do_not_import_cli(module: str) -> None:
+    """Only cli.py imports the command modules; they take what they share from console.py."""
+    path = Path(__file__).resolve().parents[2] / "reconciler" / f"{module}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert "reconciler.cli" not in imported
