@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from reconciler import status
 from reconciler.config import AccessRule, Config, GitConfig
@@ -545,3 +548,134 @@ def test_lone_surrogates_from_a_registry_become_replacement_characters():
     result = run([stream("app", docker("test", APP))], observations=obs(APP, 1, labels=labels))
     data = result.files["locks/shop/app.lock.yaml"]
     assert loads(data).tags["test"].labels["org.opencontainers.image.version"] == "1.0\ufffd"
+
+
+def _followed(streams, config=None) -> dict:
+    """The locks of a first pass in which app:x follows web:test at digest 1."""
+    return reread(run(streams, observations=obs(APP, 1), config=config))
+
+
+FOLLOWING = [stream("web", docker("test", APP)), stream("app", follow("x", "web:test"))]
+OTHER = f"{REG}/shop/other:1.0"
+FOLLOW_NEW = stream("app", follow("x", "web:new"))
+
+
+@pytest.mark.parametrize(
+    ("streams", "reason"),
+    [
+        ([stream("app", follow("x", "web:test"))], status.FOLLOW_FAILED),
+        ([stream("web", docker("prod", APP)), FOLLOWING[1]], status.FOLLOW_FAILED),
+        ([stream("web", follow("test", "app:x")), FOLLOWING[1]], status.FOLLOW_CYCLE),
+        (
+            [stream("web", docker("test", APP), docker("new", OTHER)), FOLLOW_NEW],
+            status.FOLLOW_FAILED,
+        ),
+    ],
+    ids=["stream-gone", "tag-gone", "cycle", "target-without-image"],
+)
+def test_failing_follower_keeps_its_pin(streams, reason):
+    """A follower whose target cannot give an image keeps its last pin; its lock is not written."""
+    result = run(streams, _followed(FOLLOWING), obs(APP, 2), prune=False)
+    [follower] = [s for s in result.statuses if s.stream == "app"]
+    assert (follower.action, follower.reason) == (status.FAILED, reason)
+    assert result.locks[("shop", "app")] == _followed(FOLLOWING)[("shop", "app")]
+    assert "locks/shop/app.lock.yaml" not in result.files
+
+
+def test_cycle_keeps_the_pins_of_every_member():
+    """Every tag of a new follow cycle keeps the pin it had."""
+    streams = [stream("web", follow("test", "app:x")), FOLLOWING[1]]
+    result = run(streams, _followed(FOLLOWING), obs(APP, 2), prune=False)
+    assert state(result) == {"shop/web:test": digest(1), "shop/app:x": digest(1)}
+
+
+GRANT = Config(access={"shop": AccessRule(pullers=("staging",))})
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [follow("x", "web:test", "shop"), pin("x", f"web@{digest(1)}", "shop")],
+    ids=["follower", "stream-image"],
+)
+def test_revoked_grant_fails_and_keeps_the_pin(spec):
+    """A tag of another namespace fails with AccessDenied once the grant is gone, pin kept."""
+    streams = [stream("web", docker("test", APP)), stream("app", spec, ns="staging")]
+    first = _followed(streams, GRANT)
+    assert state(run(streams, first, obs(APP, 1), config=GRANT))["staging/app:x"] == digest(1)
+    result = run(streams, first, obs(APP, 2))
+    [denied] = [s for s in result.statuses if s.namespace == "staging"]
+    assert (denied.action, denied.reason) == (status.FAILED, status.ACCESS_DENIED)
+    assert result.locks[("staging", "app")] == first[("staging", "app")]
+    assert "locks/staging/app.lock.yaml" not in result.files
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pin("prod", f"app@{digest(1)}"),
+        docker("prod", f"{REG}/shop/app@{digest(1)}", reference=True),
+    ],
+    ids=["stream-image", "reference"],
+)
+def test_second_pass_over_a_digest_pin_changes_nothing(spec):
+    """A pin by digest keeps its history and import time: the next pass writes no file."""
+    streams = [stream("app", docker("test", APP), spec)]
+    first = run(streams, observations=obs(APP, 1))
+    second = run(streams, reread(first), obs(APP, 1), bases_from(first), now=NOW + timedelta(1))
+    assert not second.changed and second.files == {}
+
+
+def test_broken_lock_does_not_stop_the_streams_after_it():
+    """Streams sorted after one whose lock was set aside are still reconciled."""
+    streams = [stream("a", docker("test", APP)), stream("b", docker("test", APP))]
+    result = run(streams, LockSet({}, {("shop", "a"): BROKEN}), obs(APP, 1))
+    assert list(result.files) == ["locks/shop/b.lock.yaml"]
+
+
+def test_pruning_goes_on_past_a_stream_that_exists():
+    """Every lock of a removed stream is deleted, also those sorted after a kept one."""
+    streams = [stream("a", docker("test", APP)), stream("z", docker("test", APP))]
+    locks = reread(run(streams, observations=obs(APP, 1)))
+    result = run(streams[:1], locks, obs(APP, 1))
+    assert result.files == {"locks/shop/z.lock.yaml": None}
+    kept = run(streams[:1], locks, obs(APP, 1), prune=False)
+    assert kept.locks == locks
+
+
+def test_grouping_tag_steps_keep_the_other_tags():
+    """Each per-tag commit holds the stream's other tags as they were at that step."""
+    tag = Config(git=GitConfig(grouping="tag"))
+    streams = [stream("a", docker("x", APP, scheduled=True), docker("y", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1), config=tag)
+    later = NOW + timedelta(hours=1)
+    second = run(streams, reread(first), obs(APP, 2), bases_from(first), config=tag, now=later)
+    steps = [loads(c.files["locks/shop/a.lock.yaml"]) for c in second.commits]
+    assert [{t: e.image for t, e in s.tags.items()} for s in steps] == [
+        {"x": digest(2), "y": digest(1)},
+        {"x": digest(2), "y": digest(2)},
+    ]
+    assert [s.stream_file for s in steps] == ["streams/shop/a.yaml"] * 2
+
+
+def test_grouping_tag_deletes_a_removed_stream_at_its_last_step():
+    """A removed stream's lock loses one tag per commit and is deleted by the last one."""
+    tag = Config(git=GitConfig(grouping="tag"))
+    streams = [stream("a", docker("x", APP), docker("y", APP)), stream("b", docker("x", APP))]
+    locks = reread(run(streams, observations=obs(APP, 1), config=tag))
+    result = run(streams[1:], locks, obs(APP, 1), config=tag)
+    files = [c.files["locks/shop/a.lock.yaml"] for c in result.commits]
+    assert list(loads(files[0]).tags) == ["y"] and files[1] is None
+
+
+def test_follower_revert_is_respected():
+    """A person's revert of a same-stream follower stays while its source still serves the base."""
+    streams = [stream("app", docker("test", APP, scheduled=True), follow("latest", "test"))]
+    first = run(streams, observations=obs(APP, 1))
+    second = run(streams, reread(first), obs(APP, 2), bases_from(first), now=NOW + timedelta(1))
+    locks = reread(second, reread(first))
+    lock = locks[("shop", "app")]
+    reverted = {**lock.tags, "latest": first.locks[("shop", "app")].tags["latest"]}
+    locks[("shop", "app")] = replace(lock, tags=reverted)
+    third = run(streams, locks, obs(APP, 2), bases_from(second, bases_from(first)), now=NOW)
+    [latest] = [s for s in third.statuses if s.tag == "latest"]
+    assert (latest.reason, state(third)["shop/app:latest"]) == (status.REVERT_RESPECTED, digest(1))
