@@ -679,3 +679,25 @@ def test_follower_revert_is_respected():
     third = run(streams, locks, obs(APP, 2), bases_from(second, bases_from(first)), now=NOW)
     [latest] = [s for s in third.statuses if s.tag == "latest"]
     assert (latest.reason, state(third)["shop/app:latest"]) == (status.REVERT_RESPECTED, digest(1))
+
+
+def test_stream_image_of_an_unknown_digest_keeps_the_old_pin():
+    """A pin changed to a digest the stream never had fails and keeps the digest it pinned."""
+    streams = [stream("app", docker("test", APP), pin("prod", f"app@{digest(1)}"))]
+    first = run(streams, observations=obs(APP, 1))
+    moved = [stream("app", docker("test", APP), pin("prod", f"app@{digest(9)}"))]
+    result = run(moved, reread(first), obs(APP, 1), bases_from(first))
+    assert state(result)["shop/app:prod"] == digest(1) and not result.changed
+
+
+def test_import_requests_cover_every_due_tag():
+    """A set-aside stream, a follower or a tag not due never hides the due tags after it."""
+    src = [f"{REG}/shop/{name}:1.0" for name in ("a", "b", "c", "d")]
+    streams = [
+        stream("a", docker("x", src[0])),
+        stream("b", follow("f", "x"), docker("x", src[1], insecure=True)),
+        stream("c", docker("old", src[2]), docker("new", src[3])),
+    ]
+    locks = reread(run([stream("c", docker("old", src[2]))], observations=obs(src[2], 1)))
+    requests = import_requests(streams, LockSet(locks, {("shop", "a"): BROKEN}), Config(), NOW)
+    assert [(r.reference, r.insecure) for r in requests] == [(src[1], True), (src[3], False)]
