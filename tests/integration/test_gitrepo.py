@@ -132,6 +132,21 @@ def test_is_clean_sees_changes_under_paths(origin: ConfigRepo, repo: GitRepo, ch
     assert not repo.is_clean(["streams"])
 
 
+def test_changed_paths_names_each_file_exactly(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Untracked files in a new folder are listed one by one, odd names as they are."""
+    (origin.work / "streams" / "team").mkdir()
+    names = ["streams/team/a b.yaml", 'streams/team/q"\tü.yaml', "streams/team/z.yaml"]
+    for name in names:
+        (origin.work / name).write_text("x\n")
+    assert repo.changed_paths(["streams"]) == sorted(names)
+
+
+def test_changed_paths_takes_paths_literally(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A path with a glob character names only itself."""
+    (origin.work / "streams" / "shop" / "app.yaml").write_text("changed\n")
+    assert repo.is_clean(["streams/shop/*.yaml"]) and not repo.is_clean(["streams/shop"])
+
+
 def test_is_clean_ignores_other_paths(origin: ConfigRepo, repo: GitRepo) -> None:
     """A change outside the given paths leaves them clean."""
     (origin.work / "README").write_text("edited\n")
@@ -292,6 +307,7 @@ def test_fetch_and_reset_move_to_the_remote_tip(
     assert repo.fetch("origin", BRANCH) == theirs
     repo.reset_hard(f"origin/{BRANCH}")
     assert (repo.head(), repo.read("README")) == (theirs, b"theirs\n")
+    assert (origin.work / "README").read_text() == "theirs\n" and repo.is_clean()
 
 
 def test_reset_keep_preserves_unrelated_edits(
@@ -332,6 +348,19 @@ def test_push_failure_hides_credentials(repo: GitRepo) -> None:
     with pytest.raises(GitError) as caught:
         repo.push(url, BRANCH)
     assert "s3cret-token" not in str(caught.value)
+
+
+def test_push_runs_under_the_network_timeout(
+    origin: ConfigRepo, repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push is bounded by STREAMLOCK_GIT_TIMEOUT, not by the longer limit of local commands."""
+    hook = origin.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nsleep 5\n")
+    hook.chmod(0o755)
+    monkeypatch.setenv("STREAMLOCK_GIT_TIMEOUT", "1")
+    repo.commit({LOCK: b"x\n"}, "m", BOT)
+    with pytest.raises(GitError, match="did not finish within 1s"):
+        repo.push("origin", BRANCH)
 
 
 def test_review_branch_is_created_and_updated_with_a_lease(
