@@ -96,6 +96,34 @@ def test_commits_lists_unpushed_commits_with_identity_and_paths(
     assert found[0].author == IDENTITY and found[0].paths == ("notes/a.txt",)
 
 
+def test_commits_reports_parents_and_merges(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Each unpushed commit carries its parents: one for a commit, two for a merge."""
+    base = origin.head()
+    origin.git("checkout", "--quiet", "-b", "side")
+    side = origin.commit({"notes/b.txt": "b\n"}, "side", push=False)
+    origin.git("checkout", "--quiet", BRANCH)
+    first = origin.commit({"notes/a.txt": "a\n"}, "note", push=False)
+    origin.git("merge", "--quiet", "--no-ff", "-m", "merge", "side")
+    merge, *rest = repo.commits(f"origin/{BRANCH}..HEAD")
+    assert merge.parents == (first, side)
+    assert sorted(c.parents for c in rest) == sorted([(base,), (base,)])
+
+
+def test_commits_reads_a_message_that_is_not_utf8(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A person's commit message in another encoding is listed, not a crash."""
+    (origin.work / "msg").write_bytes(b"caf\xe9\n")
+    (origin.work / "notes").mkdir()
+    (origin.work / "notes" / "a.txt").write_text("a\n")
+    origin.git("add", "notes/a.txt")
+    tree = origin.git("write-tree").strip()
+    sha = origin.git(
+        "-c", "i18n.commitEncoding=latin1", "commit-tree", tree, "-p", "HEAD", "-F", "msg"
+    )
+    origin.git("update-ref", "HEAD", sha.strip())
+    [commit] = repo.commits(f"origin/{BRANCH}..HEAD")
+    assert commit.subject == "caf\ufffd" and commit.paths == ("notes/a.txt",)
+
+
 def test_fetch_of_a_missing_branch_says_so(repo: GitRepo) -> None:
     """A remote without the watched branch is a clear error with the command that fixes it."""
     with pytest.raises(GitError, match="has no branch 'nope'") as caught:

@@ -76,7 +76,12 @@ MODULES: tuple[Module, ...] = (
     Module(
         "gitrepo",
         ("reconciler/gitrepo.py",),
-        ("tests/integration/test_gitrepo.py", "tests/integration/test_reconcile.py"),
+        (
+            "tests/integration/test_gitrepo.py",
+            "tests/integration/test_reconcile.py",
+            # Healing a torn worktree, stale git locks, killing a push's process group.
+            "tests/integration/test_recovery.py",
+        ),
         1200,
     ),
     Module(
@@ -86,6 +91,8 @@ MODULES: tuple[Module, ...] = (
             "tests/integration/test_reconcile.py",
             "tests/integration/test_concurrency.py",
             "tests/integration/test_gitrepo.py",
+            # Unpushed commits, push races and interrupted runs: the paths where work is lost.
+            "tests/integration/test_recovery.py",
         ),
         1200,
     ),
