@@ -634,10 +634,10 @@ def test_broken_lock_does_not_stop_the_streams_after_it():
 
 def test_pruning_goes_on_past_a_stream_that_exists():
     """Every lock of a removed stream is deleted, also those sorted after a kept one."""
-    streams = [stream("a", docker("test", APP)), stream("z", docker("test", APP))]
+    streams = [stream(name, docker("test", APP)) for name in ("a", "y", "z")]
     locks = reread(run(streams, observations=obs(APP, 1)))
     result = run(streams[:1], locks, obs(APP, 1))
-    assert result.files == {"locks/shop/z.lock.yaml": None}
+    assert result.files == {"locks/shop/y.lock.yaml": None, "locks/shop/z.lock.yaml": None}
     kept = run(streams[:1], locks, obs(APP, 1), prune=False)
     assert kept.locks == locks
 
@@ -645,7 +645,8 @@ def test_pruning_goes_on_past_a_stream_that_exists():
 def test_grouping_tag_steps_keep_the_other_tags():
     """Each per-tag commit holds the stream's other tags as they were at that step."""
     tag = Config(git=GitConfig(grouping="tag"))
-    streams = [stream("a", docker("x", APP, scheduled=True), docker("y", APP, scheduled=True))]
+    two = stream("a", docker("x", APP, scheduled=True), docker("y", APP, scheduled=True))
+    streams = [replace(two, path="streams/shop/all.yaml")]
     first = run(streams, observations=obs(APP, 1), config=tag)
     later = NOW + timedelta(hours=1)
     second = run(streams, reread(first), obs(APP, 2), bases_from(first), config=tag, now=later)
@@ -654,7 +655,7 @@ def test_grouping_tag_steps_keep_the_other_tags():
         {"x": digest(2), "y": digest(1)},
         {"x": digest(2), "y": digest(2)},
     ]
-    assert [s.stream_file for s in steps] == ["streams/shop/a.yaml"] * 2
+    assert [s.stream_file for s in steps] == ["streams/shop/all.yaml"] * 2
 
 
 def test_grouping_tag_deletes_a_removed_stream_at_its_last_step():
@@ -701,3 +702,108 @@ def test_import_requests_cover_every_due_tag():
     locks = reread(run([stream("c", docker("old", src[2]))], observations=obs(src[2], 1)))
     requests = import_requests(streams, LockSet(locks, {("shop", "a"): BROKEN}), Config(), NOW)
     assert [(r.reference, r.insecure) for r in requests] == [(src[1], True), (src[3], False)]
+
+
+@pytest.mark.parametrize(
+    ("grouping", "subject"),
+    [("pass", "streamlock: refresh locks"), ("stream", "shop/app: refresh lock")],
+)
+def test_a_stream_moved_to_another_file_rewrites_its_header(grouping, subject):
+    """Pins unchanged but the stream now lives in a List file: one commit refreshes the header."""
+    streams = [stream("app", docker("test", APP))]
+    locks = reread(run(streams, observations=obs(APP, 1)))
+    moved = [replace(streams[0], path="streams/shop/all.yaml")]
+    config = Config(git=GitConfig(grouping=grouping))
+    result = run(moved, locks, obs(APP, 1), config=config)
+    [commit] = result.commits
+    assert commit.subject == subject and commit.message.startswith(subject + "\n")
+    assert loads(commit.files["locks/shop/app.lock.yaml"]).stream_file == "streams/shop/all.yaml"
+
+
+@pytest.mark.parametrize("grouping", ["pass", "stream", "tag"])
+def test_every_commit_records_its_own_changes(grouping):
+    """Each planned commit has its subject, a message with one block per change, and the changes."""
+    streams = [stream("a", docker("x", APP), docker("y", APP)), stream("b", docker("z", APP))]
+    result = run(streams, observations=obs(APP, 1), config=Config(git=GitConfig(grouping=grouping)))
+    for commit in result.commits:
+        assert commit.message.split("\n", 1)[0] == commit.subject
+        blocks = [b.tag for b in parse_message(commit.message)]
+        assert blocks == [change.key for change in commit.changes] and blocks
+    assert sum(len(c.changes) for c in result.commits) == 3
+
+
+def test_a_refused_lock_keeps_the_old_one_and_does_not_stop_the_pass():
+    """A stream whose new lock its schema refuses keeps its old lock; later streams go on."""
+    bad = f"{REG}/shop/bad:1"
+    streams = [stream("bad", docker("t", bad, scheduled=True)), stream("web", docker("t", APP))]
+    first = reread(run(streams[:1], observations=obs(bad, 1)))
+    observations = {**obs(APP, 1), **obs(bad, 2, platform="Linux/AMD64 x")}
+    result = run(streams, first, observations)
+    assert list(result.files) == ["locks/shop/web.lock.yaml"]
+    assert result.locks[("shop", "bad")] == first[("shop", "bad")]
+
+
+REF = f"{REG}/shop/app@"
+
+
+def test_reference_moved_to_another_digest_pins_it():
+    """A reference: true tag whose digest changed in the spec pins the new digest."""
+    first = run([stream("app", docker("ext", REF + digest(5), reference=True))])
+    moved = [stream("app", docker("ext", REF + digest(6), reference=True))]
+    assert state(run(moved, reread(first))) == {"shop/app:ext": digest(6)}
+
+
+def test_reference_changed_to_a_mutable_tag_keeps_its_pin():
+    """A reference: true tag edited to a mutable tag fails and keeps the digest it had."""
+    first = run([stream("app", docker("ext", REF + digest(5), reference=True))])
+    result = run([stream("app", docker("ext", APP, reference=True))], reread(first))
+    assert state(result) == {"shop/app:ext": digest(5)} and not result.changed
+
+
+def test_moved_pin_keeps_its_history():
+    """A stream image pin moved to another digest of the stream adds to the tag's history."""
+    streams = [stream("app", docker("test", APP, scheduled=True), pin("prod", f"app@{digest(1)}"))]
+    first = run(streams, observations=obs(APP, 1))
+    second = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    moved = [stream("app", docker("test", APP, scheduled=True), pin("prod", f"app@{digest(2)}"))]
+    third = run(moved, reread(second, reread(first)), obs(APP, 2))
+    prod = third.locks[("shop", "app")].tags["prod"]
+    assert [h.image for h in prod.history] == [digest(2), digest(1)]
+
+
+def test_follower_of_a_reverted_tag_follows_the_revert():
+    """When a person reverts a bump, a follower of that tag follows the reverted pin."""
+    streams = [stream("app", docker("test", APP, scheduled=True), follow("latest", "test"))]
+    first = run(streams, observations=obs(APP, 1))
+    bump = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    again = run(streams, reread(first), obs(APP, 2), bases_from(bump, bases_from(first)))
+    assert state(again) == {"shop/app:test": digest(1), "shop/app:latest": digest(1)}
+    assert {s.tag: s.action for s in again.statuses}["latest"] == status.UNCHANGED
+
+
+def test_reimport_annotation_overrides_a_revert():
+    """A new reimport annotation after a revert imports what the registry serves now."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    bump = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    bases = bases_from(bump, bases_from(first))
+    again = [
+        stream(
+            "app", docker("test", APP, scheduled=True, annotations={"streamlock.dev/reimport": "1"})
+        )
+    ]
+    assert state(run(again, reread(first), obs(APP, 2), bases)) == {"shop/app:test": digest(2)}
+
+
+def test_recently_checked_scheduled_tag_is_kept_until_due():
+    """A scheduled tag checked less than the interval ago is kept, whatever the registry says."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    checked = {"shop/app:test": NOW - timedelta(minutes=1)}
+    result = run(streams, reread(first), obs(APP, 2), bases_from(first), last_checked=checked)
+    [tag] = result.statuses
+    assert (tag.action, tag.reason, state(result)) == (
+        status.UNCHANGED,
+        status.NOT_DUE,
+        {"shop/app:test": digest(1)},
+    )
