@@ -391,6 +391,16 @@ def test_push_runs_under_the_network_timeout(
         repo.push("origin", BRANCH)
 
 
+def test_fetch_runs_under_the_network_timeout(
+    origin: ConfigRepo, repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch is bounded by STREAMLOCK_GIT_TIMEOUT, not by the longer limit of local commands."""
+    origin.git("config", "remote.origin.uploadpack", "sleep 5; git-upload-pack")
+    monkeypatch.setenv("STREAMLOCK_GIT_TIMEOUT", "1")
+    with pytest.raises(GitError, match="did not finish within 1s"):
+        repo.fetch("origin", BRANCH)
+
+
 def test_review_branch_is_created_and_updated_with_a_lease(
     origin: ConfigRepo, repo: GitRepo
 ) -> None:
