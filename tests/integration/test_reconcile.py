@@ -11,8 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
+from reconciler.config import Config
+from reconciler.gitrepo import LocalCommit
 from reconciler.lockfile import loads
-from reconciler.trailers import parse_message
+from reconciler.reconcile import is_own_commit
+from reconciler.trailers import TrailerBlock, format_message, parse_message
 from tests.fixtures.gitremote import ConfigRepo
 from tests.fixtures.images import Seeder
 
@@ -376,3 +379,27 @@ def test_yaml_output(app_repo):
 
     data = YAML(typ="safe").load(out)
     assert {t["tag"] for t in data["tags"]} == {"test", "latest"} and data["changed"] is True
+
+
+BOT_ID = ("streamlock", "streamlock@localhost")
+BLOCK = TrailerBlock("shop/app:test", "registry.example.com/shop/app:1", None, "sha256:" + "a" * 64)
+
+
+def local_commit(
+    message: str, paths: tuple[str, ...], parents: tuple[str, ...] = ("p",)
+) -> LocalCommit:
+    return LocalCommit("c", BOT_ID, BOT_ID, parents, message, paths)
+
+
+def test_a_lock_only_commit_without_trailers_is_the_reconcilers():
+    """A refresh commit of the bot (locks only, no block) is its own, so recovery can redo it."""
+    commit = local_commit("streamlock: refresh locks\n", ("locks/shop/app.lock.yaml",))
+    assert is_own_commit(commit, Config())
+
+
+def test_a_merge_under_the_bots_name_is_a_persons():
+    """The reconciler never merges: a merge commit under its name belongs to a person."""
+    message = format_message("shop/app: test", "", [BLOCK])
+    assert is_own_commit(local_commit(message, ("locks/shop/app.lock.yaml",)), Config())
+    merge = local_commit(message, ("locks/shop/app.lock.yaml",), ("p", "q"))
+    assert not is_own_commit(merge, Config())

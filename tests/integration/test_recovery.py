@@ -393,6 +393,18 @@ def test_a_push_that_landed_despite_a_timeout_is_known_as_pushed(app):
     assert bumps(repo) == [(None, first)]
 
 
+def test_a_pass_whose_push_landed_despite_a_timeout_reports_it_pushed(app, monkeypatch):
+    """In process: after a push error the pass fetches, finds its commit there, and succeeds."""
+    repo, first = app
+    install_hook(repo, "post-receive", "#!/bin/sh\nsleep 4\n")
+    monkeypatch.setenv("STREAMLOCK_GIT_TIMEOUT", "1")
+
+    result = asyncio.run(run_pass(repo.work, registry_factory, PassOptions()))
+
+    assert result.pushed and repo.remote_head() == repo.head()
+    assert bumps(repo) == [(None, first)]
+
+
 # --- 14: where to push -----------------------------------------------------------------------
 
 

@@ -93,6 +93,8 @@ MODULES: tuple[Module, ...] = (
             "tests/integration/test_gitrepo.py",
             # Unpushed commits, push races and interrupted runs: the paths where work is lost.
             "tests/integration/test_recovery.py",
+            # Reading locks: the lock cache, symlinked, unreadable and oversized locks.
+            "tests/unit/test_lockfile.py",
         ),
         1200,
     ),

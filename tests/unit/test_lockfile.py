@@ -289,3 +289,17 @@ def test_lock_without_a_whole_header_names_the_default_stream_file(header: bytes
     """A missing or cut header comment is not read as a stream file name."""
     body = dumps(sample()).split(b"\n", 1)[1]
     assert loads(header + body, LOCK).stream_file == "streams/shop/app.yaml"
+
+
+def test_unreadable_lock_is_set_aside_located(tmp_path: Path):
+    """A lock path that cannot be read (here a folder) is that stream's located problem."""
+    (tmp_path / LOCK).mkdir(parents=True)
+    locks = load_locks(tmp_path)
+    assert [str(p) for p in locks.problems] == [f"{LOCK}:1:1: cannot read: Is a directory"]
+
+
+def test_oversized_lock_is_set_aside_located(tmp_path: Path):
+    """A lock past the size limit is refused from its size alone, located at its first line."""
+    write_lock(tmp_path, LOCK, dumps(sample()) + b"#" * (16 * 1024 * 1024))
+    locks = load_locks(tmp_path)
+    assert [str(p) for p in locks.problems] == [f"{LOCK}:1:1: larger than 16777216 bytes"]
