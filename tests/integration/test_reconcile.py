@@ -16,7 +16,7 @@ from reconciler.gitrepo import LocalCommit
 from reconciler.lockfile import loads
 from reconciler.reconcile import is_own_commit
 from reconciler.trailers import TrailerBlock, format_message, parse_message
-from tests.fixtures.gitremote import ConfigRepo
+from tests.fixtures.gitremote import ConfigRepo, git
 from tests.fixtures.images import Seeder
 
 LOCK = "locks/shop/app.lock.yaml"
@@ -403,3 +403,31 @@ def test_a_merge_under_the_bots_name_is_a_persons():
     assert is_own_commit(local_commit(message, ("locks/shop/app.lock.yaml",)), Config())
     merge = local_commit(message, ("locks/shop/app.lock.yaml",), ("p", "q"))
     assert not is_own_commit(merge, Config())
+
+
+@pytest.mark.parametrize(
+    ("grouping", "branches"),
+    [
+        ("stream", ["streamlock/shop-app", "streamlock/shop-web"]),
+        ("pass", ["streamlock/all-streams"]),
+    ],
+)
+def test_review_branches_sit_on_the_watched_branch(
+    config_repo, seeder, repo_name, grouping, branches
+):
+    """Every stream gets its review branch (one for a whole pass), each on top of main's tip."""
+    ref = seeder.ref(repo_name, "1.0")
+    seeder.push_image(repo_name, "1.0", salt="review-many")
+    repo = config_repo(
+        {
+            "streamlock.yaml": f"git:\n  push: branch\n  grouping: {grouping}\n",
+            "streams/shop/app.yaml": stream_file("app", docker_tag("test", ref)),
+            "streams/shop/web.yaml": stream_file("web", docker_tag("test", ref)),
+        }
+    )
+    main_head = repo.remote_head()
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    assert sorted(b for b in repo.remote_branches() if b.startswith("streamlock/")) == branches
+    for branch in branches:
+        assert git(repo.remote, "rev-parse", f"{branch}~1").strip() == main_head
