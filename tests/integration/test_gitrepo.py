@@ -169,6 +169,22 @@ def test_changed_paths_names_each_file_exactly(origin: ConfigRepo, repo: GitRepo
     assert repo.changed_paths(["streams"]) == sorted(names)
 
 
+def test_changed_paths_lists_a_name_that_is_not_utf8(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A file name in another encoding is listed with a replacement character, not a crash."""
+    (origin.work / "streams").joinpath(
+        b"caf\xe9.yaml".decode("utf-8", "surrogateescape")
+    ).write_text("x\n")
+    assert repo.changed_paths(["streams"]) == ["streams/caf\ufffd.yaml"]
+
+
+def test_branch_refuses_a_detached_head(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A detached HEAD has no branch to reconcile: a clear error with a hint."""
+    origin.git("checkout", "--quiet", "--detach")
+    with pytest.raises(GitError, match="HEAD is detached") as caught:
+        repo.branch()
+    assert caught.value.hint == "check out the branch to reconcile"
+
+
 def test_changed_paths_takes_paths_literally(origin: ConfigRepo, repo: GitRepo) -> None:
     """A path with a glob character names only itself."""
     (origin.work / "streams" / "shop" / "app.yaml").write_text("changed\n")
