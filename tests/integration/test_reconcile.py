@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -431,3 +432,23 @@ def test_review_branches_sit_on_the_watched_branch(
     assert sorted(b for b in repo.remote_branches() if b.startswith("streamlock/")) == branches
     for branch in branches:
         assert git(repo.remote, "rev-parse", f"{branch}~1").strip() == main_head
+
+
+def test_review_branch_is_not_pushed_again_for_new_import_times(config_repo, seeder, repo_name):
+    """A later run that only differs in import times leaves the review branch where it is."""
+    seeder.push_image(repo_name, "1.0", salt="review-times")
+    repo = config_repo(
+        {
+            "streamlock.yaml": "git:\n  push: branch\n",
+            "streams/shop/app.yaml": stream_file(
+                "app", docker_tag("test", seeder.ref(repo_name, "1.0"))
+            ),
+        }
+    )
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    first = git(repo.remote, "rev-parse", "streamlock/shop-app").strip()
+    time.sleep(1.1)  # the next pass stamps another second as the import time
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    assert git(repo.remote, "rev-parse", "streamlock/shop-app").strip() == first
