@@ -807,3 +807,14 @@ def test_recently_checked_scheduled_tag_is_kept_until_due():
         status.NOT_DUE,
         {"shop/app:test": digest(1)},
     )
+
+
+def test_forcing_a_stream_reimports_each_of_its_tags():
+    """import-image ns/stream forces every tag of that stream, unscheduled ones included."""
+    streams = [stream("app", docker("test", APP)), stream("web", docker("test", OTHER))]
+    first = run(streams, observations={**obs(APP, 1), **obs(OTHER, 1)})
+    forced = {"shop/app"}
+    requests = import_requests(streams, reread(first), Config(), NOW, forced=forced)
+    assert [r.reference for r in requests] == [APP]
+    result = run(streams, reread(first), obs(APP, 2), bases_from(first), forced=forced)
+    assert state(result) == {"shop/app:test": digest(2), "shop/web:test": digest(1)}
