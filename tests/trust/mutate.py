@@ -17,7 +17,8 @@ try to record its calls, read mutmut's settings from its own working directory (
 repository) and die; ``CHILD_SITE`` makes it run the plain code instead.
 
 mutmut keeps a verdict until the mutated function changes, so a survivor stays a survivor after a
-test that kills it is added: ``--survivors`` runs the recorded survivors again, by name.
+test that kills it is added: ``--survivors`` runs the survivors (and the mutants no selected test
+reached) again, by name.
 
 Run: ``PYTHONPATH=. .venv/bin/python -m tests.trust.mutate [--module trailers] [--time 600]``.
 """
@@ -293,6 +294,14 @@ def outcome(module: Module, seconds: float) -> Outcome:
     )
 
 
+def uncaught(module: Module) -> tuple[str, ...]:
+    """The mutants no test caught so far: survivors, and those no selected test reached."""
+    codes: dict[str, int | None] = {}
+    for meta in _meta_files(STAGE / module.name, module):
+        codes.update(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
+    return tuple(sorted(k for k, v in codes.items() if v in SURVIVED | NO_TESTS))
+
+
 @contextlib.contextmanager
 def _cwd(path: Path) -> Iterator[None]:
     old = Path.cwd()
@@ -378,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--survivors",
         action="store_true",
-        help="run only the recorded survivors again (after adding tests that should kill them)",
+        help="run again only the mutants no test caught (after adding tests that should)",
     )
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in MODULES}
@@ -400,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"▶ {name}: mutmut over {', '.join(module.sources)} (≤ {limit}s; log {log})", flush=True
         )
-        only = outcome(module, 0.0).survivors if args.survivors else ()
+        only = uncaught(module) if args.survivors else ()
         if args.survivors and not only:
             print(f"  {name}: no recorded survivors", flush=True)
             outcomes.append(outcome(module, 0.0))
