@@ -68,9 +68,15 @@ MODULES: tuple[Module, ...] = (
         (
             "tests/unit/test_registry_http.py",
             "tests/unit/test_registry_manifest.py",
+            "tests/unit/test_registry_config.py",
             "tests/integration/test_registry_resolve.py",
             "tests/integration/test_registry_faults.py",
             "tests/integration/test_registry_auth.py",
+            # The security paths: TLS off loopback, digest checks, rate and time limits, and
+            # hostile answers (deep JSON, endless bodies, redirect and 401 loops).
+            "tests/integration/test_registry_guards.py",
+            "tests/integration/test_registry_budget.py",
+            "tests/integration/test_registry_hostile.py",
         ),
         1200,
     ),
