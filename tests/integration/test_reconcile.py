@@ -452,3 +452,27 @@ def test_review_branch_is_not_pushed_again_for_new_import_times(config_repo, see
     code, _, err = streamlock("reconcile", "--repo", str(repo.work))
     assert code == 0, err
     assert git(repo.remote, "rev-parse", "streamlock/shop-app").strip() == first
+
+
+def test_an_unchanged_review_branch_does_not_hold_back_the_next(config_repo, seeder, repo_name):
+    """When shop/app's review branch already holds its pins, shop/web's is still updated."""
+    seeder.push_image(repo_name, "1.0", salt="held-app")
+    seeder.push_image(repo_name, "2.0", salt="held-web")
+    repo = config_repo(
+        {
+            "streamlock.yaml": "git:\n  push: branch\n",
+            "streams/shop/app.yaml": stream_file(
+                "app", docker_tag("test", seeder.ref(repo_name, "1.0"))
+            ),
+            "streams/shop/web.yaml": stream_file(
+                "web", docker_tag("test", seeder.ref(repo_name, "2.0"))
+            ),
+        }
+    )
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    newer = seeder.push_image(repo_name, "2.0", salt="held-web-2")
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    web = loads(repo.read_remote("locks/shop/web.lock.yaml", ref="streamlock/shop-web").encode())
+    assert web.tags["test"].image == newer
