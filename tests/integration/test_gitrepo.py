@@ -96,6 +96,34 @@ def test_commits_lists_unpushed_commits_with_identity_and_paths(
     assert found[0].author == IDENTITY and found[0].paths == ("notes/a.txt",)
 
 
+def test_commits_reports_parents_and_merges(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Each unpushed commit carries its parents: one for a commit, two for a merge."""
+    base = origin.head()
+    origin.git("checkout", "--quiet", "-b", "side")
+    side = origin.commit({"notes/b.txt": "b\n"}, "side", push=False)
+    origin.git("checkout", "--quiet", BRANCH)
+    first = origin.commit({"notes/a.txt": "a\n"}, "note", push=False)
+    origin.git("merge", "--quiet", "--no-ff", "-m", "merge", "side")
+    merge, *rest = repo.commits(f"origin/{BRANCH}..HEAD")
+    assert merge.parents == (first, side)
+    assert sorted(c.parents for c in rest) == sorted([(base,), (base,)])
+
+
+def test_commits_reads_a_message_that_is_not_utf8(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A person's commit message in another encoding is listed, not a crash."""
+    (origin.work / "msg").write_bytes(b"caf\xe9\n")
+    (origin.work / "notes").mkdir()
+    (origin.work / "notes" / "a.txt").write_text("a\n")
+    origin.git("add", "notes/a.txt")
+    tree = origin.git("write-tree").strip()
+    sha = origin.git(
+        "-c", "i18n.commitEncoding=latin1", "commit-tree", tree, "-p", "HEAD", "-F", "msg"
+    )
+    origin.git("update-ref", "HEAD", sha.strip())
+    [commit] = repo.commits(f"origin/{BRANCH}..HEAD")
+    assert commit.subject == "caf\ufffd" and commit.paths == ("notes/a.txt",)
+
+
 def test_fetch_of_a_missing_branch_says_so(repo: GitRepo) -> None:
     """A remote without the watched branch is a clear error with the command that fixes it."""
     with pytest.raises(GitError, match="has no branch 'nope'") as caught:
@@ -130,6 +158,37 @@ def test_is_clean_sees_changes_under_paths(origin: ConfigRepo, repo: GitRepo, ch
     if change == "staged":
         origin.git("add", str(target))
     assert not repo.is_clean(["streams"])
+
+
+def test_changed_paths_names_each_file_exactly(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Untracked files in a new folder are listed one by one, odd names as they are."""
+    (origin.work / "streams" / "team").mkdir()
+    names = ["streams/team/a b.yaml", 'streams/team/q"\tü.yaml', "streams/team/z.yaml"]
+    for name in names:
+        (origin.work / name).write_text("x\n")
+    assert repo.changed_paths(["streams"]) == sorted(names)
+
+
+def test_changed_paths_lists_a_name_that_is_not_utf8(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A file name in another encoding is listed with a replacement character, not a crash."""
+    (origin.work / "streams").joinpath(
+        b"caf\xe9.yaml".decode("utf-8", "surrogateescape")
+    ).write_text("x\n")
+    assert repo.changed_paths(["streams"]) == ["streams/caf\ufffd.yaml"]
+
+
+def test_branch_refuses_a_detached_head(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A detached HEAD has no branch to reconcile: a clear error with a hint."""
+    origin.git("checkout", "--quiet", "--detach")
+    with pytest.raises(GitError, match="HEAD is detached") as caught:
+        repo.branch()
+    assert caught.value.hint == "check out the branch to reconcile"
+
+
+def test_changed_paths_takes_paths_literally(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A path with a glob character names only itself."""
+    (origin.work / "streams" / "shop" / "app.yaml").write_text("changed\n")
+    assert repo.is_clean(["streams/shop/*.yaml"]) and not repo.is_clean(["streams/shop"])
 
 
 def test_is_clean_ignores_other_paths(origin: ConfigRepo, repo: GitRepo) -> None:
@@ -292,6 +351,7 @@ def test_fetch_and_reset_move_to_the_remote_tip(
     assert repo.fetch("origin", BRANCH) == theirs
     repo.reset_hard(f"origin/{BRANCH}")
     assert (repo.head(), repo.read("README")) == (theirs, b"theirs\n")
+    assert (origin.work / "README").read_text() == "theirs\n" and repo.is_clean()
 
 
 def test_reset_keep_preserves_unrelated_edits(
@@ -332,6 +392,29 @@ def test_push_failure_hides_credentials(repo: GitRepo) -> None:
     with pytest.raises(GitError) as caught:
         repo.push(url, BRANCH)
     assert "s3cret-token" not in str(caught.value)
+
+
+def test_push_runs_under_the_network_timeout(
+    origin: ConfigRepo, repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push is bounded by STREAMLOCK_GIT_TIMEOUT, not by the longer limit of local commands."""
+    hook = origin.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nsleep 5\n")
+    hook.chmod(0o755)
+    monkeypatch.setenv("STREAMLOCK_GIT_TIMEOUT", "1")
+    repo.commit({LOCK: b"x\n"}, "m", BOT)
+    with pytest.raises(GitError, match="did not finish within 1s"):
+        repo.push("origin", BRANCH)
+
+
+def test_fetch_runs_under_the_network_timeout(
+    origin: ConfigRepo, repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch is bounded by STREAMLOCK_GIT_TIMEOUT, not by the longer limit of local commands."""
+    origin.git("config", "remote.origin.uploadpack", "sleep 5; git-upload-pack")
+    monkeypatch.setenv("STREAMLOCK_GIT_TIMEOUT", "1")
+    with pytest.raises(GitError, match="did not finish within 1s"):
+        repo.fetch("origin", BRANCH)
 
 
 def test_review_branch_is_created_and_updated_with_a_lease(

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
+from reconciler.config import Config
+from reconciler.gitrepo import LocalCommit
 from reconciler.lockfile import loads
-from reconciler.trailers import parse_message
-from tests.fixtures.gitremote import ConfigRepo
+from reconciler.reconcile import is_own_commit
+from reconciler.trailers import TrailerBlock, format_message, parse_message
+from tests.fixtures.gitremote import ConfigRepo, git
 from tests.fixtures.images import Seeder
 
 LOCK = "locks/shop/app.lock.yaml"
@@ -381,3 +385,99 @@ def test_yaml_output(app_repo):
 
     data = YAML(typ="safe").load(out)
     assert {t["tag"] for t in data["tags"]} == {"test", "latest"} and data["changed"] is True
+
+
+BOT_ID = ("streamlock", "streamlock@localhost")
+BLOCK = TrailerBlock("shop/app:test", "registry.example.com/shop/app:1", None, "sha256:" + "a" * 64)
+
+
+def local_commit(
+    message: str, paths: tuple[str, ...], parents: tuple[str, ...] = ("p",)
+) -> LocalCommit:
+    return LocalCommit("c", BOT_ID, BOT_ID, parents, message, paths)
+
+
+def test_a_lock_only_commit_without_trailers_is_the_reconcilers():
+    """A refresh commit of the bot (locks only, no block) is its own, so recovery can redo it."""
+    commit = local_commit("streamlock: refresh locks\n", ("locks/shop/app.lock.yaml",))
+    assert is_own_commit(commit, Config())
+
+
+def test_a_merge_under_the_bots_name_is_a_persons():
+    """The reconciler never merges: a merge commit under its name belongs to a person."""
+    message = format_message("shop/app: test", "", [BLOCK])
+    assert is_own_commit(local_commit(message, ("locks/shop/app.lock.yaml",)), Config())
+    merge = local_commit(message, ("locks/shop/app.lock.yaml",), ("p", "q"))
+    assert not is_own_commit(merge, Config())
+
+
+@pytest.mark.parametrize(
+    ("grouping", "branches"),
+    [
+        ("stream", ["streamlock/shop-app", "streamlock/shop-web"]),
+        ("pass", ["streamlock/all-streams"]),
+    ],
+)
+def test_review_branches_sit_on_the_watched_branch(
+    config_repo, seeder, repo_name, grouping, branches
+):
+    """Every stream gets its review branch (one for a whole pass), each on top of main's tip."""
+    ref = seeder.ref(repo_name, "1.0")
+    seeder.push_image(repo_name, "1.0", salt="review-many")
+    repo = config_repo(
+        {
+            "streamlock.yaml": f"git:\n  push: branch\n  grouping: {grouping}\n",
+            "streams/shop/app.yaml": stream_file("app", docker_tag("test", ref)),
+            "streams/shop/web.yaml": stream_file("web", docker_tag("test", ref)),
+        }
+    )
+    main_head = repo.remote_head()
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    assert sorted(b for b in repo.remote_branches() if b.startswith("streamlock/")) == branches
+    for branch in branches:
+        assert git(repo.remote, "rev-parse", f"{branch}~1").strip() == main_head
+
+
+def test_review_branch_is_not_pushed_again_for_new_import_times(config_repo, seeder, repo_name):
+    """A later run that only differs in import times leaves the review branch where it is."""
+    seeder.push_image(repo_name, "1.0", salt="review-times")
+    repo = config_repo(
+        {
+            "streamlock.yaml": "git:\n  push: branch\n",
+            "streams/shop/app.yaml": stream_file(
+                "app", docker_tag("test", seeder.ref(repo_name, "1.0"))
+            ),
+        }
+    )
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    first = git(repo.remote, "rev-parse", "streamlock/shop-app").strip()
+    time.sleep(1.1)  # the next pass stamps another second as the import time
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    assert git(repo.remote, "rev-parse", "streamlock/shop-app").strip() == first
+
+
+def test_an_unchanged_review_branch_does_not_hold_back_the_next(config_repo, seeder, repo_name):
+    """When shop/app's review branch already holds its pins, shop/web's is still updated."""
+    seeder.push_image(repo_name, "1.0", salt="held-app")
+    seeder.push_image(repo_name, "2.0", salt="held-web")
+    repo = config_repo(
+        {
+            "streamlock.yaml": "git:\n  push: branch\n",
+            "streams/shop/app.yaml": stream_file(
+                "app", docker_tag("test", seeder.ref(repo_name, "1.0"))
+            ),
+            "streams/shop/web.yaml": stream_file(
+                "web", docker_tag("test", seeder.ref(repo_name, "2.0"))
+            ),
+        }
+    )
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    newer = seeder.push_image(repo_name, "2.0", salt="held-web-2")
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))
+    assert code == 0, err
+    web = loads(repo.read_remote("locks/shop/web.lock.yaml", ref="streamlock/shop-web").encode())
+    assert web.tags["test"].image == newer

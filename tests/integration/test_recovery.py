@@ -294,10 +294,10 @@ def test_a_run_killed_at_any_step_is_finished_by_the_next(
     killed = run_script(repo, env=killing_git(step))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
-    second = run_script(repo)
+    code, _, err = streamlock("reconcile", "--repo", str(repo.work))  # in process: it heals
 
-    assert second.returncode == 0, second.stderr
-    assert "uncommitted changes" not in second.stderr
+    assert code == 0, err
+    assert "uncommitted changes" not in err
     assert remote_image(repo) == first
     assert bumps(repo) == [(None, first)]
     assert repo.git("status", "--porcelain", "--untracked-files=all").strip() == ""
@@ -390,6 +390,18 @@ def test_a_push_that_landed_despite_a_timeout_is_known_as_pushed(app):
     (repo.remote / "hooks" / "post-receive").unlink()
     again = run_script(repo)
     assert again.returncode == 0, again.stderr
+    assert bumps(repo) == [(None, first)]
+
+
+def test_a_pass_whose_push_landed_despite_a_timeout_reports_it_pushed(app, monkeypatch):
+    """In process: after a push error the pass fetches, finds its commit there, and succeeds."""
+    repo, first = app
+    install_hook(repo, "post-receive", "#!/bin/sh\nsleep 4\n")
+    monkeypatch.setenv("STREAMLOCK_GIT_TIMEOUT", "1")
+
+    result = asyncio.run(run_pass(repo.work, registry_factory, PassOptions()))
+
+    assert result.pushed and repo.remote_head() == repo.head()
     assert bumps(repo) == [(None, first)]
 
 

@@ -12,7 +12,13 @@ Mutants must be what is imported wherever tests run code: in the pytest process 
 subprocess inherit ``PYTHONPATH=<stage>/mutants`` (set here) and ``MUTANT_UNDER_TEST``, so the
 mutant is active in the child too. Tests that run code only in a child never show up in mutmut's
 per-function test map (it records calls in its own process), so they are not run for a mutant and
-cost no time.
+cost no time. Such a child started while mutmut collects its per-function map (``stats``) would
+try to record its calls, read mutmut's settings from its own working directory (a temporary
+repository) and die; ``CHILD_SITE`` makes it run the plain code instead.
+
+mutmut keeps a verdict until the mutated function changes, so a survivor stays a survivor after a
+test that kills it is added: ``--survivors`` runs the survivors (and the mutants no selected test
+reached) again, by name.
 
 Run: ``PYTHONPATH=. .venv/bin/python -m tests.trust.mutate [--module trailers] [--time 600]``.
 """
@@ -73,16 +79,27 @@ MODULES: tuple[Module, ...] = (
         (
             "tests/unit/test_registry_http.py",
             "tests/unit/test_registry_manifest.py",
+            "tests/unit/test_registry_config.py",
             "tests/integration/test_registry_resolve.py",
             "tests/integration/test_registry_faults.py",
             "tests/integration/test_registry_auth.py",
+            # The security paths: TLS off loopback, digest checks, rate and time limits, and
+            # hostile answers (deep JSON, endless bodies, redirect and 401 loops).
+            "tests/integration/test_registry_guards.py",
+            "tests/integration/test_registry_budget.py",
+            "tests/integration/test_registry_hostile.py",
         ),
         1200,
     ),
     Module(
         "gitrepo",
         ("reconciler/gitrepo.py",),
-        ("tests/integration/test_gitrepo.py", "tests/integration/test_reconcile.py"),
+        (
+            "tests/integration/test_gitrepo.py",
+            "tests/integration/test_reconcile.py",
+            # Healing a torn worktree, stale git locks, killing a push's process group.
+            "tests/integration/test_recovery.py",
+        ),
         1200,
     ),
     Module(
@@ -92,6 +109,10 @@ MODULES: tuple[Module, ...] = (
             "tests/integration/test_reconcile.py",
             "tests/integration/test_concurrency.py",
             "tests/integration/test_gitrepo.py",
+            # Unpushed commits, push races and interrupted runs: the paths where work is lost.
+            "tests/integration/test_recovery.py",
+            # Reading locks: the lock cache, symlinked, unreadable and oversized locks.
+            "tests/unit/test_lockfile.py",
         ),
         1200,
     ),
@@ -188,23 +209,45 @@ def _mutmut() -> list[str]:
     return [str(script)]
 
 
-def run_module(module: Module, seconds: int, jobs: int, log: Path) -> float:
-    """``mutmut run`` in the module's stage until done or ``seconds`` pass; returns the time."""
+# Imported at start-up by every Python process of a run (it is on their PYTHONPATH). mutmut's own
+# processes run in the stage, where its settings are; a test's child elsewhere has none, and its
+# calls are never read back anyway, so during ``stats`` it runs the plain code.
+CHILD_SITE = """\
+import os
+from pathlib import Path
+
+if os.environ.get("MUTANT_UNDER_TEST") == "stats" and "[tool.mutmut]" not in (
+    Path("pyproject.toml").read_text(encoding="utf-8") if Path("pyproject.toml").is_file() else ""
+):
+    os.environ["MUTANT_UNDER_TEST"] = ""
+"""
+
+
+def run_module(
+    module: Module, seconds: int, jobs: int, log: Path, names: Sequence[str] = ()
+) -> float:
+    """``mutmut run`` in the module's stage until done or ``seconds`` pass; returns the time.
+
+    With ``names``, only those mutants run, also the ones that have a verdict already.
+    """
     where = stage(module)
     # It must exist before Python starts: a PYTHONPATH entry missing at start-up is cached as
     # "no finder" and mutmut's later sys.path insert of the same directory then finds nothing.
     (where / "mutants").mkdir(exist_ok=True)
+    site = where / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(CHILD_SITE, encoding="utf-8")
     env = {
         **os.environ,
         # Children (the streamlock script, python -c) import the mutants, not the checkout.
-        "PYTHONPATH": str(where / "mutants"),
+        "PYTHONPATH": os.pathsep.join((str(where / "mutants"), str(site))),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PY_IGNORE_IMPORTMISMATCH": "1",
     }
     started = time.monotonic()
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [*_mutmut(), "run", "--max-children", str(jobs)],
+            [*_mutmut(), "run", "--max-children", str(jobs), *names],
             cwd=where,
             env=env,
             stdout=out,
@@ -266,6 +309,14 @@ def outcome(module: Module, seconds: float) -> Outcome:
         seconds=seconds,
         survivors=tuple(sorted(k for k, v in codes.items() if v in SURVIVED)),
     )
+
+
+def uncaught(module: Module) -> tuple[str, ...]:
+    """The mutants no test caught so far: survivors, and those no selected test reached."""
+    codes: dict[str, int | None] = {}
+    for meta in _meta_files(STAGE / module.name, module):
+        codes.update(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
+    return tuple(sorted(k for k, v in codes.items() if v in SURVIVED | NO_TESTS))
 
 
 @contextlib.contextmanager
@@ -350,6 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", "-j", type=int, default=2, help="mutmut workers (default 2)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results first")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run again only the mutants no test caught (after adding tests that should)",
+    )
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in MODULES}
     names = args.module or [m.name for m in MODULES]
@@ -370,7 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"▶ {name}: mutmut over {', '.join(module.sources)} (≤ {limit}s; log {log})", flush=True
         )
-        spent = run_module(module, limit, args.jobs, log)
+        only = uncaught(module) if args.survivors else ()
+        if args.survivors and not only:
+            print(f"  {name}: no recorded survivors", flush=True)
+            outcomes.append(outcome(module, 0.0))
+            continue
+        spent = run_module(module, limit, args.jobs, log, only)
         result = outcome(module, spent)
         outcomes.append(result)
         diffs = STAGE / f"{name}.survivors.diff"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from reconciler import status
 from reconciler.config import AccessRule, Config, GitConfig
@@ -545,3 +548,273 @@ def test_lone_surrogates_from_a_registry_become_replacement_characters():
     result = run([stream("app", docker("test", APP))], observations=obs(APP, 1, labels=labels))
     data = result.files["locks/shop/app.lock.yaml"]
     assert loads(data).tags["test"].labels["org.opencontainers.image.version"] == "1.0\ufffd"
+
+
+def _followed(streams, config=None) -> dict:
+    """The locks of a first pass in which app:x follows web:test at digest 1."""
+    return reread(run(streams, observations=obs(APP, 1), config=config))
+
+
+FOLLOWING = [stream("web", docker("test", APP)), stream("app", follow("x", "web:test"))]
+OTHER = f"{REG}/shop/other:1.0"
+FOLLOW_NEW = stream("app", follow("x", "web:new"))
+
+
+@pytest.mark.parametrize(
+    ("streams", "reason"),
+    [
+        ([stream("app", follow("x", "web:test"))], status.FOLLOW_FAILED),
+        ([stream("web", docker("prod", APP)), FOLLOWING[1]], status.FOLLOW_FAILED),
+        ([stream("web", follow("test", "app:x")), FOLLOWING[1]], status.FOLLOW_CYCLE),
+        (
+            [stream("web", docker("test", APP), docker("new", OTHER)), FOLLOW_NEW],
+            status.FOLLOW_FAILED,
+        ),
+    ],
+    ids=["stream-gone", "tag-gone", "cycle", "target-without-image"],
+)
+def test_failing_follower_keeps_its_pin(streams, reason):
+    """A follower whose target cannot give an image keeps its last pin; its lock is not written."""
+    result = run(streams, _followed(FOLLOWING), obs(APP, 2), prune=False)
+    [follower] = [s for s in result.statuses if s.stream == "app"]
+    assert (follower.action, follower.reason) == (status.FAILED, reason)
+    assert result.locks[("shop", "app")] == _followed(FOLLOWING)[("shop", "app")]
+    assert "locks/shop/app.lock.yaml" not in result.files
+
+
+def test_cycle_keeps_the_pins_of_every_member():
+    """Every tag of a new follow cycle keeps the pin it had."""
+    streams = [stream("web", follow("test", "app:x")), FOLLOWING[1]]
+    result = run(streams, _followed(FOLLOWING), obs(APP, 2), prune=False)
+    assert state(result) == {"shop/web:test": digest(1), "shop/app:x": digest(1)}
+
+
+GRANT = Config(access={"shop": AccessRule(pullers=("staging",))})
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [follow("x", "web:test", "shop"), pin("x", f"web@{digest(1)}", "shop")],
+    ids=["follower", "stream-image"],
+)
+def test_revoked_grant_fails_and_keeps_the_pin(spec):
+    """A tag of another namespace fails with AccessDenied once the grant is gone, pin kept."""
+    streams = [stream("web", docker("test", APP)), stream("app", spec, ns="staging")]
+    first = _followed(streams, GRANT)
+    assert state(run(streams, first, obs(APP, 1), config=GRANT))["staging/app:x"] == digest(1)
+    result = run(streams, first, obs(APP, 2))
+    [denied] = [s for s in result.statuses if s.namespace == "staging"]
+    assert (denied.action, denied.reason) == (status.FAILED, status.ACCESS_DENIED)
+    assert result.locks[("staging", "app")] == first[("staging", "app")]
+    assert "locks/staging/app.lock.yaml" not in result.files
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pin("prod", f"app@{digest(1)}"),
+        docker("prod", f"{REG}/shop/app@{digest(1)}", reference=True),
+    ],
+    ids=["stream-image", "reference"],
+)
+def test_second_pass_over_a_digest_pin_changes_nothing(spec):
+    """A pin by digest keeps its history and import time: the next pass writes no file."""
+    streams = [stream("app", docker("test", APP), spec)]
+    first = run(streams, observations=obs(APP, 1))
+    second = run(streams, reread(first), obs(APP, 1), bases_from(first), now=NOW + timedelta(1))
+    assert not second.changed and second.files == {}
+
+
+def test_broken_lock_does_not_stop_the_streams_after_it():
+    """Streams sorted after one whose lock was set aside are still reconciled."""
+    streams = [stream("a", docker("test", APP)), stream("b", docker("test", APP))]
+    result = run(streams, LockSet({}, {("shop", "a"): BROKEN}), obs(APP, 1))
+    assert list(result.files) == ["locks/shop/b.lock.yaml"]
+
+
+def test_pruning_goes_on_past_a_stream_that_exists():
+    """Every lock of a removed stream is deleted, also those sorted after a kept one."""
+    streams = [stream(name, docker("test", APP)) for name in ("a", "y", "z")]
+    locks = reread(run(streams, observations=obs(APP, 1)))
+    result = run(streams[:1], locks, obs(APP, 1))
+    assert result.files == {"locks/shop/y.lock.yaml": None, "locks/shop/z.lock.yaml": None}
+    kept = run(streams[:1], locks, obs(APP, 1), prune=False)
+    assert kept.locks == locks
+
+
+def test_grouping_tag_steps_keep_the_other_tags():
+    """Each per-tag commit holds the stream's other tags as they were at that step."""
+    tag = Config(git=GitConfig(grouping="tag"))
+    two = stream("a", docker("x", APP, scheduled=True), docker("y", APP, scheduled=True))
+    streams = [replace(two, path="streams/shop/all.yaml")]
+    first = run(streams, observations=obs(APP, 1), config=tag)
+    later = NOW + timedelta(hours=1)
+    second = run(streams, reread(first), obs(APP, 2), bases_from(first), config=tag, now=later)
+    steps = [loads(c.files["locks/shop/a.lock.yaml"]) for c in second.commits]
+    assert [{t: e.image for t, e in s.tags.items()} for s in steps] == [
+        {"x": digest(2), "y": digest(1)},
+        {"x": digest(2), "y": digest(2)},
+    ]
+    assert [s.stream_file for s in steps] == ["streams/shop/all.yaml"] * 2
+
+
+def test_grouping_tag_deletes_a_removed_stream_at_its_last_step():
+    """A removed stream's lock loses one tag per commit and is deleted by the last one."""
+    tag = Config(git=GitConfig(grouping="tag"))
+    streams = [stream("a", docker("x", APP), docker("y", APP)), stream("b", docker("x", APP))]
+    locks = reread(run(streams, observations=obs(APP, 1), config=tag))
+    result = run(streams[1:], locks, obs(APP, 1), config=tag)
+    files = [c.files["locks/shop/a.lock.yaml"] for c in result.commits]
+    assert list(loads(files[0]).tags) == ["y"] and files[1] is None
+
+
+def test_follower_revert_is_respected():
+    """A person's revert of a same-stream follower stays while its source still serves the base."""
+    streams = [stream("app", docker("test", APP, scheduled=True), follow("latest", "test"))]
+    first = run(streams, observations=obs(APP, 1))
+    second = run(streams, reread(first), obs(APP, 2), bases_from(first), now=NOW + timedelta(1))
+    locks = reread(second, reread(first))
+    lock = locks[("shop", "app")]
+    reverted = {**lock.tags, "latest": first.locks[("shop", "app")].tags["latest"]}
+    locks[("shop", "app")] = replace(lock, tags=reverted)
+    third = run(streams, locks, obs(APP, 2), bases_from(second, bases_from(first)), now=NOW)
+    [latest] = [s for s in third.statuses if s.tag == "latest"]
+    assert (latest.reason, state(third)["shop/app:latest"]) == (status.REVERT_RESPECTED, digest(1))
+
+
+def test_stream_image_of_an_unknown_digest_keeps_the_old_pin():
+    """A pin changed to a digest the stream never had fails and keeps the digest it pinned."""
+    streams = [stream("app", docker("test", APP), pin("prod", f"app@{digest(1)}"))]
+    first = run(streams, observations=obs(APP, 1))
+    moved = [stream("app", docker("test", APP), pin("prod", f"app@{digest(9)}"))]
+    result = run(moved, reread(first), obs(APP, 1), bases_from(first))
+    assert state(result)["shop/app:prod"] == digest(1) and not result.changed
+
+
+def test_import_requests_cover_every_due_tag():
+    """A set-aside stream, a follower or a tag not due never hides the due tags after it."""
+    src = [f"{REG}/shop/{name}:1.0" for name in ("a", "b", "c", "d")]
+    streams = [
+        stream("a", docker("x", src[0])),
+        stream("b", follow("f", "x"), docker("x", src[1], insecure=True)),
+        stream("c", docker("old", src[2]), docker("new", src[3])),
+    ]
+    locks = reread(run([stream("c", docker("old", src[2]))], observations=obs(src[2], 1)))
+    requests = import_requests(streams, LockSet(locks, {("shop", "a"): BROKEN}), Config(), NOW)
+    assert [(r.reference, r.insecure) for r in requests] == [(src[1], True), (src[3], False)]
+
+
+@pytest.mark.parametrize(
+    ("grouping", "subject"),
+    [("pass", "streamlock: refresh locks"), ("stream", "shop/app: refresh lock")],
+)
+def test_a_stream_moved_to_another_file_rewrites_its_header(grouping, subject):
+    """Pins unchanged but the stream now lives in a List file: one commit refreshes the header."""
+    streams = [stream("app", docker("test", APP))]
+    locks = reread(run(streams, observations=obs(APP, 1)))
+    moved = [replace(streams[0], path="streams/shop/all.yaml")]
+    config = Config(git=GitConfig(grouping=grouping))
+    result = run(moved, locks, obs(APP, 1), config=config)
+    [commit] = result.commits
+    assert commit.subject == subject and commit.message.startswith(subject + "\n")
+    assert loads(commit.files["locks/shop/app.lock.yaml"]).stream_file == "streams/shop/all.yaml"
+
+
+@pytest.mark.parametrize("grouping", ["pass", "stream", "tag"])
+def test_every_commit_records_its_own_changes(grouping):
+    """Each planned commit has its subject, a message with one block per change, and the changes."""
+    streams = [stream("a", docker("x", APP), docker("y", APP)), stream("b", docker("z", APP))]
+    result = run(streams, observations=obs(APP, 1), config=Config(git=GitConfig(grouping=grouping)))
+    for commit in result.commits:
+        assert commit.message.split("\n", 1)[0] == commit.subject
+        blocks = [b.tag for b in parse_message(commit.message)]
+        assert blocks == [change.key for change in commit.changes] and blocks
+    assert sum(len(c.changes) for c in result.commits) == 3
+
+
+def test_a_refused_lock_keeps_the_old_one_and_does_not_stop_the_pass():
+    """A stream whose new lock its schema refuses keeps its old lock; later streams go on."""
+    bad = f"{REG}/shop/bad:1"
+    streams = [stream("bad", docker("t", bad, scheduled=True)), stream("web", docker("t", APP))]
+    first = reread(run(streams[:1], observations=obs(bad, 1)))
+    observations = {**obs(APP, 1), **obs(bad, 2, platform="Linux/AMD64 x")}
+    result = run(streams, first, observations)
+    assert list(result.files) == ["locks/shop/web.lock.yaml"]
+    assert result.locks[("shop", "bad")] == first[("shop", "bad")]
+
+
+REF = f"{REG}/shop/app@"
+
+
+def test_reference_moved_to_another_digest_pins_it():
+    """A reference: true tag whose digest changed in the spec pins the new digest."""
+    first = run([stream("app", docker("ext", REF + digest(5), reference=True))])
+    moved = [stream("app", docker("ext", REF + digest(6), reference=True))]
+    assert state(run(moved, reread(first))) == {"shop/app:ext": digest(6)}
+
+
+def test_reference_changed_to_a_mutable_tag_keeps_its_pin():
+    """A reference: true tag edited to a mutable tag fails and keeps the digest it had."""
+    first = run([stream("app", docker("ext", REF + digest(5), reference=True))])
+    result = run([stream("app", docker("ext", APP, reference=True))], reread(first))
+    assert state(result) == {"shop/app:ext": digest(5)} and not result.changed
+
+
+def test_moved_pin_keeps_its_history():
+    """A stream image pin moved to another digest of the stream adds to the tag's history."""
+    streams = [stream("app", docker("test", APP, scheduled=True), pin("prod", f"app@{digest(1)}"))]
+    first = run(streams, observations=obs(APP, 1))
+    second = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    moved = [stream("app", docker("test", APP, scheduled=True), pin("prod", f"app@{digest(2)}"))]
+    third = run(moved, reread(second, reread(first)), obs(APP, 2))
+    prod = third.locks[("shop", "app")].tags["prod"]
+    assert [h.image for h in prod.history] == [digest(2), digest(1)]
+
+
+def test_follower_of_a_reverted_tag_follows_the_revert():
+    """When a person reverts a bump, a follower of that tag follows the reverted pin."""
+    streams = [stream("app", docker("test", APP, scheduled=True), follow("latest", "test"))]
+    first = run(streams, observations=obs(APP, 1))
+    bump = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    again = run(streams, reread(first), obs(APP, 2), bases_from(bump, bases_from(first)))
+    assert state(again) == {"shop/app:test": digest(1), "shop/app:latest": digest(1)}
+    assert {s.tag: s.action for s in again.statuses}["latest"] == status.UNCHANGED
+
+
+def test_reimport_annotation_overrides_a_revert():
+    """A new reimport annotation after a revert imports what the registry serves now."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    bump = run(streams, reread(first), obs(APP, 2), bases_from(first))
+    bases = bases_from(bump, bases_from(first))
+    again = [
+        stream(
+            "app", docker("test", APP, scheduled=True, annotations={"streamlock.dev/reimport": "1"})
+        )
+    ]
+    assert state(run(again, reread(first), obs(APP, 2), bases)) == {"shop/app:test": digest(2)}
+
+
+def test_recently_checked_scheduled_tag_is_kept_until_due():
+    """A scheduled tag checked less than the interval ago is kept, whatever the registry says."""
+    streams = [stream("app", docker("test", APP, scheduled=True))]
+    first = run(streams, observations=obs(APP, 1))
+    checked = {"shop/app:test": NOW - timedelta(minutes=1)}
+    result = run(streams, reread(first), obs(APP, 2), bases_from(first), last_checked=checked)
+    [tag] = result.statuses
+    assert (tag.action, tag.reason, state(result)) == (
+        status.UNCHANGED,
+        status.NOT_DUE,
+        {"shop/app:test": digest(1)},
+    )
+
+
+def test_forcing_a_stream_reimports_each_of_its_tags():
+    """import-image ns/stream forces every tag of that stream, unscheduled ones included."""
+    streams = [stream("app", docker("test", APP)), stream("web", docker("test", OTHER))]
+    first = run(streams, observations={**obs(APP, 1), **obs(OTHER, 1)})
+    forced = {"shop/app"}
+    requests = import_requests(streams, reread(first), Config(), NOW, forced=forced)
+    assert [r.reference for r in requests] == [APP]
+    result = run(streams, reread(first), obs(APP, 2), bases_from(first), forced=forced)
+    assert state(result) == {"shop/app:test": digest(2), "shop/web:test": digest(1)}

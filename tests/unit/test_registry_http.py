@@ -25,6 +25,7 @@ from reconciler.registry import (
     parse_retry_after,
     parse_www_authenticate,
 )
+from reconciler.registry.exchange import safe_url
 from reconciler.registry.exchange import shared as _shared
 
 NOW = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC)
@@ -284,3 +285,19 @@ async def test_rate_limiter_sleeps_for_its_slot() -> None:
     for _ in range(3):
         await limiter.wait()
     assert slept == [0.25, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://user:p@ss@reg.example:5000/v2/x?X-Amz-Signature=s3cret?y=1",
+            "https://reg.example:5000/v2/x",
+        ),
+        ("/v2/shop/app/blobs/sha256:ab?X-Amz-Signature=s3cret", "/v2/shop/app/blobs/sha256:ab"),
+    ],
+    ids=["url", "path"],
+)
+def test_safe_url_drops_userinfo_and_query(url: str, shown: str):
+    """A URL in a message keeps no password (even one with '@') and no signed query."""
+    assert safe_url(url) == shown

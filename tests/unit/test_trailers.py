@@ -298,6 +298,20 @@ def test_subject_keeps_first_tag_when_too_long() -> None:
     assert subject.startswith("shop/app: " + "t" * 80) and subject.endswith("(+1 more)")
 
 
+def test_subject_of_one_long_change_has_no_count() -> None:
+    """A single change longer than the limit is shown whole, without a ``(+N more)``."""
+    assert bump_subject("shop", "app", [("t" * 80, OLD, NEW)]) == (
+        "shop/app: " + "t" * 80 + " 4f1c2a3 → 9e1d0b2"
+    )
+
+
+def test_subject_of_exactly_the_limit_is_not_cut() -> None:
+    """A subject exactly 72 characters long keeps every change."""
+    changes = [("t" * 23, OLD, NEW), ("b", OLD, NEW)]
+    subject = bump_subject("shop", "app", changes)
+    assert len(subject) == 72 and "more" not in subject
+
+
 def test_subject_needs_a_change() -> None:
     """A subject for nothing is refused."""
     with pytest.raises(ValueError, match="at least one"):
