@@ -37,10 +37,11 @@ bench: $(STAMP) system-deps
 	PYTHONPATH=. $(BIN)/python -m benchmarks
 
 # Mutation testing, one module at a time within a time limit each (tests/trust/mutate.py);
-# `make mutate MODULE=trailers` runs one, TIME=300 caps each module (seconds). Surviving mutants'
-# diffs land in .mutate/<module>.survivors.diff.
+# `make mutate MODULE=trailers` runs one, TIME=300 caps each module (seconds), SURVIVORS=1 runs
+# only the mutants no test caught before. Surviving mutants' diffs land in
+# .mutate/<module>.survivors.diff.
 mutate: $(STAMP) system-deps
-	PYTHONPATH=. $(BIN)/python -m tests.trust.mutate $(if $(MODULE),--module $(MODULE)) $(if $(TIME),--time $(TIME))
+	PYTHONPATH=. $(BIN)/python -m tests.trust.mutate $(if $(MODULE),--module $(MODULE)) $(if $(TIME),--time $(TIME)) $(if $(SURVIVORS),--survivors)
 
 # Real faults and hostile inputs against the real CLI; a table whose counts must all be 0.
 trust: $(STAMP) system-deps
