@@ -61,7 +61,7 @@ PERSON = ("Trust Person", "person@trust.invalid")
 RUN_TIMEOUT = 60.0
 STUCK_RUNS = 3
 CONVERGE_RUNS = 3
-_SUMMARY_RE = re.compile(r"^[✓✗] \d+ tags: ", re.MULTILINE)
+_SUMMARY_RE = re.compile(r"^[✓✗] \d+ tags?: ", re.MULTILINE)
 
 TagKey = tuple[str, str, str]  # (namespace, stream, tag)
 
