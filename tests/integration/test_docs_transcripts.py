@@ -107,6 +107,8 @@ def mask(text: str, host: str, work: Path) -> list[str]:
         text,
         flags=re.IGNORECASE,
     )
+    # git's blob ids in a diff may be all digits, which the general rule leaves alone.
+    text = re.sub(r"^index [0-9a-f]{7,}\.\.[0-9a-f]{7,}", "index <hex>..<hex>", text, flags=re.M)
     text = re.sub(r"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,64}\b", "<hex>", text)
     text = re.sub(r"<hex>…", "<hex>", text)
     text = re.sub(r"/tmp/\S+", "<tmp>", text)
