@@ -265,21 +265,8 @@ class Pick:
 def _policy_request(
     spec: TagSpec, namespace: str, tag: str, entry: LockEntry | None, config: Config
 ) -> ImportRequest:
-    known = None
-    if (
-        entry is not None
-        and entry.tag == tag
-        and entry.spec_hash == spec.spec_hash(namespace)
-        and entry.source == spec.source
-    ):
-        known = entry.as_image()
-    return ImportRequest(
-        reference=f"{spec.source.name}:{tag}",
-        import_mode=spec.import_mode,
-        platform=config.platform,
-        insecure=spec.insecure,
-        known=known,
-    )
+    """The lookup of one candidate tag; the pinned image is known only for the tag it came from."""
+    return _request(spec, namespace, entry, config, tag=tag)
 
 
 def pick(
@@ -431,13 +418,22 @@ def import_requests(
 
 
 def _request(
-    spec: TagSpec, namespace: str, entry: LockEntry | None, config: Config
+    spec: TagSpec,
+    namespace: str,
+    entry: LockEntry | None,
+    config: Config,
+    tag: str | None = None,
 ) -> ImportRequest:
+    """The registry lookup of a tag's source (``tag``: one candidate of a tag policy)."""
     known = None
-    if entry is not None and entry.spec_hash == spec.spec_hash(namespace):
+    if (
+        entry is not None
+        and entry.spec_hash == spec.spec_hash(namespace)
+        and (tag is None or (entry.tag == tag and entry.source == spec.source))
+    ):
         known = entry.as_image()
     return ImportRequest(
-        reference=spec.source.name,
+        reference=spec.source.name if tag is None else f"{spec.source.name}:{tag}",
         import_mode=spec.import_mode,
         platform=config.platform,
         insecure=spec.insecure,
