@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 import git
 
-from reconciler import trailers
+from reconciler import cachefile, trailers
 from reconciler.errors import GitError, InputError
 
 REVIEW_PREFIX = "streamlock/"
@@ -1083,10 +1083,4 @@ class TrailerIndex:
             "bases": sorted([t, s, i] for (t, s), i in summary.bases.items()),
             "last": sorted([t, sha, i] for t, (sha, i) in summary.last.items()),
         }
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=0, sort_keys=True), encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError:
-            return
+        cachefile.write_text(self.path, json.dumps(data, indent=0, sort_keys=True), "trailer index")

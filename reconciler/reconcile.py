@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,7 +18,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler import lockfile, planner, status, trailers
+from reconciler import cachefile, lockfile, planner, status, trailers
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.consumers import controller, reader
 from reconciler.errors import GitError, InputError, Problem, PushRejected, ValidationError
@@ -127,13 +126,9 @@ class LockCache:
         if self.path is None or not (self.dirty or set(self.entries) - self.used):
             return
         keep = {k: v for k, v in self.entries.items() if k in self.used}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": self.VERSION, "locks": keep}), encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError as exc:
-            log.debug("lock cache not written", error=str(exc))
+        cachefile.write_text(
+            self.path, json.dumps({"version": self.VERSION, "locks": keep}), "lock cache"
+        )
 
 
 def load_locks(root: Path, cache: LockCache | None = None) -> lockfile.LockSet:
@@ -408,13 +403,7 @@ def record_failures(path: Path, statuses: Sequence[TagStatus], now: datetime) ->
             }
         elif item.reason not in (status.NOT_DUE, status.HELD):
             records.pop(item.key, None)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(records, indent=1, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        log.debug("last failures not written", error=str(exc))
+    cachefile.write_text(path, json.dumps(records, indent=1, sort_keys=True), "last failures")
 
 
 def last_failures(path: Path) -> dict[str, dict[str, str]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from reconciler import schema
+from reconciler import cachefile, schema
 from reconciler.config import Config, load_config
 from reconciler.consumers import render
 from reconciler.consumers.controller import Consumer
@@ -94,21 +94,10 @@ class ScanCache:
         if self.path is None or not (self.dirty or set(self.entries) - self.used):
             return
         keep = {k: v for k, v in self.entries.items() if k in self.used}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            text = json.dumps(
-                {
-                    "version": self.VERSION,
-                    "code": self.code,
-                    "namespace": self.namespace,
-                    "scans": keep,
-                }
-            )
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError as exc:
-            log.debug("consumer cache not written", error=str(exc))
+        text = json.dumps(
+            {"version": self.VERSION, "code": self.code, "namespace": self.namespace, "scans": keep}
+        )
+        cachefile.write_text(self.path, text, "consumer cache")
 
 
 def find(root: Path, patterns: Sequence[str]) -> tuple[list[str], list[Problem]]:
