@@ -286,6 +286,7 @@ class Inputs:
     config: Config
     now: datetime
     commits: Sequence[tuple[str, str]] = ()
+    bases: Mapping[tuple[str, str], str] | None = None  # the revert rule's B; None: from commits
     failures: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     status: Mapping[str, Any] | None = None
     problems: Sequence[str] = ()
@@ -319,8 +320,10 @@ def build(inputs: Inputs) -> Site:
     """The site: one row per stream (sorted by namespace and name), its tags in spec order."""
     now = inputs.now
     config = inputs.config
-    summary = trailers.summarize(inputs.commits)
     by_image = commit_index(inputs.commits)
+    bases = inputs.bases
+    if bases is None:
+        bases = trailers.summarize(inputs.commits).bases
     status_tags = _status_tags(inputs.status)
     daemon = inputs.status is not None
     edges: list[Edge] = []
@@ -330,7 +333,7 @@ def build(inputs: Inputs) -> Site:
         view = inspect.describe(
             stream,
             lock,
-            bases=summary.bases,
+            bases=bases,
             failures=None if daemon else inputs.failures,
         )
         tags = []
@@ -367,7 +370,8 @@ def build(inputs: Inputs) -> Site:
             hold = spec.hold
             failure = None
             waiting = tag.reverted_from
-            due = planner.is_due(
+            # What a one-shot pass would look up; the daemon's own schedule replaces it below.
+            due = not daemon and planner.is_due(
                 spec,
                 stream.namespace,
                 entry,
