@@ -14,16 +14,16 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 
 import graphviz
+import structlog
 
 from reconciler.errors import StreamlockError
 from reconciler.web.model import Edge, Site
-from reconciler.web.pages import Urls
+from reconciler.web.pages import MAX_EDGES, Urls
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 ET.register_namespace("", SVG_NS)
 ET.register_namespace("xlink", XLINK_NS)
-MAX_EDGES = 400  # more paths than this make an unreadable drawing (and a slow layout)
 # Elements dot writes for a diagram; anything else is dropped.
 ALLOWED = frozenset(
     {"svg", "g", "title", "polygon", "ellipse", "path", "text", "a", "polyline", "defs"}
@@ -154,8 +154,22 @@ def diagram(edges: Sequence[Edge], href: Callable[[str, str, str], str]) -> str 
 
 def promotion_svg(site: Site, urls: Urls, namespace: str | None) -> str | None:
     """The diagram of a promotion page (which sits one folder below the top); None when there
-    is nothing to draw or more than ``MAX_EDGES`` paths (the page then asks for a namespace)."""
+    is nothing to draw, more than ``MAX_EDGES`` paths (the page then asks for a namespace), or
+    no ``dot`` to draw with (the page keeps its table; the error is logged once)."""
     edges = site.edges_of(namespace)
     if len(edges) > MAX_EDGES:
         return None
-    return diagram(edges, lambda ns, stream, tag: urls.stream("../", ns, stream, tag))
+    try:
+        return diagram(edges, lambda ns, stream, tag: urls.stream("../", ns, stream, tag))
+    except GraphError as exc:
+        _warn_once(str(exc))
+        return None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        structlog.get_logger("streamlock.web").warning("promotion diagram not drawn", error=message)

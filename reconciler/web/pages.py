@@ -31,6 +31,7 @@ CSP = (
     "form-action 'self'"
 )
 CSS_PATH = "static/style.css"
+MAX_EDGES = 400  # promotion paths drawn in one diagram at most (more: pick a namespace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ def promotion(site: Site, urls: Urls, namespace: str | None, svg: str | None) ->
         namespace=namespace,
         edges=edges,
         diagram=Markup(svg) if svg else None,  # graph.sanitize wrote it from a parsed tree
+        max_edges=MAX_EDGES,
         title="Promotion paths" + (f" · {namespace}" if namespace else ""),
     )
 

@@ -237,3 +237,17 @@ def test_overview_paginates_and_keeps_filters_in_links():
     static = pages.overview(site, pages.Urls(static=True), namespace="shop", page=2)
     assert 'href="./?namespace=shop&amp;page=2"' in daemon
     assert "s100" not in daemon and "s100" in static and "s000" not in static
+
+
+def test_promotion_page_without_dot_keeps_the_table(tmp_path, monkeypatch):
+    """Where Graphviz is missing the promotion page says so and still lists every path."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    v1 = TagSpec("1.0", TagReference(DOCKER_IMAGE, "registry.example/shop/app:1.0"))
+    latest = TagSpec("latest", TagReference(IMAGE_STREAM_TAG, "1.0"))
+    app = ImageStream("shop", "app", (v1, latest), path="streams/shop/app.yaml")
+    site = model.build(model.Inputs(streams=[app], locks={}, config=Config(), now=NOW))
+    urls = pages.Urls(static=True)
+    svg = graph.promotion_svg(site, urls, None)
+    html = pages.promotion(site, urls, None, svg)
+    assert svg is None and "No diagram" in html
+    assert "shop/app:1.0" in html and "shop/app:latest" in html
