@@ -46,7 +46,8 @@ async def _body(request: Request, limit: int = hooks.MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(daemon: Daemon) -> Starlette:
+def build_app(daemon: Daemon, *, ui: bool = False) -> Starlette:
+    """The daemon's routes; ``ui`` adds the web view under ``/ui/``."""
     metrics = daemon.metrics
 
     async def healthz(request: Request) -> Response:
@@ -138,7 +139,7 @@ def build_app(daemon: Daemon) -> Starlette:
         Route("/hooks/registry", registry_hook, methods=["POST"]),
         Route("/hooks/git", git_hook, methods=["POST"]),
     ]
-    if daemon.options.ui:
+    if ui:
         from reconciler.web.app import build_ui
 
         async def to_ui(request: Request) -> Response:

@@ -524,7 +524,7 @@ async def serve(options: DaemonOptions) -> None:
     from reconciler.daemon.http import build_app
 
     daemon = Daemon(options)
-    app = build_app(daemon)
+    app = build_app(daemon, ui=options.ui)
 
     class _Server(uvicorn.Server):
         # Our handlers, not uvicorn's: it re-raises the signal after shutdown (exit status
