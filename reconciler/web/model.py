@@ -27,6 +27,7 @@ from reconciler.imagestream import (
     IMAGE_STREAM_IMAGE,
     IMAGE_STREAM_TAG,
     ImageStream,
+    TagSpec,
 )
 from reconciler.lockfile import StreamLock
 
@@ -46,6 +47,7 @@ STATE_TITLES = {
     PENDING: "Not imported yet",
 }
 PAGE_SIZE = 100  # streams per overview page
+NOT_LOOKED_AT = "NotLookedAt"  # the daemon's /status has no word on the tag
 
 # --- forge links --------------------------------------------------------------------------------
 
@@ -316,10 +318,86 @@ def _ready_condition(item: Mapping[str, Any]) -> tuple[str, str]:
     return "", ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Condition:
+    """What a tag's state rests on: the repository's view, overlaid by the daemon's."""
+
+    reason: str
+    message: str = ""
+    failure: Failure | None = None
+    waiting: str | None = None
+    hold: str | None = None
+    due: bool = False
+    next_due: str = "on a spec change"
+    last_checked: str | None = None
+    last_error: str | None = None
+
+
+def _offline(
+    tag: inspect.TagView, stream: ImageStream, config: Config, now: datetime
+) -> _Condition:
+    """As the repository alone tells it: ``describe``'s revert and last failure, and what a
+    one-shot pass would look up (a one-shot pass treats every scheduled tag as due)."""
+    spec = tag.spec
+    assert spec is not None
+    key = planner.tag_key(stream.namespace, stream.name, spec.name)
+    due = planner.is_due(
+        spec, stream.namespace, tag.entry, key=key, config=config, now=now, last_checked={},
+        forced=(),
+    )  # fmt: skip
+    failure = None
+    if tag.last_failure is not None:
+        found = tag.last_failure
+        failure = Failure(
+            str(found.get("reason", "")), str(found.get("message", "")), found.get("at")
+        )
+    return _Condition(
+        reason=status.HELD if spec.hold is not None else status.UP_TO_DATE,
+        failure=failure,
+        waiting=tag.reverted_from,
+        hold=spec.hold,
+        due=due,
+        next_due=_offline_next_due(
+            spec.scheduled, spec.source.kind, spec.reference, due, spec.hold
+        ),
+    )
+
+
+def _live(item: Mapping[str, Any], hold: str | None, locked: bool, now: datetime) -> _Condition:
+    """As the daemon's ``/status`` tells it: its last look at the tag and its schedule."""
+    reason, message = _ready_condition(item)
+    hold = item.get("hold") or hold
+    not_pinned = item.get("notPinned") or {}
+    waiting = (
+        not_pinned.get("image") if not_pinned.get("reason") == status.REVERT_RESPECTED else None
+    )
+    failure = None
+    if item.get("state") != READY:
+        failure = Failure(reason, message, item.get("lastChecked"))
+    due_at = item.get("nextDue")
+    if not locked:
+        due, next_due = True, "next pass"
+    elif hold is not None:
+        due, next_due = False, "never while held"
+    elif due_at:
+        due, next_due = str(due_at) <= planner.rfc3339(now), str(due_at)
+    else:
+        due, next_due = False, "on a spec change"
+    return _Condition(
+        reason=reason,
+        message=message,
+        failure=failure,
+        waiting=waiting,
+        hold=hold,
+        due=due,
+        next_due=next_due,
+        last_checked=item.get("lastChecked"),
+        last_error=item.get("lastError"),
+    )
+
+
 def build(inputs: Inputs) -> Site:
     """The site: one row per stream (sorted by namespace and name), its tags in spec order."""
-    now = inputs.now
-    config = inputs.config
     by_image = commit_index(inputs.commits)
     bases = inputs.bases
     if bases is None:
@@ -330,134 +408,30 @@ def build(inputs: Inputs) -> Site:
     rows: list[StreamRow] = []
     for stream in sorted(inputs.streams, key=lambda s: s.key):
         lock = inputs.locks.get(stream.key)
-        view = inspect.describe(
-            stream,
-            lock,
-            bases=bases,
-            failures=None if daemon else inputs.failures,
-        )
+        failures = None if daemon else inputs.failures
+        view = inspect.describe(stream, lock, bases=bases, failures=failures)
         tags = []
         for tag in view.tags:
             if tag.spec is None:
                 continue  # only in the lock: the next pass removes it
-            spec = tag.spec
-            key = planner.tag_key(stream.namespace, stream.name, spec.name)
-            upstream = None
-            kind = spec.source.kind
-            if kind in (IMAGE_STREAM_TAG, IMAGE_STREAM_IMAGE):
-                ns, name, ref = spec.source.target(stream.namespace, stream.name)
-                if kind == IMAGE_STREAM_TAG:
-                    upstream = planner.tag_key(ns, name, ref)
-                    edge_kind = "alias" if (ns, name) == stream.key else "follows"
-                    edges.append(Edge(upstream, key, edge_kind))
-                else:
-                    upstream = _pinned_tag(inputs.locks.get((ns, name)), ns, name, ref)
-                    if upstream is not None:
-                        edges.append(Edge(upstream, key, "pins"))
-            entry = tag.entry
-            history = tuple(
-                Revision(
-                    item.image,
-                    item.docker_image_reference,
-                    item.created,
-                    item.imported_at,
-                    by_image.get((key, item.image)),
-                    inputs.links.commit_url(by_image.get((key, item.image))),
-                    number == 0,
-                )
-                for number, item in enumerate(inspect.revisions(entry))
-            )
-            hold = spec.hold
-            failure = None
-            waiting = tag.reverted_from
-            # What a one-shot pass would look up; the daemon's own schedule replaces it below.
-            due = not daemon and planner.is_due(
-                spec,
-                stream.namespace,
-                entry,
-                key=key,
-                config=config,
-                now=now,
-                last_checked={},
-                forced=(),
-            )
-            reason = status.HELD if hold is not None else status.UP_TO_DATE
-            message = ""
-            last_checked = None
-            next_due = _offline_next_due(spec.scheduled, kind, spec.reference, due, hold)
-            if tag.last_failure is not None:
-                failure = Failure(
-                    str(tag.last_failure.get("reason", "")),
-                    str(tag.last_failure.get("message", "")),
-                    tag.last_failure.get("at"),
-                )
-            last_error = None
+            key = planner.tag_key(stream.namespace, stream.name, tag.name)
+            upstream = _upstream(stream, tag.spec, inputs.locks)
+            if upstream is not None:
+                edges.append(upstream)
             live = status_tags.get(key)
             if live is not None:
-                reason, message = _ready_condition(live)
-                hold = live.get("hold") or hold
-                not_pinned = live.get("notPinned") or {}
-                waiting = None
-                if not_pinned.get("reason") == status.REVERT_RESPECTED:
-                    waiting = not_pinned.get("image")
-                failure = None
-                if live.get("state") != READY:
-                    failure = Failure(reason, message, live.get("lastChecked"))
-                last_error = live.get("lastError")
-                last_checked = live.get("lastChecked")
-                due_at = live.get("nextDue")
-                if entry is None:
-                    due, next_due = True, "next pass"
-                elif hold is not None:
-                    due, next_due = False, "never while held"
-                elif due_at:
-                    due, next_due = str(due_at) <= planner.rfc3339(now), str(due_at)
-                else:
-                    due, next_due = False, "on a spec change"
-            elif daemon and entry is not None:
-                reason = "NotInShard"
-            state = _state(entry is not None, failure, hold, waiting, live)
-            if state == FAILED and failure is not None:
-                reason, message = failure.reason, failure.message
-            elif state == REVERTED:
-                reason = status.REVERT_RESPECTED
-            elif state == HELD:
-                reason = status.HELD
-            tags.append(
-                TagRow(
-                    namespace=stream.namespace,
-                    stream=stream.name,
-                    name=spec.name,
-                    source_kind=kind,
-                    source=inspect.source_line(spec, config.import_interval),
-                    source_name=(
-                        spec.source.name
-                        if kind == DOCKER_IMAGE
-                        else (f"{spec.source.namespace}/" if spec.source.namespace else "")
-                        + spec.source.name
-                    ),
-                    upstream=upstream,
-                    image=entry.image if entry else None,
-                    pull_spec=entry.docker_image_reference if entry else None,
-                    platforms=tuple(sorted((entry.platforms or {}).items())) if entry else (),
-                    labels=tuple(sorted(entry.labels.items())) if entry else (),
-                    annotations=tuple(sorted(spec.annotations.items())),
-                    state=state,
-                    due=due or entry is None,
-                    reason=reason,
-                    message=message,
-                    waiting_image=waiting,
-                    hold=hold,
-                    failure=failure,
-                    last_import=entry.imported_at if entry else None,
-                    last_checked=last_checked,
-                    last_error=last_error,
-                    next_due=next_due,
-                    history=history,
-                    path=stream.path,
-                    line=spec.line or stream.line,
-                    edit_url=inputs.links.edit_url(stream.path, spec.line or stream.line),
+                condition = _live(live, tag.spec.hold, tag.entry is not None, inputs.now)
+            elif daemon:  # another replica's namespace, or before the first pass
+                condition = _Condition(
+                    reason=NOT_LOOKED_AT,
+                    message="this daemon has not looked at the tag (yet)",
+                    hold=tag.spec.hold,
+                    next_due="—",
                 )
+            else:
+                condition = _offline(tag, stream, inputs.config, inputs.now)
+            tags.append(
+                _tag_row(stream, tag, condition, upstream, by_image, inputs.links, inputs.config)
             )
         rows.append(
             StreamRow(
@@ -481,12 +455,94 @@ def build(inputs: Inputs) -> Site:
         streams=tuple(rows),
         edges=tuple(sorted(set(edges), key=lambda e: (e.source, e.target))),
         problems=tuple(inputs.problems) + tuple(str(p) for p in doc.get("problems") or ()),
-        generated=planner.rfc3339(now),
+        generated=planner.rfc3339(inputs.now),
         revision=inputs.revision or doc.get("observedRevision"),
         mode="daemon" if daemon else "report",
         reconciling=bool(doc.get("reconciling")),
         last_pass=doc.get("lastPass"),
         _index={row.key: row for row in rows},
+    )
+
+
+def _upstream(
+    stream: ImageStream, spec: TagSpec, locks: Mapping[tuple[str, str], StreamLock]
+) -> Edge | None:
+    """The promotion path ending at this tag: the tag it follows or whose image it pins."""
+    kind = spec.source.kind
+    if kind not in (IMAGE_STREAM_TAG, IMAGE_STREAM_IMAGE):
+        return None
+    key = planner.tag_key(stream.namespace, stream.name, spec.name)
+    namespace, name, ref = spec.source.target(stream.namespace, stream.name)
+    if kind == IMAGE_STREAM_TAG:
+        same = (namespace, name) == stream.key
+        return Edge(planner.tag_key(namespace, name, ref), key, "alias" if same else "follows")
+    pinned = _pinned_tag(locks.get((namespace, name)), namespace, name, ref)
+    return Edge(pinned, key, "pins") if pinned is not None else None
+
+
+def _tag_row(
+    stream: ImageStream,
+    tag: inspect.TagView,
+    condition: _Condition,
+    upstream: Edge | None,
+    by_image: Mapping[tuple[str, str], str],
+    links: Links,
+    config: Config,
+) -> TagRow:
+    spec, entry = tag.spec, tag.entry
+    assert spec is not None
+    key = planner.tag_key(stream.namespace, stream.name, spec.name)
+    history = tuple(
+        Revision(
+            item.image,
+            item.docker_image_reference,
+            item.created,
+            item.imported_at,
+            by_image.get((key, item.image)),
+            links.commit_url(by_image.get((key, item.image))),
+            number == 0,
+        )
+        for number, item in enumerate(inspect.revisions(entry))
+    )
+    state = _state(entry is not None, condition.failure, condition.hold, condition.waiting)
+    reason, message = condition.reason, condition.message
+    if state == FAILED and condition.failure is not None:
+        reason, message = condition.failure.reason, condition.failure.message
+    elif state == REVERTED:
+        reason = status.REVERT_RESPECTED
+    elif state == HELD:
+        reason = status.HELD
+    source = spec.source
+    written = f"{source.namespace}/{source.name}" if source.namespace else source.name
+    line = spec.line or stream.line
+    return TagRow(
+        namespace=stream.namespace,
+        stream=stream.name,
+        name=spec.name,
+        source_kind=source.kind,
+        source=inspect.source_line(spec, config.import_interval),
+        source_name=written,
+        upstream=upstream.source if upstream is not None else None,
+        image=entry.image if entry else None,
+        pull_spec=entry.docker_image_reference if entry else None,
+        platforms=tuple(sorted((entry.platforms or {}).items())) if entry else (),
+        labels=tuple(sorted(entry.labels.items())) if entry else (),
+        annotations=tuple(sorted(spec.annotations.items())),
+        state=state,
+        due=condition.due or entry is None,
+        reason=reason,
+        message=message,
+        waiting_image=condition.waiting,
+        hold=condition.hold,
+        failure=condition.failure,
+        last_import=entry.imported_at if entry else None,
+        last_checked=condition.last_checked,
+        last_error=condition.last_error,
+        next_due=condition.next_due,
+        history=history,
+        path=stream.path,
+        line=line,
+        edit_url=links.edit_url(stream.path, line),
     )
 
 
@@ -516,16 +572,8 @@ def _offline_next_due(
     return "on a spec change"
 
 
-def _state(
-    locked: bool,
-    failure: Failure | None,
-    hold: str | None,
-    waiting: str | None,
-    live: Mapping[str, Any] | None,
-) -> str:
+def _state(locked: bool, failure: Failure | None, hold: str | None, waiting: str | None) -> str:
     """One word per tag: failed beats held beats a respected revert beats ready."""
-    if live is not None and live.get("state") != READY:
-        return FAILED
     if failure is not None:
         return FAILED
     if hold is not None:
