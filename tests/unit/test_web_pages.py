@@ -3,6 +3,7 @@ state their Content-Security-Policy; the diagram's SVG is escaped and stripped t
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -189,7 +190,7 @@ def _meta_tags(html: str) -> list[list[tuple[str, str]]]:
 
 
 needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None and __import__("os").environ.get("CI") != "true",
+    shutil.which("dot") is None and os.environ.get("CI") != "true",
     reason="Graphviz's dot is not installed (apt-get install graphviz)",
 )
 
