@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The real registry (CNCF distribution), skopeo and wrk come from Debian's packages.
+# The real registry (CNCF distribution), skopeo, wrk, the browser for the web view's tests
+# (chromium, chromium-driver) and Graphviz (the promotion diagram) come from Debian's packages.
 system-deps:
 	@missing=""; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v dot >/dev/null || missing="$$missing graphviz"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "✗ missing:$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
 	  echo "installing:$$missing"; \

@@ -22,6 +22,7 @@ import stamina
 import structlog
 
 from reconciler import __version__, status
+from reconciler.cli_report import forge_options
 from reconciler.config import Config
 from reconciler.console import (
     EXIT_CHANGES,
@@ -697,7 +698,7 @@ def render(paths: tuple[Path, ...], repo: Path | None, krm: bool, namespace: str
     default="127.0.0.1:8080",
     show_default=True,
     envvar="STREAMLOCK_LISTEN",
-    help="HOST:PORT for /healthz, /readyz, /metrics, /status and /hooks/*.",
+    help="HOST:PORT for /healthz, /readyz, /metrics, /status, /hooks/* and /ui/.",
 )
 @click.option("--poll", default="60s", show_default=True, help="Git poll interval (Go duration).")
 @click.option(
@@ -723,6 +724,8 @@ def render(paths: tuple[Path, ...], repo: Path | None, krm: bool, namespace: str
     show_default=True,
     help="How long SIGTERM waits for the pass in flight before abandoning it.",
 )
+@click.option("--no-ui", is_flag=True, help="Do not serve the web view at /ui/.")
+@forge_options
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -736,12 +739,17 @@ def run(
     registry_token_file: Path | None,
     git_secret_file: Path | None,
     stop_grace: str,
+    no_ui: bool,
+    commit_url: str | None,
+    edit_url: str | None,
 ) -> None:
-    """Run as a daemon: keep locks current, react to webhooks, serve status and metrics."""
+    """Run as a daemon: keep locks current, react to webhooks, serve status, metrics and the
+    web view (/ui/)."""
     from reconciler.config import parse_duration
     from reconciler.daemon import DaemonOptions, Shard
     from reconciler.daemon import run as run_daemon
     from reconciler.daemon.logs import route_stdlib
+    from reconciler.web.model import Links
 
     parent = ctx.parent
     fmt = parent.params["log_format"] if parent else "auto"
@@ -762,6 +770,7 @@ def run(
     seconds = parse_duration(poll)
     if seconds <= 0:
         raise click.UsageError("--poll must be positive")
+    links = Links.parse(commit_url, edit_url)
 
     def secret(path: Path | None, variable: str) -> str | None:
         if path is not None:
@@ -782,6 +791,9 @@ def run(
         git_secret=secret(git_secret_file, "STREAMLOCK_GIT_WEBHOOK_SECRET"),
         stop_grace=parse_duration(stop_grace),
         auth=_operator_auth(ctx),
+        ui=not no_ui,
+        commit_url=links.commit,
+        edit_url=links.edit,
     )
     run_daemon(options)
 
@@ -793,7 +805,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 # Commands for people live in their own modules, which build on the helpers above; each
 # module's COMMANDS are registered here, in one place.
-from reconciler import cli_access, cli_repo, cli_streams  # noqa: E402
+from reconciler import cli_access, cli_repo, cli_report, cli_streams  # noqa: E402
 
-for _command in [*cli_streams.COMMANDS, *cli_repo.COMMANDS, *cli_access.COMMANDS]:
+for _command in [
+    *cli_streams.COMMANDS,
+    *cli_repo.COMMANDS,
+    *cli_access.COMMANDS,
+    *cli_report.COMMANDS,
+]:
     cli.add_command(_command)

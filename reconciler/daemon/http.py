@@ -2,7 +2,8 @@
 
 ``/healthz`` and ``/livez`` say the loop and the scheduler are alive and depend on nothing
 else; ``/readyz`` says the first clone and the config load are done (``?verbose`` lists the
-checks); ``/metrics`` is Prometheus text; ``/status`` the per-tag JSON. Hooks authenticate
+checks); ``/metrics`` is Prometheus text; ``/status`` the per-tag JSON; ``/ui/`` the web view
+(``reconciler.web.app``) unless ``--no-ui``. Hooks authenticate
 before they read more than the size cap, answer 401 to a bad or missing credential and do
 nothing then, and answer 202 once a pass is asked for.
 """
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
 
 from reconciler.daemon import hooks
 from reconciler.daemon.metrics import CONTENT_TYPE, Metrics
@@ -45,7 +46,8 @@ async def _body(request: Request, limit: int = hooks.MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(daemon: Daemon) -> Starlette:
+def build_app(daemon: Daemon, *, ui: bool = False) -> Starlette:
+    """The daemon's routes; ``ui`` adds the web view under ``/ui/``."""
     metrics = daemon.metrics
 
     async def healthz(request: Request) -> Response:
@@ -137,6 +139,13 @@ def build_app(daemon: Daemon) -> Starlette:
         Route("/hooks/registry", registry_hook, methods=["POST"]),
         Route("/hooks/git", git_hook, methods=["POST"]),
     ]
+    if ui:
+        from reconciler.web.app import build_ui
+
+        async def to_ui(request: Request) -> Response:
+            return RedirectResponse("/ui/", status_code=308)
+
+        routes += [Route("/ui", to_ui), Mount("/ui", app=build_ui(daemon))]
     return Starlette(routes=routes)
 
 

@@ -71,6 +71,9 @@ class DaemonOptions:
     git_secret: str | None = None
     stop_grace: float = STOP_GRACE
     auth: tuple[AuthEntry, ...] | None = None  # --auth-config; None: $STREAMLOCK_AUTH_CONFIG
+    ui: bool = True  # serve the web view at /ui/ (--no-ui turns it off)
+    commit_url: str | None = None  # forge link templates of the web view (already checked)
+    edit_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,11 @@ class Daemon:
         self._idle = asyncio.Event()
         self._idle.set()
         self._cached_tree: str | None = None
+        # What the web view renders: the streams and locks of the last pass, and a count of
+        # passes that ends any view built before (``/ui/`` refreshes when a pass ends).
+        self.streams: tuple[Any, ...] = ()
+        self.locks: Mapping[Any, Any] = {}
+        self.passes = 0
 
     # --- triggers -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -267,6 +275,7 @@ class Daemon:
         tree = repo.tree(tip)
         if tree != self._cached_tree:
             streams = load_streams(repo.root, config).streams
+            self.streams = streams
             self.tags = {
                 k: t for k, t in watched_tags(streams).items() if o.shard.owns(t.namespace)
             }
@@ -351,6 +360,8 @@ class Daemon:
         self.errors_in_a_row = 0
         self.revision = result.revision
         self.problems = [str(p) for p in result.problems]
+        self.locks = dict(result.plan.locks)
+        self.passes += 1
         interval = outcome.config.import_interval
         mine = [s for s in result.plan.statuses if shard.owns(s.namespace)]
         self.schedule = (
@@ -513,7 +524,7 @@ async def serve(options: DaemonOptions) -> None:
     from reconciler.daemon.http import build_app
 
     daemon = Daemon(options)
-    app = build_app(daemon)
+    app = build_app(daemon, ui=options.ui)
 
     class _Server(uvicorn.Server):
         # Our handlers, not uvicorn's: it re-raises the signal after shutdown (exit status
