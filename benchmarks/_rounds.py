@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -20,9 +21,11 @@ def alternate(
     results: dict[str, list[T]] = {name: [] for name, _ in sides}
     for number in range(1, rounds + 1):
         for name, run in sides:
+            started = time.monotonic()
             value = run()
             results[name].append(value)
-            log(f"round {number}/{rounds} {show(name, value)}")
+            took = time.monotonic() - started
+            log(f"round {number}/{rounds} {show(name, value)} (took {took:.1f} s)")
     return results
 
 

@@ -329,7 +329,7 @@ def rows(
     rss: dict[str, float],
     connections: int,
 ) -> list[tuple[str, str, str, str]]:
-    """The table: the wire first, then each side as a ratio of it, naming both sides."""
+    """The table: the whole pass against the wire first, each comparison naming its sides."""
     wire_rates: list[float] = results["wrk"]
     wire = _rounds.median(wire_rates)
     wire_tags = wire / GETS_PER_TAG
@@ -341,54 +341,58 @@ def rows(
     skopeo_rates: list[float] = results["skopeo"]
     skopeo = _rounds.median(skopeo_rates)
     rss_mb = rss["maxrss_kb"] / 1024
-    same = f"same {REFERENCES * GETS_PER_TAG:,} paths"
-    wrk = f"wrk -c{connections} -t{min(2, connections)} {WRK_SECONDS}s"
-    alternating = f"median of {ROUNDS} alternating rounds (wrk, client, whole pass, skopeo)"
+    wrk = (
+        f"wrk -c{connections} -t{min(2, connections)} -d{WRK_SECONDS}s over the same "
+        f"{REFERENCES * GETS_PER_TAG:,} paths ({REFERENCES:,} manifests, {REFERENCES:,} config "
+        f"blobs; {connections} connections = the client's concurrency)"
+    )
+    rounds = f"medians of {ROUNDS} alternating rounds (wire, client, whole pass, skopeo)"
     return [
         (
-            f"whole pass vs wire: streamlock reconcile --no-push (process start to exit, "
-            f"{REFERENCES:,} tags in {STREAMS} streams, distinct images, fresh clone) vs "
-            f"{wrk} ÷ {GETS_PER_TAG}, {same}",
+            f"whole pass vs wire: {REFERENCES:,} tags, {STREAMS} streams, distinct images",
             f"{pass_rate / wire_tags:.2f} x wire",
-            f"pass {pass_rate:,.0f} tag/s ({REFERENCES / pass_rate:.2f} s) vs wire "
-            f"{wire_tags:,.0f} tag/s; pass {_rounds.listing(pass_rates)}; {alternating}",
+            f"A = streamlock reconcile --no-push, process start to exit, {REFERENCES:,} tags "
+            f"in {STREAMS} streams, a fresh clone each round, {STREAMS} commits; B = {wrk} ÷ "
+            f"{GETS_PER_TAG} GETs a tag. A {pass_rate:,.0f} tag/s ({REFERENCES / pass_rate:.2f} "
+            f"s) vs B {wire_tags:,.0f} tag/s; A {_rounds.listing(pass_rates)} tag/s; {rounds}",
             f"{verdict(pass_rate >= WIRE_RATIO * wire_tags)} (>= {WIRE_RATIO} x wire)",
         ),
         (
-            f"wire: {wrk} GET {REFERENCES:,} manifests + {REFERENCES:,} config blobs "
-            f"({connections} connections = the client's concurrency)",
+            f"wire: wrk GET, {connections} connections",
             f"{wire:,.0f} req/s",
-            f"= {wire_tags:,.0f} tag/s at {GETS_PER_TAG} GETs a tag; "
-            f"wrk {_rounds.listing(wire_rates)}",
+            f"{wrk}: {wire_tags:,.0f} tag/s at {GETS_PER_TAG} GETs a tag; "
+            f"{_rounds.listing(wire_rates)} req/s; {rounds}",
             "wire limit",
         ),
         (
-            f"client vs wire: RegistryClient in-process, cold, {REFERENCES:,} refs "
-            f"({GETS_PER_TAG} GETs each, concurrency {connections}) vs {wrk}, {same}",
+            f"client vs wire: {REFERENCES:,} refs in-process, cold",
             f"{client_rate / wire_tags:.2f} x wire",
-            f"client {client_rate:,.0f} ref/s = {client_rate * GETS_PER_TAG:,.0f} req/s vs wrk "
-            f"{wire:,.0f} req/s; client {_rounds.listing(client_rates)}; client CPU "
-            f"{client_cpu / REFERENCES * 1e6:.0f} us/ref; {alternating}",
+            f"A = a new RegistryClient resolving {REFERENCES:,} references ({GETS_PER_TAG} GETs "
+            f"each, concurrency {connections}) in this process; B = {wrk}. A {client_rate:,.0f} "
+            f"ref/s = {client_rate * GETS_PER_TAG:,.0f} req/s vs B {wire:,.0f} req/s; A "
+            f"{_rounds.listing(client_rates)} ref/s; client CPU "
+            f"{client_cpu / REFERENCES * 1e6:.0f} us/ref; {rounds}",
             f"{verdict(client_rate >= WIRE_RATIO * wire_tags)} (>= {WIRE_RATIO} x wire)",
         ),
         (
-            f"client vs skopeo: RegistryClient cold vs skopeo inspect --no-tags (manifest + "
-            f"config), {SKOPEO_SAMPLE} refs, {connections} processes at a time",
+            f"client vs skopeo: {connections} at a time each",
             f"{client_rate / skopeo:,.1f} x skopeo",
-            f"client {client_rate:,.0f} ref/s vs skopeo {skopeo:,.1f} ref/s; skopeo "
-            f"{_rounds.listing(skopeo_rates, '{:,.1f}')}; {alternating}",
+            f"A = the client above; B = skopeo inspect --no-tags (manifest and config, like the "
+            f"client) over {SKOPEO_SAMPLE} of the references, a process each, {connections} "
+            f"processes at a time. A {client_rate:,.0f} ref/s vs B {skopeo:,.1f} ref/s; B "
+            f"{_rounds.listing(skopeo_rates, '{:,.1f}')} ref/s; {rounds}",
             f"{verdict(client_rate >= SKOPEO_RATIO * skopeo)} (>= {SKOPEO_RATIO:.0f} x skopeo)",
         ),
         (
-            f"client warm (HEAD), {REFERENCES:,} refs, one run",
+            f"client warm (HEAD), {REFERENCES:,} refs",
             f"{REFERENCES / warm_s:,.0f} ref/s",
-            f"{confirmed:,} confirmed without a GET",
+            f"one run; {confirmed:,} confirmed without a GET",
             "info",
         ),
         (
-            f"client {RSS_REFERENCES:,} distinct refs, own process, one run",
+            f"client {RSS_REFERENCES:,} distinct refs, own process",
             f"{rss_mb:,.0f} MB peak RSS",
-            f"{RSS_REFERENCES / rss['seconds']:,.0f} ref/s, {rss['failures']} failures",
+            f"one run; {RSS_REFERENCES / rss['seconds']:,.0f} ref/s, {rss['failures']} failures",
             f"{verdict(rss_mb < RSS_MB and rss['failures'] == 0)} (< {RSS_MB:.0f} MB)",
         ),
     ]
