@@ -311,7 +311,7 @@ def main() -> list[tuple[str, str, str, str]]:
             _rounds.log(f"10,000 refs: {rss}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return rows(results, warm_s, confirmed, rss, connections)
+    return rows(results, warm_s, confirmed, rss, connections, configs)
 
 
 def _show(name: str, value: object) -> str:
@@ -328,6 +328,7 @@ def rows(
     confirmed: int,
     rss: dict[str, float],
     connections: int,
+    configs: int = REFERENCES,
 ) -> list[tuple[str, str, str, str]]:
     """The table: the whole pass against the wire first, each comparison naming its sides."""
     wire_rates: list[float] = results["wrk"]
@@ -352,7 +353,8 @@ def rows(
             f"whole pass vs wire: {REFERENCES:,} tags, {STREAMS} streams, distinct images",
             f"{pass_rate / wire_tags:.2f} x wire",
             f"A = streamlock reconcile --no-push, process start to exit, {REFERENCES:,} tags "
-            f"in {STREAMS} streams, a fresh clone each round, {STREAMS} commits; B = {wrk} ÷ "
+            f"in {STREAMS} streams ({configs:,} distinct config blobs), a fresh clone each round, "
+            f"{STREAMS} commits; B = {wrk} ÷ "
             f"{GETS_PER_TAG} GETs a tag. A {pass_rate:,.0f} tag/s ({REFERENCES / pass_rate:.2f} "
             f"s) vs B {wire_tags:,.0f} tag/s; A {_rounds.listing(pass_rates)} tag/s; {rounds}",
             f"{verdict(pass_rate >= WIRE_RATIO * wire_tags)} (>= {WIRE_RATIO} x wire)",
