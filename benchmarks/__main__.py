@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+import textwrap
 import time
 import traceback
 from pathlib import Path
 
-HEADERS = ("MEASURE", "VALUE", "DETAIL", "VERDICT")
+HEADERS = ("MEASURE", "VALUE", "VERDICT")
+DETAIL_WIDTH = 110
 
 
 def discover() -> list[str]:
@@ -27,12 +29,23 @@ def discover() -> list[str]:
 
 
 def render(rows: list[tuple[str, ...]]) -> str:
-    """Plain padded columns with upper-case headers."""
-    lines = [HEADERS, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
-    )
+    """MEASURE, VALUE and VERDICT in padded columns; each row's DETAIL wrapped beneath it,
+    since a comparison's detail names both sides and their rounds."""
+    table = [HEADERS, *((measure, value, verdict) for measure, value, _, verdict in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip()
+
+    lines = [line(HEADERS)]
+    for row, cells in zip(rows, table[1:], strict=True):
+        lines.append(line(cells))
+        detail = row[2]
+        if detail.strip("- "):
+            lines.extend(
+                textwrap.wrap(detail, DETAIL_WIDTH, initial_indent="    ", subsequent_indent="    ")
+            )
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
