@@ -1,11 +1,10 @@
 """The Git shell: a working tree, its commits, pushes, and the index of reconciler trailers.
 
-Thin on purpose: every method is one or a few ``git`` processes (GitPython only discovers the
-repository). Library and process errors become ``GitError`` here, with credentials in URLs
-redacted. Commits are built with plumbing (one ``fast-import`` per pass, or ``commit-tree`` when
-signing, then one compare-and-swap ``update-ref``), so exactly the given files change, other
-staged work is left alone and no client hook rewrites bot output. Nothing here ever force-pushes
-the watched branch.
+Thin on purpose: every method is one or a few ``git`` processes. Process errors become
+``GitError`` here, with credentials in URLs redacted. Commits are built with plumbing (one
+``fast-import`` per pass, or ``commit-tree`` when signing, then one compare-and-swap
+``update-ref``), so exactly the given files change, other staged work is left alone and no client
+hook rewrites bot output. Nothing here ever force-pushes the watched branch.
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-import git
 
 from reconciler import cachefile, trailers
 from reconciler.errors import GitError, InputError
@@ -196,25 +193,29 @@ class GitRepo:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> GitRepo:
-        """The repository whose working tree holds ``path``."""
-        try:
-            repo = git.Repo(path, search_parent_directories=True)
-        except git.NoSuchPathError as exc:
-            raise GitError(f"{os.fspath(path)}: no such directory") from exc
-        except git.InvalidGitRepositoryError as exc:
+        """The repository whose working tree holds ``path``, found the way git finds it."""
+        where = Path(path)
+        if not where.is_dir():
+            raise GitError(f"{os.fspath(path)}: no such directory")
+        result = _run(
+            ["rev-parse", "--is-bare-repository", "--absolute-git-dir", "--show-toplevel"],
+            cwd=where,
+            check=False,
+        )
+        lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
+        if result.returncode == 0 and len(lines) == 3 and lines[0] == "false":
+            return cls(Path(lines[2]).resolve(), Path(lines[1]).resolve())
+        if lines[:1] == ["true"]:
+            raise GitError(
+                f"{os.fspath(path)} is a bare repository",
+                hint="streamlock needs a working tree; clone it first",
+            )
+        if not lines and b"not a git repository" in result.stderr:
             raise GitError(
                 f"{os.fspath(path)} is not inside a git repository",
                 hint="run 'git init' or 'git clone' first, or pass the repository path",
-            ) from exc
-        try:
-            if repo.bare or repo.working_tree_dir is None:
-                raise GitError(
-                    f"{os.fspath(path)} is a bare repository",
-                    hint="streamlock needs a working tree; clone it first",
-                )
-            return cls(Path(repo.working_tree_dir).resolve(), Path(repo.git_dir).resolve())
-        finally:
-            repo.close()
+            )
+        raise GitError(f"{os.fspath(path)}: no working tree of a git repository: {_stderr(result)}")
 
     @classmethod
     def clone(cls, url: str, dest: str | os.PathLike[str], branch: str) -> GitRepo:

@@ -58,13 +58,25 @@ def test_open_refuses_a_directory_outside_git(tmp_path: Path) -> None:
 
 def test_open_refuses_a_bare_repository(origin: ConfigRepo) -> None:
     """A bare repository has no working tree to reconcile."""
-    with pytest.raises(GitError, match="bare"):
+    with pytest.raises(GitError, match="is a bare repository"):
         GitRepo.open(origin.remote)
 
 
 def test_open_finds_the_root_from_a_subdirectory(origin: ConfigRepo) -> None:
     """A path inside the working tree opens the repository at its top."""
     assert GitRepo.open(origin.work / "streams" / "shop").root == origin.work.resolve()
+
+
+def test_open_refuses_the_git_directory_itself(origin: ConfigRepo) -> None:
+    """Inside .git there is no working tree; git's reason is in the error."""
+    with pytest.raises(GitError, match=r"no working tree.*must be run in a work tree"):
+        GitRepo.open(origin.work / ".git")
+
+
+def test_open_refuses_a_path_that_is_no_directory(tmp_path: Path) -> None:
+    """A missing directory is named as such."""
+    with pytest.raises(GitError, match="no such directory"):
+        GitRepo.open(tmp_path / "missing")
 
 
 def test_head_is_none_on_an_unborn_branch(tmp_path: Path) -> None:
