@@ -120,14 +120,30 @@ def reset_repo(work: Path, base: str) -> None:
     shutil.rmtree(work / ".git" / "streamlock", ignore_errors=True)
 
 
-def run_pass(work: Path, profile: str | None, extra_env: dict[str, str]) -> tuple[float, int]:
+# Variants of the process: the CLI as installed, and under uvloop's event loop.
+VARIANTS = {
+    "asyncio": ["-m", "reconciler"],
+    "uvloop": [
+        "-c",
+        "import asyncio, sys, uvloop\n"
+        "asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())\n"
+        "from reconciler.cli import main\n"
+        "main(sys.argv[1:])\n",
+    ],
+}
+
+
+def run_pass(
+    work: Path, profile: str | None, extra_env: dict[str, str], variant: str = "asyncio"
+) -> tuple[float, int]:
     """Seconds from process start to exit, and the number of git processes it ran."""
     log = work.parent / "git-calls.log"
     log.unlink(missing_ok=True)
     prefix = [sys.executable]
     if profile:
         prefix += ["-m", "cProfile", "-o", profile]
-    cmd = [*prefix, "-m", "reconciler", "reconcile", "--repo", str(work), "--no-push", "-o", "json"]
+    args = ["reconcile", "--repo", str(work), "--no-push", "-o", "json"]
+    cmd = [*prefix, *VARIANTS[variant], *args]
     env = {**os.environ, **extra_env, "GIT_PROBE_LOG": str(log)}
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
@@ -149,6 +165,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", default=None, help="cProfile output of one extra pass")
     parser.add_argument("--count-git", action="store_true", help="log git processes")
+    parser.add_argument("--variants", default="asyncio", help="comma-separated: asyncio,uvloop")
     args = parser.parse_args()
 
     from reconciler.manifest import ACCEPT
@@ -178,33 +195,42 @@ def main() -> None:
                 text=True,
                 check=True,
             ).stdout.strip()
-            paths = [f"/v2/{r}/manifests/{t}" for r, t, _ in images]
-            paths += [f"/v2/{r}/blobs/{d}" for r, _, d in images]
+            # Interleaved, so that any stretch of wrk's run has the client's mix: one manifest
+            # and one blob per tag (a blob GET costs the registry about twice a manifest GET).
+            paths = [
+                path
+                for r, t, d in images
+                for path in (f"/v2/{r}/manifests/{t}", f"/v2/{r}/blobs/{d}")
+            ]
             script = root / "paths.lua"
             script.write_text(wrk_script(paths, ACCEPT))
             run_wrk(server.url, script)  # warm the registry's caches
             reset_repo(repo.work, base)
             run_pass(repo.work, None, extra_env)  # warm the page cache
-            wrk_rates, seconds, calls = [], [], []
+            variants = args.variants.split(",")
+            wrk_rates: list[float] = []
+            seconds: dict[str, list[float]] = {v: [] for v in variants}
             for n in range(args.rounds):
                 wrk_rates.append(run_wrk(server.url, script))
-                reset_repo(repo.work, base)
-                elapsed, count = run_pass(repo.work, None, extra_env)
-                seconds.append(elapsed)
-                calls.append(count)
-                rate = len(paths) / elapsed
-                print(
-                    f"round {n + 1}: wrk {wrk_rates[-1]:.0f} req/s; pass {elapsed:.2f} s "
-                    f"= {rate:.0f} req/s ({rate / wrk_rates[-1]:.2f}); git processes {count}; "
-                    f"load {os.getloadavg()[0]:.2f}"
-                )
+                for variant in variants if n % 2 == 0 else variants[::-1]:
+                    reset_repo(repo.work, base)
+                    elapsed, count = run_pass(repo.work, None, extra_env, variant)
+                    seconds[variant].append(elapsed)
+                    rate = len(paths) / elapsed
+                    print(
+                        f"round {n + 1} {variant}: wrk {wrk_rates[-1]:.0f} req/s; pass "
+                        f"{elapsed:.2f} s = {rate:.0f} req/s ({rate / wrk_rates[-1]:.2f}); "
+                        f"git processes {count}; load {os.getloadavg()[0]:.2f}"
+                    )
             wire = statistics.median(wrk_rates)
-            whole = len(paths) / statistics.median(seconds)
-            print(
-                f"median: wrk -c {CONCURRENCY} {wire:.0f} req/s; whole pass "
-                f"{statistics.median(seconds):.2f} s = {whole:.0f} req/s; "
-                f"ratio {whole / wire:.2f}; load {os.getloadavg()}"
-            )
+            for variant in variants:
+                median = statistics.median(seconds[variant])
+                whole = len(paths) / median
+                print(
+                    f"median {variant}: wrk -c {CONCURRENCY} {wire:.0f} req/s; whole pass "
+                    f"{median:.2f} s = {whole:.0f} req/s; ratio {whole / wire:.2f}; "
+                    f"load {os.getloadavg()}"
+                )
             if args.profile:
                 reset_repo(repo.work, base)
                 run_pass(repo.work, args.profile, extra_env)
