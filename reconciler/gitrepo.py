@@ -747,7 +747,8 @@ class GitRepo:
         executable), in one ``ls-tree`` for all ``commits``.
 
         Refuses what ``update-index`` or fast-import would silently turn around: writing over a
-        directory, a symlink or a submodule, or below something that is not a directory.
+        directory, a symlink or a submodule, or below something that is not a directory, and
+        deleting a directory (fast-import would delete all of it).
         """
         paths: set[str] = set()
         written: set[str] = set()
@@ -776,6 +777,8 @@ class GitRepo:
                 raise InputError(f"refusing to write below {path}: it is not a directory")
             if path in written and mode not in ("100644", "100755"):
                 raise InputError(f"refusing to write {path}: it is not a regular file")
+            if path in paths - written and mode == "040000":
+                raise InputError(f"refusing to delete {path}: it is a directory")
             found[path] = (mode, blob)
         return found
 

@@ -384,12 +384,13 @@ def test_commit_dates_follow_git_date_variables(
         ({"README/x": b"x"}, "refusing to write below README: it is not a directory"),
         ({"streams": b"x"}, "refusing to write streams: it is not a regular file"),
         ({"a/b": b"x", "a/b/c": b"y"}, "refusing to write a/b: it is also a directory"),
+        ({"streams": None}, "refusing to delete streams: it is a directory"),
     ],
 )
 def test_a_commit_that_would_turn_the_tree_around_is_refused(
     origin: ConfigRepo, repo: GitRepo, files: dict[str, bytes], refusal: str
 ) -> None:
-    """Writing over a symlink or a directory, or below a file, is refused, not done silently."""
+    """Writing over a symlink or a directory, below a file, or deleting a directory is refused."""
     (origin.work / "link").symlink_to("README")
     origin.git("add", "link")
     origin.git("commit", "--quiet", "-m", "a symlink")
