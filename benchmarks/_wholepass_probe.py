@@ -5,6 +5,7 @@ wrk GETs the same 2,000 manifest and blob paths with as many connections as the 
 concurrency (8 per registry by default). Rounds alternate; medians are compared.
 
     PYTHONPATH=$PWD python -m benchmarks._wholepass_probe [--rounds 5] [--profile out.prof]
+        [--count-git] [--variants asyncio,uvloop,before=/path/to/another/checkout]
 
 Not part of ``make bench`` (benchmarks/engine.py and registry.py own the official table).
 """
