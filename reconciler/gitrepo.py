@@ -1,10 +1,10 @@
 """The Git shell: a working tree, its commits, pushes, and the index of reconciler trailers.
 
-Thin on purpose: every method is one or a few ``git`` processes (GitPython only discovers the
-repository). Library and process errors become ``GitError`` here, with credentials in URLs
-redacted. Commits are built with plumbing (``commit-tree`` and a compare-and-swap
-``update-ref``), so exactly the given files change, other staged work is left alone and no
-client hook rewrites bot output. Nothing here ever force-pushes the watched branch.
+Thin on purpose: every method is one or a few ``git`` processes. Process errors become
+``GitError`` here, with credentials in URLs redacted. Commits are built with plumbing (one
+``fast-import`` per pass, or ``commit-tree`` when signing, then one compare-and-swap
+``update-ref``), so exactly the given files change, other staged work is left alone and no client
+hook rewrites bot output. Nothing here ever force-pushes the watched branch.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import git
-
 from reconciler import cachefile, trailers
 from reconciler.errors import GitError, InputError
 
@@ -40,6 +38,8 @@ _ZERO = "0" * 40
 # Attributes under which hash-object's input is not the blob: line endings, clean filters, ident.
 _FILTER_ATTRIBUTES = ("filter", "text", "eol", "crlf", "ident", "working-tree-encoding")
 JOURNAL = Path("streamlock") / "journal.json"
+# One commit to build: ``{path: bytes, or None to delete}`` and its message.
+NewCommit = tuple[Mapping[str, bytes | None], str]
 _AUTHOR_RE = re.compile(r"^\s*([^<>\n]+?)\s*<([^<>\s]+)>\s*$")
 _CREDENTIALS_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 # Another writer got there first: the branch moved, or its ref lock was held at that moment.
@@ -193,25 +193,29 @@ class GitRepo:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> GitRepo:
-        """The repository whose working tree holds ``path``."""
-        try:
-            repo = git.Repo(path, search_parent_directories=True)
-        except git.NoSuchPathError as exc:
-            raise GitError(f"{os.fspath(path)}: no such directory") from exc
-        except git.InvalidGitRepositoryError as exc:
+        """The repository whose working tree holds ``path``, found the way git finds it."""
+        where = Path(path)
+        if not where.is_dir():
+            raise GitError(f"{os.fspath(path)}: no such directory")
+        result = _run(
+            ["rev-parse", "--is-bare-repository", "--absolute-git-dir", "--show-toplevel"],
+            cwd=where,
+            check=False,
+        )
+        lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
+        if result.returncode == 0 and len(lines) == 3 and lines[0] == "false":
+            return cls(Path(lines[2]).resolve(), Path(lines[1]).resolve())
+        if lines[:1] == ["true"]:
+            raise GitError(
+                f"{os.fspath(path)} is a bare repository",
+                hint="streamlock needs a working tree; clone it first",
+            )
+        if not lines and b"not a git repository" in result.stderr:
             raise GitError(
                 f"{os.fspath(path)} is not inside a git repository",
                 hint="run 'git init' or 'git clone' first, or pass the repository path",
-            ) from exc
-        try:
-            if repo.bare or repo.working_tree_dir is None:
-                raise GitError(
-                    f"{os.fspath(path)} is a bare repository",
-                    hint="streamlock needs a working tree; clone it first",
-                )
-            return cls(Path(repo.working_tree_dir).resolve(), Path(repo.git_dir).resolve())
-        finally:
-            repo.close()
+            )
+        raise GitError(f"{os.fspath(path)}: no working tree of a git repository: {_stderr(result)}")
 
     @classmethod
     def clone(cls, url: str, dest: str | os.PathLike[str], branch: str) -> GitRepo:
@@ -489,32 +493,163 @@ class GitRepo:
         author: str,
         parent: str | None,
     ) -> str:
-        """A commit object: ``parent``'s tree with ``files`` written (None deletes). No ref moves.
+        """``parent``'s tree with ``files`` written (None deletes), as a commit; no ref moves."""
+        return self.create_chains([[(files, message)]], author, parent)[0][0]
 
-        Used directly for review branches, which are built on the watched branch's tip without
-        touching the working tree.
+    def create_chains(
+        self, chains: Sequence[Sequence[NewCommit]], author: str, parent: str | None
+    ) -> list[list[str]]:
+        """Commit objects, no ref moved: each chain starts on ``parent``, each of its commits
+        on the one before. Returns the shas, chain by chain.
+
+        A pass's commits are built by one ``git fast-import`` (after one ``ls-tree`` of the
+        paths at ``parent``, and one ``hash-object`` per path git filters), so the number of
+        git processes does not grow with the number of commits. With commit signing configured
+        each commit goes through ``commit-tree -S`` instead: fast-import cannot sign.
+        Author and committer are both ``author``.
         """
-        paths = sorted(_repo_path(p) for p in files)
         name, email = parse_author(author)
+        normal = [
+            [
+                ({_repo_path(p): content for p, content in files.items()}, message)
+                for files, message in chain
+            ]
+            for chain in chains
+        ]
+        paths = sorted({p for chain in normal for files, _ in chain for p in files})
+        if not paths and not any(normal):
+            return [[] for _ in normal]
+        self.learn_attributes(paths)
+        at_parent = self._check_tree(parent, [files for chain in normal for files, _ in chain])
+        filtered = self._hash_filtered(normal)
+        algorithm = "sha256" if parent is not None and len(parent) == 64 else "sha1"
+        for chain in normal:
+            _refuse_empty(chain, at_parent, filtered, parent, algorithm)
+        if self.signing_configured():
+            return [
+                self._plumbing_chain(chain, name, email, parent, at_parent, filtered)
+                for chain in normal
+            ]
+        return self._fast_import(normal, name, email, parent, at_parent, filtered)
+
+    def _fast_import(
+        self,
+        chains: Sequence[Sequence[tuple[dict[str, bytes | None], str]]],
+        name: str,
+        email: str,
+        parent: str | None,
+        at_parent: Mapping[str, tuple[str, str]],
+        filtered: Mapping[tuple[str, bytes], str],
+    ) -> list[list[str]]:
+        """Every chain in one ``git fast-import`` stream.
+
+        Commits go on a scratch ref that the stream deletes again before it ends, so no ref
+        is ever written; ``get-mark`` reports each commit's sha. ``feature done`` makes a
+        stream cut short fail instead of importing half of it.
+        """
+        author_date, committer_date = self._dates(name, email)
+        ref = b"refs/streamlock/build"
+        out = [b"feature done\n"]
+        mark = 0
+        marks: list[list[int]] = []
+        for chain in chains:
+            out.append(b"reset " + ref + b"\n\n")
+            numbers = []
+            for index, (files, message) in enumerate(chain):
+                mark += 1
+                numbers.append(mark)
+                text = (message if message.endswith("\n") else message + "\n").encode()
+                out.append(b"commit %s\nmark :%d\n" % (ref, mark))
+                out.append(f"author {name} <{email}> {author_date}\n".encode())
+                out.append(f"committer {name} <{email}> {committer_date}\n".encode())
+                out.append(b"data %d\n%s\n" % (len(text), text))
+                if index > 0:
+                    out.append(b"from :%d\n" % (mark - 1))
+                elif parent is not None:
+                    out.append(f"from {parent}\n".encode())
+                for path in sorted(files):
+                    content, quoted = files[path], _quote(path)
+                    if content is None:
+                        out.append(b"D " + quoted + b"\n")
+                        continue
+                    mode = at_parent.get(path, ("100644", ""))[0].encode()
+                    blob = filtered.get((path, content))
+                    if blob is not None:
+                        out.append(b"M %s %s %s\n" % (mode, blob.encode(), quoted))
+                    else:
+                        out.append(b"M %s inline %s\ndata %d\n" % (mode, quoted, len(content)))
+                        out.append(content)
+                        out.append(b"\n")
+                out.append(b"\n")
+            marks.append(numbers)
+        out.extend(b"get-mark :%d\n" % n for n in range(1, mark + 1))
+        out.append(b"reset " + ref + b"\n\ndone\n")
+        result = self._git("fast-import", "--quiet", "--date-format=raw", input=b"".join(out))
+        shas = result.stdout.decode().split()
+        if len(shas) != mark:
+            raise GitError(f"git fast-import reported {len(shas)} commits of {mark}")
+        return [[shas[n - 1] for n in numbers] for numbers in marks]
+
+    def _dates(self, name: str, email: str) -> tuple[str, str]:
+        """Author and committer dates as ``commit-tree`` would take them: now, unless
+        ``GIT_AUTHOR_DATE`` or ``GIT_COMMITTER_DATE`` says otherwise (then git parses it)."""
+        now = time.time()
+        offset = time.localtime(now).tm_gmtoff
+        local = f"{int(now)} {'-' if offset < 0 else '+'}{abs(offset) // 3600:02d}"
+        local += f"{abs(offset) % 3600 // 60:02d}"
+        dates = []
+        for who in ("AUTHOR", "COMMITTER"):
+            if not os.environ.get(f"GIT_{who}_DATE"):
+                dates.append(local)
+                continue
+            identity = {f"GIT_{who}_NAME": name, f"GIT_{who}_EMAIL": email}
+            ident = self._git("var", f"GIT_{who}_IDENT", env=identity).stdout.decode().strip()
+            dates.append(" ".join(ident.rsplit(" ", 2)[-2:]))
+        return dates[0], dates[1]
+
+    def _plumbing_chain(
+        self,
+        chain: Sequence[tuple[dict[str, bytes | None], str]],
+        name: str,
+        email: str,
+        parent: str | None,
+        at_parent: Mapping[str, tuple[str, str]],
+        filtered: Mapping[tuple[str, bytes], str],
+    ) -> list[str]:
+        """A chain built commit by commit with ``commit-tree`` (the signing path)."""
+        shas = []
+        for files, message in chain:
+            parent = self._plumbing_commit(files, message, name, email, parent, at_parent, filtered)
+            shas.append(parent)
+        return shas
+
+    def _plumbing_commit(
+        self,
+        files: Mapping[str, bytes | None],
+        message: str,
+        name: str,
+        email: str,
+        parent: str | None,
+        at_parent: Mapping[str, tuple[str, str]],
+        filtered: Mapping[tuple[str, bytes], str],
+    ) -> str:
         scratch = self._scratch_dir()
         index_env = {"GIT_INDEX_FILE": str(scratch / "index")}
         # A chain of commits (one per stream in a pass) builds each on the index the previous one
-        # left: one read-tree per pass instead of one per commit.
+        # left: one read-tree per chain instead of one per commit.
         if self._scratch_commit is None or self._scratch_commit[0] != parent:
             if parent is None:
                 self._git("read-tree", "--empty", env=index_env)
-                parent_tree = None
             else:
-                parent_tree = self._out("rev-parse", f"{parent}^{{tree}}")
-                self._git("read-tree", parent_tree, env=index_env)
-        else:
-            parent_tree = self._scratch_commit[1]
+                self._git("read-tree", f"{parent}^{{tree}}", env=index_env)
         self._scratch_commit = None  # until this commit exists, the index is no known tree
-        modes = self._check_tree(parent, files)
+        paths = sorted(files)
         written = {p: c for p in paths if (c := files[p]) is not None}
-        blobs = self._write_blobs(written, scratch)
+        blobs = self._write_blobs(written, filtered, scratch)
         entries = [
-            f"{modes.get(p, '100644')} {blobs[p]}\t{p}" if p in blobs else f"0 {_ZERO}\t{p}"
+            f"{at_parent.get(p, ('100644', ''))[0]} {blobs[p]}\t{p}"
+            if p in blobs
+            else f"0 {_ZERO}\t{p}"
             for p in paths
         ]
         self._git(
@@ -525,16 +660,13 @@ class GitRepo:
             env=index_env,
         )
         tree = self._git("write-tree", env=index_env).stdout.decode().strip()
-        if parent_tree is not None and tree == parent_tree:
-            raise GitError("nothing to commit: the files already hold these contents")
         identity = {
             "GIT_AUTHOR_NAME": name,
             "GIT_AUTHOR_EMAIL": email,
             "GIT_COMMITTER_NAME": name,
             "GIT_COMMITTER_EMAIL": email,
         }
-        sign = ["-S"] if self.signing_configured() else []
-        args = ["commit-tree", *sign, tree, *(["-p", parent] if parent else []), "-F", "-"]
+        args = ["commit-tree", "-S", tree, *(["-p", parent] if parent else []), "-F", "-"]
         text = message if message.endswith("\n") else message + "\n"
         sha = self._git(*args, input=text.encode(), env=identity).stdout.decode().strip()
         self._scratch_commit = (sha, tree)
@@ -550,8 +682,8 @@ class GitRepo:
     def learn_attributes(self, paths: Iterable[str]) -> None:
         """Find out, in one process, which of ``paths`` git would filter when hashing them.
 
-        A pass calls it once with every path it may commit, so each commit then writes all its
-        blobs with one ``hash-object`` process instead of one per file.
+        The commit builder asks once for every path of a pass, so only the paths git filters
+        need a ``hash-object`` process of their own.
         """
         unknown = sorted({_repo_path(p) for p in paths} - set(self._filtered))
         if not unknown:
@@ -567,16 +699,36 @@ class GitRepo:
                 filtered[path] = True
         self._filtered.update(filtered)
 
-    def _write_blobs(self, contents: Mapping[str, bytes], scratch: Path) -> dict[str, str]:
-        """Blob ids of ``contents``, written to the object store.
+    def _hash_filtered(
+        self, chains: Sequence[Sequence[tuple[dict[str, bytes | None], str]]]
+    ) -> dict[tuple[str, bytes], str]:
+        """Blob ids of the contents written to paths git filters, written to the object store
+        one ``hash-object --path`` each, so ``.gitattributes`` (eol, LFS, ...) and
+        ``core.autocrlf`` apply to them exactly as to a person's commit."""
+        found: dict[tuple[str, bytes], str] = {}
+        for chain in chains:
+            for files, _ in chain:
+                for path, content in files.items():
+                    if content is None or (path, content) in found:
+                        continue
+                    if self._filtered.get(path) is not False:
+                        out = self._git(
+                            "hash-object", "-w", "--stdin", "--path", path, input=content
+                        )
+                        found[(path, content)] = out.stdout.decode().strip()
+        return found
 
-        Paths no attribute or ``core.autocrlf`` filters go through one ``hash-object
-        --no-filters --stdin-paths``; the others one process each with ``--path``, so
-        ``.gitattributes`` (eol, LFS, ...) applies to them exactly as to a person's commit.
-        """
-        plain = [p for p in contents if self._filtered.get(p) is False]
-        blobs: dict[str, str] = {}
-        if len(plain) > 1:
+    def _write_blobs(
+        self,
+        contents: Mapping[str, bytes],
+        filtered: Mapping[tuple[str, bytes], str],
+        scratch: Path,
+    ) -> dict[str, str]:
+        """Blob ids of ``contents``, written to the object store: those of filtered paths are
+        known already, the others go through one ``hash-object --no-filters --stdin-paths``."""
+        blobs = {p: filtered[(p, c)] for p, c in contents.items() if (p, c) in filtered}
+        plain = [p for p in contents if p not in blobs]
+        if plain:
             names = []
             for number, path in enumerate(plain):
                 name = scratch / f"blob-{number}"
@@ -586,39 +738,49 @@ class GitRepo:
                 "hash-object", "-w", "--no-filters", "--stdin-paths", input=_lines(names)
             ).stdout.split()
             blobs.update(zip(plain, (sha.decode() for sha in out), strict=True))
-        for path, content in contents.items():
-            if path not in blobs:
-                out = self._git("hash-object", "-w", "--stdin", "--path", path, input=content)
-                blobs[path] = out.stdout.decode().strip()
         return blobs
 
-    def _check_tree(self, rev: str | None, files: Mapping[str, bytes | None]) -> dict[str, str]:
-        """Modes of the files that exist at ``rev`` (an executable stays executable).
+    def _check_tree(
+        self, rev: str | None, commits: Sequence[Mapping[str, bytes | None]]
+    ) -> dict[str, tuple[str, str]]:
+        """``path -> (mode, blob id)`` of the files that exist at ``rev`` (an executable stays
+        executable), in one ``ls-tree`` for all ``commits``.
 
-        Refuses what ``update-index`` would silently turn around: writing over a directory,
-        a symlink or a submodule, or below something that is not a directory.
+        Refuses what ``update-index`` or fast-import would silently turn around: writing over a
+        directory, a symlink or a submodule, or below something that is not a directory, and
+        deleting a directory (fast-import would delete all of it).
         """
-        written = {p for p, content in files.items() if content is not None}
-        dirs = {str(d) for p in written for d in PurePosixPath(p).parents if str(d) != "."}
-        for path in sorted(written & dirs):
-            raise InputError(f"refusing to write {path}: it is also a directory in this commit")
-        if rev is None:
+        paths: set[str] = set()
+        written: set[str] = set()
+        dirs: set[str] = set()
+        for files in commits:
+            mine = {p for p, content in files.items() if content is not None}
+            parents = {str(d) for p in mine for d in PurePosixPath(p).parents if str(d) != "."}
+            for path in sorted(mine & parents):
+                raise InputError(f"refusing to write {path}: it is also a directory in this commit")
+            paths.update(files)
+            written |= mine
+            dirs |= parents
+        if rev is None or not paths:
             return {}
         out = self._git(
-            "--literal-pathspecs", "ls-tree", "-z", "--full-tree", rev, "--", *files, *dirs
+            "--literal-pathspecs", "ls-tree", "-z", "--full-tree", rev, "--", *sorted(paths | dirs)
         ).stdout
-        modes = {}
+        found = {}
         for record in out.split(b"\x00"):
             if not record:
                 continue
             meta, _, raw = record.partition(b"\t")
-            path, mode = raw.decode("utf-8", "replace"), meta.split()[0].decode()
+            path = raw.decode("utf-8", "replace")
+            mode, _kind, blob = (field.decode() for field in meta.split())
             if path in dirs and mode != "040000":
                 raise InputError(f"refusing to write below {path}: it is not a directory")
             if path in written and mode not in ("100644", "100755"):
                 raise InputError(f"refusing to write {path}: it is not a regular file")
-            modes[path] = mode
-        return modes
+            if path in paths - written and mode == "040000":
+                raise InputError(f"refusing to delete {path}: it is a directory")
+            found[path] = (mode, blob)
+        return found
 
     def _check_worktree(self, path: str) -> Path:
         """The file's location in the working tree; refuses symlinks on the way."""
@@ -637,30 +799,43 @@ class GitRepo:
         return target
 
     def commit(self, files: Mapping[str, bytes | None], message: str, author: str) -> str:
-        """Commit exactly ``files`` (None deletes) on the current branch; returns the sha.
+        """Commit exactly ``files`` (None deletes) on the current branch; returns the sha."""
+        return self.commit_chain([(files, message)], author)[-1]
 
-        Author and committer are both ``author``. The commit is built with plumbing, the branch
-        moves last, then the working tree and the index follow for those paths. A journal in
+    def commit_chain(self, commits: Sequence[NewCommit], author: str) -> list[str]:
+        """Commit each ``(files, message)`` in turn on the current branch; returns the shas.
+
+        Each commit changes exactly its files (None deletes); author and committer are both
+        ``author``. The commits are built without touching the branch, which then moves once
+        (compare and swap), and the working tree and the index follow for the paths touched:
+        a constant number of git processes however many commits. A journal in
         ``.git/streamlock/`` spans the moment the branch and the checkout disagree, so a run
         killed there is finished by ``heal`` instead of looking like a person's edit that
-        reverts the bump.
+        reverts the bumps.
         """
-        targets = {_repo_path(p): self._check_worktree(_repo_path(p)) for p in files}
+        if not commits:
+            return []
+        final: dict[str, bytes | None] = {}
+        for files, _ in commits:
+            final.update({_repo_path(p): content for p, content in files.items()})
+        targets = {path: self._check_worktree(path) for path in final}
         old = self.head()
-        sha = self.create_commit(files, message, author, old)
-        subject = message.strip().split("\n", 1)[0]
-        with self._journal("commit", old, sha, sorted(targets)):
-            self._git("update-ref", "-m", f"commit: {subject}", "HEAD", sha, old or _ZERO)
+        shas = self.create_chains([commits], author, old)[0]
+        new = shas[-1]
+        subject = commits[0][1].strip().split("\n", 1)[0]
+        more = f" (and {len(shas) - 1} more)" if len(shas) > 1 else ""
+        with self._journal("commit", old, new, sorted(targets)):
+            self._git("update-ref", "-m", f"commit: {subject}{more}", "HEAD", new, old or _ZERO)
             try:
                 for path, target in targets.items():
-                    _write_worktree(target, files[path])
+                    _write_worktree(target, final[path])
             except OSError as exc:
                 raise GitError(
-                    f"committed {sha[:12]} but could not update the working tree: {exc}",
+                    f"committed {new[:12]} but could not update the working tree: {exc}",
                     hint="the next run finishes it; 'git status' shows what is missing",
                 ) from exc
             self._git("update-index", "--add", "--remove", "-z", "--stdin", input=_z(targets))
-        return sha
+        return shas
 
     def tree(self, rev: str) -> str:
         """The tree id of ``rev``: equal trees mean equal content, whatever the commit dates."""
@@ -964,6 +1139,37 @@ def _lines(names: Sequence[str]) -> bytes:
 
 def _z(paths: Mapping[str, object] | Sequence[str]) -> bytes:
     return "".join(f"{p}\x00" for p in paths).encode()
+
+
+def _quote(path: str) -> bytes:
+    """A path as fast-import reads it: C-style quoted (control characters never get here)."""
+    return b'"' + path.encode().replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def _blob_id(content: bytes, algorithm: str) -> str:
+    """The id git gives ``content`` stored unfiltered."""
+    return hashlib.new(algorithm, b"blob %d\x00%b" % (len(content), content)).hexdigest()
+
+
+def _refuse_empty(
+    chain: Sequence[tuple[Mapping[str, bytes | None], str]],
+    at_parent: Mapping[str, tuple[str, str]],
+    filtered: Mapping[tuple[str, bytes], str],
+    parent: str | None,
+    algorithm: str,
+) -> None:
+    """GitError for a commit of the chain that would change nothing (as ``commit`` refuses)."""
+    state: dict[str, str | None] = {path: blob for path, (_, blob) in at_parent.items()}
+    for index, (files, _message) in enumerate(chain):
+        changed = False
+        for path, content in files.items():
+            blob = None
+            if content is not None:
+                blob = filtered.get((path, content)) or _blob_id(content, algorithm)
+            if state.get(path) != blob:
+                changed, state[path] = True, blob
+        if not changed and (parent is not None or index > 0):
+            raise GitError("nothing to commit: the files already hold these contents")
 
 
 # --- the trailer index ---------------------------------------------------------------------

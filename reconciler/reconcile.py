@@ -490,15 +490,10 @@ async def _attempts(
         if repo is None:
             return PassResult(plan, problems, push_attempts=0)
         cache.remember(plan.files, plan.locks)
-        repo.learn_attributes(path for commit in plan.commits for path in commit.files)
         if config.git.push == "branch":
             shas = _push_review_branches(repo, plan, config, upstream)
             return PassResult(plan, problems, shas, upstream is not None, 1, repo.head())
-        shas = tuple(
-            repo.commit(commit.files, commit.message, config.git.author) for commit in plan.commits
-        )
-        for sha, commit in zip(shas, plan.commits, strict=True):
-            log.info("committed", revision=sha[:12], subject=commit.subject)
+        shas = commit_plan(repo, plan, config)
         if upstream is None or not shas:
             return PassResult(plan, problems, shas, False, 0, repo.head())
         remote, branch = upstream
@@ -515,6 +510,15 @@ async def _attempts(
         # change someone else made to it.
         repo.reset_keep(repo.fetch(remote, branch))
         await asyncio.sleep(random.uniform(0.05, 0.25) * attempts)
+
+
+def commit_plan(repo: GitRepo, plan: planner.Plan, config: Config) -> tuple[str, ...]:
+    """The pass's commits on the checked-out branch, built together and landed with one move
+    of the branch; returns their shas, oldest first."""
+    shas = tuple(repo.commit_chain([(c.files, c.message) for c in plan.commits], config.git.author))
+    for sha, commit in zip(shas, plan.commits, strict=True):
+        log.info("committed", revision=sha[:12], subject=commit.subject)
+    return shas
 
 
 def _push(repo: GitRepo, remote: str, branch: str) -> bool:
@@ -551,11 +555,15 @@ def _push_review_branches(
         if not commit.changes and controller.is_repair(commit.message):
             key = ("consumers", "follow")
         chains.setdefault(key, []).append(commit)
+    ordered = sorted(chains.items())
+    built = repo.create_chains(
+        [[(c.files, c.message) for c in commits] for _, commits in ordered],
+        config.git.author,
+        base,
+    )
     shas = []
-    for (namespace, stream), commits in sorted(chains.items()):
-        parent = base
-        for commit in commits:
-            parent = repo.create_commit(commit.files, commit.message, config.git.author, parent)
+    for ((namespace, stream), commits), made in zip(ordered, built, strict=True):
+        parent = made[-1]
         name = review_branch(namespace, stream)
         if upstream is None:
             shas.append(parent)

@@ -12,8 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections.abc import Iterable
 from typing import Any
+
+if "httpcore" not in sys.modules and "trio" not in sys.modules:
+    # httpcore looks for trio when first imported (for its trio backend), and importing trio
+    # costs more than httpcore itself: a third of the registry shell's start-up where trio is
+    # installed. streamlock runs on asyncio only, so trio is hidden for that one import.
+    sys.modules["trio"] = None  # type: ignore[assignment]
+    try:
+        import httpcore
+    finally:
+        del sys.modules["trio"]
 
 import httpcore
 

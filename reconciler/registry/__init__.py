@@ -10,6 +10,7 @@ one concept per module:
 - :mod:`~reconciler.registry.exchange`: one request with its retries, and what a response is.
 """
 
+from reconciler import transport  # noqa: F401  (first: how httpcore is imported)
 from reconciler.registry.auth import Challenge, default_scope, parse_www_authenticate
 from reconciler.registry.client import (
     RegistryClient,

@@ -58,13 +58,25 @@ def test_open_refuses_a_directory_outside_git(tmp_path: Path) -> None:
 
 def test_open_refuses_a_bare_repository(origin: ConfigRepo) -> None:
     """A bare repository has no working tree to reconcile."""
-    with pytest.raises(GitError, match="bare"):
+    with pytest.raises(GitError, match="is a bare repository"):
         GitRepo.open(origin.remote)
 
 
 def test_open_finds_the_root_from_a_subdirectory(origin: ConfigRepo) -> None:
     """A path inside the working tree opens the repository at its top."""
     assert GitRepo.open(origin.work / "streams" / "shop").root == origin.work.resolve()
+
+
+def test_open_refuses_the_git_directory_itself(origin: ConfigRepo) -> None:
+    """Inside .git there is no working tree; git's reason is in the error."""
+    with pytest.raises(GitError, match=r"no working tree.*must be run in a work tree"):
+        GitRepo.open(origin.work / ".git")
+
+
+def test_open_refuses_a_path_that_is_no_directory(tmp_path: Path) -> None:
+    """A missing directory is named as such."""
+    with pytest.raises(GitError, match="no such directory"):
+        GitRepo.open(tmp_path / "missing")
 
 
 def test_head_is_none_on_an_unborn_branch(tmp_path: Path) -> None:
@@ -318,6 +330,80 @@ def test_create_commit_leaves_head_and_tree_alone(origin: ConfigRepo, repo: GitR
     sha = repo.create_commit({LOCK: b"x\n"}, "m", BOT, head)
     assert repo.head() == head and not (origin.work / LOCK).exists()
     assert repo.read(LOCK, sha) == b"x\n"
+
+
+def test_a_chain_moves_the_branch_once(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A chain of commits lands with one move of the branch, each commit on the one before."""
+    head = repo.head()
+    reflog = origin.git("reflog", "--format=%H", "HEAD").split()
+    shas = repo.commit_chain(
+        [({LOCK: b"a\n"}, "first"), ({"locks/shop/web.lock.yaml": b"w\n"}, "second")], BOT
+    )
+    assert origin.git("rev-list", "--parents", "-n1", shas[1]).split() == [shas[1], shas[0]]
+    assert origin.git("rev-list", "--parents", "-n1", shas[0]).split() == [shas[0], head]
+    assert origin.git("reflog", "--format=%H", "HEAD").split() == [shas[1], *reflog]
+    assert changed_paths(origin, shas[0]) == [f"A\t{LOCK}"]
+    assert repo.is_clean()
+
+
+def test_a_path_fast_import_must_quote_keeps_its_name(origin: ConfigRepo, repo: GitRepo) -> None:
+    """Leading quotes, spaces and non-ASCII letters in a path reach the tree as written."""
+    path = '"we ird" näme.yaml'
+    repo.commit({path: b"x\n"}, "add", BOT)
+    sha = repo.commit({path: None, "README": b"changed\n"}, "delete", BOT)
+    assert origin.git("ls-tree", "-r", "--name-only", "-z", f"{sha}~1").split("\0")[0] == path
+    assert repo.read(path, sha) is None
+    assert repo.is_clean()
+
+
+def test_commit_keeps_an_executable_file_executable(origin: ConfigRepo, repo: GitRepo) -> None:
+    """A file that is executable in the tree stays executable when the reconciler rewrites it."""
+    origin.commit({"deploy/run.sh": "#!/bin/sh\n"}, "script")
+    origin.git("update-index", "--chmod=+x", "deploy/run.sh")
+    origin.git("commit", "--quiet", "-m", "executable")
+    sha = repo.commit({"deploy/run.sh": b"#!/bin/sh\necho\n"}, "m", BOT)
+    assert origin.git("ls-tree", sha, "deploy/run.sh").split()[0] == "100755"
+
+
+def test_commit_dates_follow_git_date_variables(
+    origin: ConfigRepo, repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIT_AUTHOR_DATE and GIT_COMMITTER_DATE set the dates, as for git commit-tree."""
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2001-02-03T04:05:06+0100")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "@1000000000 +0000")
+    sha = repo.commit({LOCK: b"x\n"}, "m", BOT)
+    shown = origin.git("show", "-s", "--format=%ad|%cd", "--date=raw", sha).strip()
+    assert shown == "981169506 +0100|1000000000 +0000"
+
+
+@pytest.mark.parametrize(
+    ("files", "refusal"),
+    [
+        ({"link": b"x"}, "refusing to write link: it is not a regular file"),
+        ({"link/x": b"x"}, "refusing to write below link: it is not a directory"),
+        ({"README/x": b"x"}, "refusing to write below README: it is not a directory"),
+        ({"streams": b"x"}, "refusing to write streams: it is not a regular file"),
+        ({"a/b": b"x", "a/b/c": b"y"}, "refusing to write a/b: it is also a directory"),
+        ({"streams": None}, "refusing to delete streams: it is a directory"),
+    ],
+)
+def test_a_commit_that_would_turn_the_tree_around_is_refused(
+    origin: ConfigRepo, repo: GitRepo, files: dict[str, bytes], refusal: str
+) -> None:
+    """Writing over a symlink or a directory, below a file, or deleting a directory is refused."""
+    (origin.work / "link").symlink_to("README")
+    origin.git("add", "link")
+    origin.git("commit", "--quiet", "-m", "a symlink")
+    with pytest.raises(InputError, match=refusal):
+        repo.create_commit(files, "m", BOT, repo.head())
+
+
+def test_a_chain_with_a_commit_that_changes_nothing_is_refused(repo: GitRepo) -> None:
+    """A commit in a chain that writes what its parent holds is refused; nothing is built."""
+    head = repo.head()
+    with pytest.raises(GitError, match="nothing to commit"):
+        repo.commit_chain([({LOCK: b"a\n"}, "one"), ({LOCK: b"a\n"}, "two")], BOT)
+    assert repo.head() == head
 
 
 # --- remotes -----------------------------------------------------------------------------------

@@ -276,6 +276,7 @@ def killing_git(tmp_path: Path):
 @pytest.mark.parametrize(
     "step",
     [
+        "fast-import",  # building the commits: nothing moved yet
         "update-index --add --remove",  # the branch moved, the index and worktree not yet
         "update-ref",  # the commit object exists, the branch has not moved
         "push --porcelain",  # committed, never pushed
@@ -550,7 +551,7 @@ def small_disk(tmp_path: Path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-@pytest.mark.parametrize("step", ["hash-object", "update-ref", "update-index --add --remove"])
+@pytest.mark.parametrize("step", ["fast-import", "update-ref", "update-index --add --remove"])
 def test_a_full_disk_mid_pass_is_recovered_once_there_is_room(app, small_disk, tmp_path, step):
     """The disk fills at a git step: a clear error, no traceback; with room again, all lands."""
     repo, first = app

@@ -132,6 +132,40 @@ def test_reconciler_commits_are_signed_and_verify(
     assert TrailerIndex(repo, BOT).bases() == {(TAG, SOURCE): digest(1)}
 
 
+def test_a_signed_chain_holds_each_commits_files_and_every_signature_verifies(
+    origin: ConfigRepo, repo: GitRepo, tmp_path: Path
+) -> None:
+    """Signing builds a pass's commits one by one, each on the last, each signed and verified."""
+    key = keypair(tmp_path / "keys", "bot")
+    configure_signing(origin, key, [key])
+    head = repo.head()
+    shas = repo.commit_chain(
+        [
+            ({LOCK: b"prod: 1\n"}, message(digest(1), None)),
+            ({"locks/shop/web.lock.yaml": b"web: 1\n"}, "web"),
+        ],
+        BOT,
+    )
+    assert git(origin.work, "log", "--format=%G?", f"{head}..HEAD").split() == ["G", "G"]
+    assert git(origin.work, "rev-parse", f"{shas[1]}^", f"{shas[0]}^").split() == [shas[0], head]
+    assert repo.read(LOCK, shas[1]) == b"prod: 1\n"
+    assert repo.read("locks/shop/web.lock.yaml", shas[0]) is None
+
+
+def test_signed_chains_on_one_parent_hold_only_their_own_files(
+    origin: ConfigRepo, repo: GitRepo, tmp_path: Path
+) -> None:
+    """Review branches built while signing each start from the parent, not the last chain."""
+    key = keypair(tmp_path / "keys", "bot")
+    configure_signing(origin, key, [key])
+    first, second = repo.create_chains(
+        [[({LOCK: b"prod: 1\n"}, "app")], [({"locks/shop/web.lock.yaml": b"w\n"}, "web")]],
+        BOT,
+        repo.head(),
+    )
+    assert repo.read(LOCK, second[0]) is None and repo.read(LOCK, first[0]) == b"prod: 1\n"
+
+
 def test_cached_summary_is_recomputed_when_signing_is_turned_on(
     origin: ConfigRepo, repo: GitRepo, tmp_path: Path
 ) -> None:
