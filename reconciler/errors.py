@@ -19,7 +19,7 @@
         └── PushRejected            non-fast-forward after the retry budget        (transient)
 
 I/O modules translate library exceptions at their boundary with ``raise ... from exc``;
-nothing from httpx or GitPython escapes ``reconcile.py``.
+nothing from httpx or a git process escapes ``reconcile.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One reconcile pass: read the repo, ask the registry, let the planner decide, commit, push.
 
-The only module that joins the pure planner to the registry and Git shells. Nothing from httpx or
-GitPython escapes it: the shells translate their errors into ``reconciler.errors``.
+The only module that joins the pure planner to the registry and Git shells. Nothing from httpx or a
+git process escapes it: the shells translate their errors into ``reconciler.errors``.
 """
 
 from __future__ import annotations
