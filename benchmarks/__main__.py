@@ -6,6 +6,7 @@ adding one is adding a file. Names on the command line pick modules (default: al
 
 from __future__ import annotations
 
+import compileall
 import importlib
 import pkgutil
 import sys
@@ -58,6 +59,9 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 64
+    # An installed package comes with its bytecode; a checkout under PYTHONDONTWRITEBYTECODE
+    # would recompile every module in each timed process (about 0.2 s of start-up).
+    compileall.compile_dir(Path(__file__).resolve().parent.parent / "reconciler", quiet=1)
     rows: list[tuple[str, ...]] = []
     failed = False
     for name in chosen:
