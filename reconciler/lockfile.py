@@ -226,6 +226,9 @@ def parse(data: bytes, path: str = "<lock>") -> Any:
     aliases, nesting and size (a larger byte limit: locks grow with history), the lock schema,
     and, for a path under ``locks/``, ``metadata`` must name the stream the path names.
     """
+    quick = schema.quick_data(data, path, schema.LOCK_SCHEMA, max_bytes=MAX_LOCK_BYTES)
+    if quick is not None and matches_path(quick, path):
+        return quick
     documents = schema.parse_documents(data, path, max_bytes=MAX_LOCK_BYTES)
     if len(documents) != 1:
         raise ValidationError([Problem(path, 1, 1, "a lock file holds exactly one YAML document")])
