@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 import random
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler import cachefile, lockfile, planner, status, trailers
+from reconciler import __version__, cachefile, lockfile, planner, status, trailers
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.consumers import controller, reader
 from reconciler.errors import GitError, InputError, Problem, PushRejected, ValidationError
@@ -91,6 +91,8 @@ class LockCache:
         self.entries: dict[str, Any] = {}
         self.used: set[str] = set()
         self.dirty = False
+        # The stream files' cache travels with this one (one object for the pass to carry).
+        self.streams = StreamCache(None)
         if path is not None:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -129,6 +131,57 @@ class LockCache:
         cachefile.write_text(
             self.path, json.dumps({"version": self.VERSION, "locks": keep}), "lock cache"
         )
+
+
+class StreamCache(MutableMapping[str, Any]):
+    """Parsed stream files by content hash (``imagestream.memo_key``), kept in ``.git/streamlock/``.
+
+    Like :class:`LockCache`: parsing thousands of stream files is most of a pass with nothing to
+    do, and a file's bytes, path and the default namespace fully determine its parse, problems
+    included, so the cache can never be stale. Only what this pass looked up is kept.
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, Any] = {}
+        self.used: set[str] = set()
+        self.dirty = False
+        if path is not None:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data.get("version") == self.VERSION and data.get("by") == __version__:
+                    self.entries = dict(data["files"])
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                self.entries = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.entries[key]
+        self.used.add(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.entries[key] = value
+        self.used.add(key)
+        self.dirty = True
+
+    def __delitem__(self, key: str) -> None:
+        del self.entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def save(self) -> None:
+        """Keep what this pass used; a cache that cannot be written is only a slower start."""
+        if self.path is None or not (self.dirty or set(self.entries) - self.used):
+            return
+        keep = {k: v for k, v in self.entries.items() if k in self.used}
+        data = {"version": self.VERSION, "by": __version__, "files": keep}
+        cachefile.write_text(self.path, json.dumps(data, separators=(",", ":")), "stream cache")
 
 
 def load_locks(root: Path, cache: LockCache | None = None) -> lockfile.LockSet:
@@ -366,6 +419,7 @@ async def _run(
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
     cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
+    cache.streams = StreamCache(git.git_dir / "streamlock" / "streams.json" if git else None)
     index = TrailerIndex(git, config.git.author) if git is not None else None
     git_dir = git.git_dir / "streamlock" if git is not None else None
     scans = reader.ScanCache(
@@ -377,6 +431,7 @@ async def _run(
         )
     finally:
         cache.save()
+        cache.streams.save()
         scans.save()
     if git_dir is not None:
         record_failures(git_dir / FAILURES_FILE, result.plan.statuses, now)
@@ -464,7 +519,7 @@ async def _attempts(
     attempts = 0
     while True:
         attempts += 1
-        streamset = load_streams(root, config)
+        streamset = load_streams(root, config, memo=cache.streams)
         locks = load_locks(root, cache)
         bases = index.bases() if index is not None else {}
         observations, listings = await observe_pass(

@@ -6,9 +6,9 @@
     docker/registry/v2/repositories/<name>/_layers/sha256/<hex>/link
     docker/registry/v2/repositories/<name>/_manifests/revisions/sha256/<hex>/link
     docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
-    docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/sha256/<hex>/link
 
 Tags are read from disk on every request, so moving a tag while the registry runs is one write.
+The tag's ``index/`` (which digests it ever pointed at) only serves deletes and is left out.
 ``verify`` reads a sample back through the API.
 """
 
@@ -75,7 +75,6 @@ class Storage:
         """Point ``repository:tag`` at ``image`` (blobs and links written as needed)."""
         digest = self._link_image(repository, image)
         base = self.v2 / "repositories" / repository / "_manifests" / "tags" / tag
-        _write(base / "index" / "sha256" / digest[7:] / "link", digest.encode())
         tmp = base / "current" / ".link.tmp"
         _write(tmp, digest.encode())
         os.replace(tmp, base / "current" / "link")
