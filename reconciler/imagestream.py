@@ -7,6 +7,7 @@ file:line:col) lives below the model in this module.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -116,20 +117,45 @@ class TagSpec:
 
     def spec_hash(self, namespace: str) -> str:
         """Hash of the fields whose change forces a re-import (DESIGN.md §11)."""
-        data = {
-            "kind": self.source.kind,
-            "name": self.source.name,
-            "namespace": self.source.namespace or namespace,
-            "reference": self.reference,
-            "importMode": self.import_mode,
-            "reimport": self.annotations.get(REIMPORT_ANNOTATION),
-        }
-        # A changed tag policy chooses again at once; tags without one keep their old hashes.
-        chosen = {k: v for k, v in self.annotations.items() if k in CHOICE_ANNOTATIONS}
-        if chosen:
-            data["choice"] = chosen
-        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        chosen = tuple(
+            sorted((k, v) for k, v in self.annotations.items() if k in CHOICE_ANNOTATIONS)
+        )
+        return _spec_hash(
+            self.source.kind,
+            self.source.name,
+            self.source.namespace or namespace,
+            self.reference,
+            self.import_mode,
+            self.annotations.get(REIMPORT_ANNOTATION),
+            chosen,
+        )
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _spec_hash(
+    kind: str,
+    name: str,
+    namespace: str,
+    reference: bool,
+    import_mode: str,
+    reimport: str | None,
+    chosen: tuple[tuple[str, str], ...],
+) -> str:
+    """``TagSpec.spec_hash``, computed once per distinct spec (a pass asks for each tag's
+    several times, and hashing JSON is most of planning a pass with nothing due)."""
+    data: dict[str, Any] = {
+        "kind": kind,
+        "name": name,
+        "namespace": namespace,
+        "reference": reference,
+        "importMode": import_mode,
+        "reimport": reimport,
+    }
+    # A changed tag policy chooses again at once; tags without one keep their old hashes.
+    if chosen:
+        data["choice"] = dict(chosen)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

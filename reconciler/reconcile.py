@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import marshal
 import random
+import sys
 from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -84,10 +86,15 @@ class LockCache:
     matches the path is checked on every load, since the same bytes may sit at another path.
     """
 
-    VERSION = 3  # 1 kept locks without checking them against the schema; 2 had no tag/waiting
+    VERSION = 4  # 1 unchecked locks; 2 no tag/waiting; 3 JSON documents, one object per string
+    # marshal keeps one copy of each shared string (digests, pull specs, times) and reads back
+    # many times faster than JSON; its format is Python's own, so the cache names the version.
+    # It is read only from this checkout's .git, which nothing but this machine writes.
+    FORMAT = f"streamlock-locks/{VERSION}/{sys.version}"
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        # content hash -> compact lock (as read) or the lock built from it (once used)
         self.entries: dict[str, Any] = {}
         self.used: set[str] = set()
         self.dirty = False
@@ -95,22 +102,31 @@ class LockCache:
         self.streams = StreamCache(None)
         if path is not None:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                if data.get("version") == self.VERSION:
-                    self.entries = dict(data["locks"])
-            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                found, entries = marshal.loads(path.read_bytes())
+                if found == self.FORMAT and isinstance(entries, dict):
+                    self.entries = entries
+            except (OSError, ValueError, TypeError, EOFError):
                 self.entries = {}
 
     def load(self, data: bytes, relative: str) -> StreamLock:
         """The lock in ``data``; a ValidationError (path:line:col) when it fails its checks."""
         key = hashlib.sha256(data).hexdigest()
-        doc = self.entries.get(key)
-        if doc is None or not lockfile.matches_path(doc, relative):
+        found = self.entries.get(key)
+        lock: StreamLock | None = None
+        if isinstance(found, StreamLock):
+            lock = found if lockfile.compact_matches(found.key, relative) else None
+        elif found is not None and lockfile.compact_matches(found, relative):
+            try:
+                lock = lockfile.from_compact(found, lockfile.header_stream_file(data))
+            except (TypeError, ValueError):
+                lock = None
+        if lock is None:
             doc = lockfile.parse(data, relative)
-            self.entries[key] = doc
+            lock = lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
             self.dirty = True
+        self.entries[key] = lock
         self.used.add(key)
-        return lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
+        return lock
 
     def remember(self, files: Mapping[str, bytes | None], locks: Mapping[Any, StreamLock]) -> None:
         """Add the locks a pass wrote, so the next pass does not parse them again."""
@@ -120,17 +136,19 @@ class LockCache:
                 key = hashlib.sha256(data).hexdigest()
                 self.used.add(key)
                 if key not in self.entries:
-                    self.entries[key] = lockfile.document(by_path[path])
+                    self.entries[key] = by_path[path]
                     self.dirty = True
 
     def save(self) -> None:
         """Keep what this pass used; a cache that cannot be written is only a slower start."""
         if self.path is None or not (self.dirty or set(self.entries) - self.used):
             return
-        keep = {k: v for k, v in self.entries.items() if k in self.used}
-        cachefile.write_text(
-            self.path, json.dumps({"version": self.VERSION, "locks": keep}), "lock cache"
-        )
+        keep = {
+            key: lockfile.compact(value) if isinstance(value, StreamLock) else value
+            for key, value in self.entries.items()
+            if key in self.used
+        }
+        cachefile.write_bytes(self.path, marshal.dumps((self.FORMAT, keep)), "lock cache")
 
 
 class StreamCache(MutableMapping[str, Any]):
@@ -418,7 +436,7 @@ async def _run(
     now = options.now or datetime.now(UTC).replace(microsecond=0)
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
-    cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
+    cache = LockCache(git.git_dir / "streamlock" / "locks.bin" if git is not None else None)
     cache.streams = StreamCache(git.git_dir / "streamlock" / "streams.json" if git else None)
     index = TrailerIndex(git, config.git.author) if git is not None else None
     git_dir = git.git_dir / "streamlock" if git is not None else None

@@ -158,13 +158,15 @@ class Bench:
         seconds = passes.timed_clone(self.remote.as_uri(), dest, *args)
         return dest, seconds
 
-    def noop(self, branch: str = "main", label: str | None = None) -> tuple[PassRun, PassRun]:
+    def noop(
+        self, branch: str = "main", label: str | None = None, rounds: int | None = None
+    ) -> tuple[PassRun, PassRun]:
         """Fresh clone then warm, alternating, ``rounds`` times: medians."""
         label = label or f"{self.scale.days}-day"
         fresh: list[PassRun] = []
         warm: list[PassRun] = []
         clones: list[float] = []
-        for n in range(self.args.rounds):
+        for n in range(rounds or self.args.rounds):
             work, seconds = self.clone(f"noop-{branch}", "--branch", branch)
             clones.append(seconds)
             fresh.append(
@@ -194,7 +196,7 @@ class Bench:
                 f"caches after a no-op pass, {label} (.git/streamlock)",
                 f"{size / 1024:.0f} KiB",
                 f"trailer index {index.stat().st_size if index.exists() else 0} B "
-                "(a no-op pass needs no bases)",
+                "(0: a pass with nothing new reads no history)",
                 "-",
             )
         )
@@ -367,7 +369,7 @@ class Bench:
             self.due_rows(work, self.state.versions, f"{self.scale.days}-day")
             short = _versions_at(self.state, self.args.short_days)
             self.history_rows(short)
-            self.noop(f"day{self.args.short_days}", f"{self.args.short_days}-day")
+            self.noop(f"day{self.args.short_days}", f"{self.args.short_days}-day", rounds=1)
         return self.rows
 
 
