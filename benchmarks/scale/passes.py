@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The CLI as a child process that reports its own peak RSS at exit; os.wait4 reports the
-# largest process of its tree (git's included).
+# largest process of its tree (git's included). Linux keeps a process's peak RSS across
+# execve, and a child forked from this process (which holds the whole world) would start
+# from its size: /usr/bin/time, small, forks the pass instead.
 _WRAPPER = (
     "import atexit, resource, sys\n"
     "atexit.register(lambda: print('streamlock-maxrss-kb', "
@@ -22,6 +24,7 @@ _WRAPPER = (
     "from reconciler.cli import main\n"
     "main(sys.argv[1:])\n"
 )
+TIME = "/usr/bin/time"
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_TERMINAL_PROMPT": "0",
@@ -70,7 +73,9 @@ class PassRun:
 
 def run_pass(work: Path, label: str, profile: Path | None = None) -> PassRun:
     """Time and peak memory of one ``streamlock reconcile --no-push`` process."""
-    cmd = [sys.executable]
+    # Without /usr/bin/time (Debian package time) the figures include this process's size.
+    cmd = [TIME, "-f", "tree-maxrss-kb %M"] if Path(TIME).exists() else []
+    cmd += [sys.executable]
     if profile is not None:
         cmd += ["-m", "cProfile", "-o", str(profile)]
         wrapper = Path(tempfile.gettempdir()) / "streamlock-scale-wrapper.py"
@@ -90,6 +95,7 @@ def run_pass(work: Path, label: str, profile: Path | None = None) -> PassRun:
         stderr = err.read().decode("utf-8", "replace")
     code = os.waitstatus_to_exitcode(status)
     own = [line.split()[1] for line in stderr.splitlines() if line.startswith("streamlock-maxrss")]
+    tree = [line.split()[1] for line in stderr.splitlines() if line.startswith("tree-maxrss")]
     try:
         data = json.loads(stdout)
     except ValueError:
@@ -100,7 +106,7 @@ def run_pass(work: Path, label: str, profile: Path | None = None) -> PassRun:
     run = PassRun(
         seconds=elapsed,
         self_mb=int(own[-1]) / 1024 if own else float("nan"),
-        tree_mb=usage.ru_maxrss / 1024,
+        tree_mb=int(tree[-1]) / 1024 if tree else usage.ru_maxrss / 1024,
         code=code,
         commits=len(data.get("commits", [])),
         changed_tags=sum(1 for t in tags if t.get("action") in ("added", "updated", "removed")),
