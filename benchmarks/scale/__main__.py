@@ -167,7 +167,7 @@ class Bench:
         warm: list[PassRun] = []
         clones: list[float] = []
         for n in range(rounds or self.args.rounds):
-            work, seconds = self.clone(f"noop-{branch}", "--branch", branch)
+            work, seconds = self.clone(f"noop-{branch}", "--branch", branch, "--single-branch")
             clones.append(seconds)
             fresh.append(
                 passes.run_pass(
@@ -263,7 +263,13 @@ class Bench:
                 raise AssertionError(f"cold pass lock of stream {s} differs from the world model")
 
     def due(
-        self, label: str, work: Path, versions: list[list[int]], due: int, moved: int
+        self,
+        label: str,
+        work: Path,
+        versions: list[list[int]],
+        due: int,
+        moved: int,
+        warm: bool = True,
     ) -> PassRun:
         """Schedule the v tags of ``due`` streams (a person's commit), move ``moved`` of them
         in the registry, run a pass, then put repository and registry back."""
@@ -279,6 +285,8 @@ class Bench:
         finally:
             registry.move(self.storage, view, streams[:moved], 0)
             git(work, "reset", "--quiet", "--hard", base)
+            if warm:  # the cached trailer index was at a commit the reset dropped
+                _warm_index(work)
         return run
 
     def due_rows(
@@ -297,6 +305,7 @@ class Bench:
             ("10% due, none moved", ten, 0),
             ("10% due, 1% moved", ten, one),
         ]
+        _warm_index(work)
         for name, due, moved in cases:
             run = self.due(f"{label} {name}", work, versions, due, moved)
             self.rows.append(
@@ -316,7 +325,7 @@ class Bench:
             (f"{self.args.short_days}-day", f"day{self.args.short_days}", short_versions),
             (f"{self.scale.days}-day", "main", self.state.versions),
         ):
-            work, _ = self.clone(f"hist-{branch}", "--branch", branch)
+            work, _ = self.clone(f"hist-{branch}", "--branch", branch, "--single-branch")
             fresh = self.due(f"{label} fresh 1% moved", work, versions, one, one)
             index = work / ".git" / "streamlock" / "trailer-index.json"
             warm = self.due(f"{label} warm 1% moved", work, versions, one, one)
@@ -371,6 +380,13 @@ class Bench:
             self.history_rows(short)
             self.noop(f"day{self.args.short_days}", f"{self.args.short_days}-day", rounds=1)
         return self.rows
+
+
+def _warm_index(work: Path) -> None:
+    """Bring the checkout's trailer index to HEAD, as the passes before a warm one would."""
+    from reconciler.gitrepo import GitRepo, TrailerIndex
+
+    TrailerIndex(GitRepo.open(work), f"{world.AUTHOR[0]} <{world.AUTHOR[1]}>").refresh()
 
 
 def _versions_at(state: World, day: int) -> list[list[int]]:
