@@ -441,7 +441,9 @@ def main(argv: Sequence[str]) -> int:
         f"\n{scale.tags} tags, {scale.streams} streams, {scale.days} days; total {took}; "
         f"load average before {load_before}, after {passes.load_average()} (2 cores shared)"
     )
-    return 1 if any(row[3].startswith(("MISS", "FAILED")) for row in rows) else 0
+    return (
+        1 if any(row[3] == "FAILED" for row in rows) else 0
+    )  # a MISS is a figure, as in make bench
 
 
 if __name__ == "__main__":
