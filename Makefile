@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench soak lint format system-deps venv clean mutate trust
+.PHONY: demo test bench bench-scale soak lint format system-deps venv clean mutate trust
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP) system-deps
 	PYTHONPATH=. $(BIN)/python -m benchmarks
+
+# The scale simulation: 100,000 tags, a year of history (about 15 minutes on 2 cores);
+# ARGS=--small for a quick check, see `python -m benchmarks.scale --help`.
+bench-scale: $(STAMP) system-deps
+	PYTHONPATH=. $(BIN)/python -m benchmarks.scale $(ARGS)
 
 # Mutation testing, one module at a time within a time limit each (tests/trust/mutate.py);
 # `make mutate MODULE=trailers` runs one, TIME=300 caps each module (seconds), SURVIVORS=1 runs

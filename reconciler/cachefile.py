@@ -18,10 +18,15 @@ log = structlog.get_logger("streamlock")
 def write_text(path: Path, text: str, what: str) -> bool:
     """Replace ``path`` with ``text`` through a temporary file and a rename; False if it could
     not be written (``what`` names the file in the log)."""
+    return write_bytes(path, text.encode("utf-8"), what)
+
+
+def write_bytes(path: Path, data: bytes, what: str) -> bool:
+    """:func:`write_text` for bytes."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
         tmp.replace(path)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -1229,9 +1229,14 @@ class TrailerIndex:
         signed = self.repo.signing_configured() or self.repo.verification_configured()
         return f"{who}|{'signed' if signed else 'unsigned'}"
 
-    def bases(self) -> dict[tuple[str, str], str]:
-        """``(tag, source) -> digest`` of the newest reconciler commit for that pair, at HEAD."""
-        return dict(self.refresh().bases)
+    def bases(self) -> Mapping[tuple[str, str], str]:
+        """``(tag, source) -> digest`` of the newest reconciler commit for that pair, at HEAD.
+
+        Read on first use: the planner asks for a base only for a due tag whose source serves
+        a digest other than its pin, so a pass with nothing due or nothing new never reads
+        history (in a fresh clone that is a ``git log`` over every commit).
+        """
+        return _LazyBases(self)
 
     def last_commits(self) -> dict[str, tuple[str, str]]:
         """``tag -> (sha, digest)`` of the newest reconciler commit for each tag, at HEAD."""
@@ -1290,3 +1295,28 @@ class TrailerIndex:
             "last": sorted([t, sha, i] for t, (sha, i) in summary.last.items()),
         }
         cachefile.write_text(self.path, json.dumps(data, indent=0, sort_keys=True), "trailer index")
+
+
+class _LazyBases(Mapping[tuple[str, str], str]):
+    """The index's bases, refreshed when first looked at and then fixed for this mapping."""
+
+    def __init__(self, index: TrailerIndex) -> None:
+        self._index = index
+        self._bases: Mapping[tuple[str, str], str] | None = None
+
+    def _loaded(self) -> Mapping[tuple[str, str], str]:
+        if self._bases is None:
+            self._bases = dict(self._index.refresh().bases)
+        return self._bases
+
+    def __getitem__(self, key: tuple[str, str]) -> str:
+        return self._loaded()[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    def __repr__(self) -> str:
+        return "<bases, not read yet>" if self._bases is None else repr(self._bases)

@@ -7,12 +7,15 @@ file:line:col) lives below the model in this module.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _encode
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from reconciler import schema
 from reconciler.config import CONFIG_FILE, Config, config_path, load_config
@@ -115,20 +118,58 @@ class TagSpec:
 
     def spec_hash(self, namespace: str) -> str:
         """Hash of the fields whose change forces a re-import (DESIGN.md §11)."""
-        data = {
-            "kind": self.source.kind,
-            "name": self.source.name,
-            "namespace": self.source.namespace or namespace,
-            "reference": self.reference,
-            "importMode": self.import_mode,
-            "reimport": self.annotations.get(REIMPORT_ANNOTATION),
-        }
-        # A changed tag policy chooses again at once; tags without one keep their old hashes.
-        chosen = {k: v for k, v in self.annotations.items() if k in CHOICE_ANNOTATIONS}
-        if chosen:
-            data["choice"] = chosen
-        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        chosen = tuple(
+            sorted((k, v) for k, v in self.annotations.items() if k in CHOICE_ANNOTATIONS)
+        )
+        return _spec_hash(
+            self.source.kind,
+            self.source.name,
+            self.source.namespace or namespace,
+            self.reference,
+            self.import_mode,
+            self.annotations.get(REIMPORT_ANNOTATION),
+            chosen,
+        )
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _spec_hash(
+    kind: str,
+    name: str,
+    namespace: str,
+    reference: bool,
+    import_mode: str,
+    reimport: str | None,
+    chosen: tuple[tuple[str, str], ...],
+) -> str:
+    """``TagSpec.spec_hash``, computed once per distinct spec (a pass asks for each tag's
+    several times, and hashing JSON is most of planning a pass with nothing due)."""
+    data: dict[str, Any] = {
+        "kind": kind,
+        "name": name,
+        "namespace": namespace,
+        "reference": reference,
+        "importMode": import_mode,
+        "reimport": reimport,
+    }
+    # A changed tag policy chooses again at once; tags without one keep their old hashes.
+    if chosen:
+        data["choice"] = dict(chosen)
+        return hashlib.sha256(spec_json(data).encode()).hexdigest()[:16]
+    # The common shape, written as json.dumps writes it (sorted keys, no spaces, ASCII
+    # escapes) at a fraction of the cost; tests hold the two to the same bytes.
+    text = _encode(reimport) if reimport is not None else "null"
+    blob = (
+        f'{{"importMode":{_encode(import_mode)},"kind":{_encode(kind)},'
+        f'"name":{_encode(name)},"namespace":{_encode(namespace)},'
+        f'"reference":{"true" if reference else "false"},"reimport":{text}}}'
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def spec_json(data: Mapping[str, Any]) -> str:
+    """The canonical JSON a spec hash is taken of."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,24 +590,115 @@ def _policy_problems(
             )
 
 
+# --- a memo of parsed files ---------------------------------------------------------------------
+# A file's parse is a function of its path, its bytes and the default namespace, so a memo keyed
+# by their hash can never be stale; the shell keeps one in ``.git/streamlock/`` because parsing
+# thousands of stream files is most of a pass with nothing to do. Records are plain JSON data.
+
+Memo = MutableMapping[str, Any]
+
+
+def memo_key(path: str, data: bytes, config: Config) -> str:
+    digest = hashlib.sha256()
+    for part in (path.encode(), config.default_namespace.encode(), data):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _tag_record(tag: TagSpec) -> list[Any]:
+    source = tag.source
+    return [
+        tag.name,
+        [source.kind, source.name, source.namespace],
+        tag.reference,
+        tag.scheduled,
+        tag.insecure,
+        tag.import_mode,
+        tag.reference_policy,
+        dict(tag.annotations),
+        tag.line,
+    ]
+
+
+def _file_record(
+    found: list[tuple[ImageStream, schema.Document, JsonPath]], problems: list[Problem]
+) -> dict[str, Any]:
+    streams = [
+        [
+            [s.namespace, s.name, [_tag_record(t) for t in s.tags], s.lookup_local],
+            [dict(s.annotations), s.line],
+            list(doc.position((*base, "metadata", "name"))),
+        ]
+        for s, doc, base in found
+    ]
+    return {"streams": streams, "problems": [[p.line, p.column, p.message] for p in problems]}
+
+
+def _from_record(
+    path: str, record: Mapping[str, Any]
+) -> tuple[list[tuple[ImageStream, schema.Document, JsonPath]], list[Problem]]:
+    found: list[tuple[ImageStream, schema.Document, JsonPath]] = []
+    for (namespace, name, tags, lookup), (notes, line), where in record["streams"]:
+        stream = ImageStream(
+            namespace=namespace,
+            name=name,
+            tags=tuple(
+                TagSpec(n, TagReference(*source), ref, sched, unsafe, mode, kind, marks, at)
+                for n, source, ref, sched, unsafe, mode, kind, marks, at in tags
+            ),
+            lookup_local=lookup,
+            annotations=notes,
+            path=path,
+            line=line,
+        )
+        # Where ``metadata.name`` was written: all a pass asks of the document afterwards.
+        doc = schema.Document(path, None, {("metadata", "name"): tuple(where)}, {})  # type: ignore[arg-type]
+        found.append((stream, doc, ()))
+    problems = [Problem(path, line, column, text) for line, column, text in record["problems"]]
+    return found, problems
+
+
+def _parse_remembered(
+    data: bytes, path: str, config: Config, memo: Memo | None
+) -> tuple[list[tuple[ImageStream, schema.Document, JsonPath]], list[Problem]]:
+    """``_parse_file``, through the memo when there is one."""
+    if memo is None:
+        return _parse_file(data, path, config)
+    key = memo_key(path, data, config)
+    record = memo.get(key)
+    if record is not None:
+        try:
+            return _from_record(path, record)
+        except (TypeError, ValueError, KeyError):
+            pass  # a record of another shape: parse again
+    found, problems = _parse_file(data, path, config)
+    memo[key] = _file_record(found, problems)
+    return found, problems
+
+
 def parse_streams(
     files: Mapping[str, bytes],
     config: Config,
     *,
     policy: bool = False,
     images: LockImages | None = None,
+    memo: Memo | None = None,
 ) -> StreamSet:
     """Streams of several files (pure: path → bytes in); a stream defined twice keeps the first.
 
     With ``policy`` (``validate``), breaches of the config's rules (registry allowlist, insecure
     registries, cross-namespace grants) and references to stream tags and images that do not
     exist (``images``: what each lock knows) are reported too, without dropping the streams.
+    ``memo`` (not with ``policy``, which needs every document) holds earlier parses by content.
     """
     streams: dict[tuple[str, str], ImageStream] = {}
     problems: list[Problem] = []
     kept: list[tuple[ImageStream, schema.Document, JsonPath]] = []
     for path in sorted(files):
-        found, file_problems = _parse_file(files[path], path, config)
+        found, file_problems = _parse_remembered(
+            files[path], path, config, None if policy else memo
+        )
         problems += file_problems
         for stream, doc, base in found:
             earlier = streams.setdefault(stream.key, stream)
@@ -591,7 +723,12 @@ def parse_streams(
 
 
 def load_streams(
-    root: Path, config: Config, *, policy: bool = False, images: LockImages | None = None
+    root: Path,
+    config: Config,
+    *,
+    policy: bool = False,
+    images: LockImages | None = None,
+    memo: Memo | None = None,
 ) -> StreamSet:
     """Read and check every ``streams/**/*.yaml|yml|json`` file under ``root``."""
     paths, problems = schema.repo_files(root, STREAMS_DIR, STREAM_SUFFIXES)
@@ -601,7 +738,7 @@ def load_streams(
             files[path] = schema.read_repo_file(root, path)
         except ValidationError as exc:
             problems += exc.problems
-    result = parse_streams(files, config, policy=policy, images=images)
+    result = parse_streams(files, config, policy=policy, images=images, memo=memo)
     return StreamSet(
         streams=result.streams,
         problems=tuple(sorted([*problems, *result.problems])),

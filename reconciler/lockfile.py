@@ -11,6 +11,7 @@ problem located as ``path:line:col``. A lock that fails is set aside for its own
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -195,10 +196,10 @@ def dumps(lock: StreamLock) -> bytes:
 def _history(items: Any) -> tuple[HistoryItem, ...]:
     return tuple(
         HistoryItem(
-            image=item["image"],
-            docker_image_reference=item["dockerImageReference"],
-            created=_text(item.get("created")),
-            imported_at=_text(item.get("importedAt")),
+            _shared(item["image"]),
+            _shared(item["dockerImageReference"]),
+            _shared(_text(item.get("created"))),
+            _shared(_text(item.get("importedAt"))),
         )
         for item in items or ()
     )
@@ -226,6 +227,9 @@ def parse(data: bytes, path: str = "<lock>") -> Any:
     aliases, nesting and size (a larger byte limit: locks grow with history), the lock schema,
     and, for a path under ``locks/``, ``metadata`` must name the stream the path names.
     """
+    quick = schema.quick_data(data, path, schema.LOCK_SCHEMA, max_bytes=MAX_LOCK_BYTES)
+    if quick is not None and matches_path(quick, path):
+        return quick
     documents = schema.parse_documents(data, path, max_bytes=MAX_LOCK_BYTES)
     if len(documents) != 1:
         raise ValidationError([Problem(path, 1, 1, "a lock file holds exactly one YAML document")])
@@ -285,6 +289,12 @@ def write_problems(lock: StreamLock) -> list[str]:
     return [problem.message for _, problem in schema.check(doc, schema.LOCK_SCHEMA)]
 
 
+def _shared(value: Any) -> Any:
+    """One string object per distinct digest, pull spec and time: a tag's current image is its
+    history's first, a follower pins its source's, a pass stamps many tags alike."""
+    return sys.intern(value) if type(value) is str else value
+
+
 def from_document(doc: Any, path: str = "<lock>", source_path: str = "") -> StreamLock:
     """Build the lock from data that passed :func:`parse`."""
     meta = doc["metadata"]
@@ -292,13 +302,13 @@ def from_document(doc: Any, path: str = "<lock>", source_path: str = "") -> Stre
     for tag, entry in (doc.get("tags") or {}).items():
         source = entry["from"]
         tags[str(tag)] = LockEntry(
-            source=TagReference(source["kind"], source["name"], source.get("namespace")),
-            image=entry["image"],
-            docker_image_reference=entry["dockerImageReference"],
-            spec_hash=str(entry.get("specHash", "")),
-            created=_text(entry.get("created")),
-            imported_at=_text(entry.get("importedAt")),
-            platform=entry.get("platform"),
+            source=TagReference(source["kind"], _shared(source["name"]), source.get("namespace")),
+            image=_shared(entry["image"]),
+            docker_image_reference=_shared(entry["dockerImageReference"]),
+            spec_hash=_shared(str(entry.get("specHash", ""))),
+            created=_shared(_text(entry.get("created"))),
+            imported_at=_shared(_text(entry.get("importedAt"))),
+            platform=_shared(entry.get("platform")),
             labels=dict(entry.get("labels") or {}),
             platforms=None if entry.get("platforms") is None else dict(entry["platforms"]),
             index_digest=entry.get("indexDigest"),
@@ -309,6 +319,84 @@ def from_document(doc: Any, path: str = "<lock>", source_path: str = "") -> Stre
     return StreamLock(
         namespace=meta["namespace"], name=meta["name"], tags=tags, source_path=source_path
     )
+
+
+def compact(lock: StreamLock) -> tuple[Any, ...]:
+    """The lock as nested tuples of plain values, for a parse cache (:func:`from_compact`)."""
+    return (
+        lock.namespace,
+        lock.name,
+        tuple(
+            (
+                tag,
+                e.source.kind,
+                e.source.name,
+                e.source.namespace,
+                e.image,
+                e.docker_image_reference,
+                e.spec_hash,
+                e.created,
+                e.imported_at,
+                e.platform,
+                dict(e.labels),
+                None if e.platforms is None else dict(e.platforms),
+                e.index_digest,
+                tuple(
+                    (h.image, h.docker_image_reference, h.created, h.imported_at) for h in e.history
+                ),
+                e.tag,
+                None
+                if e.waiting is None
+                else (e.waiting.image, e.waiting.first_seen, e.waiting.tag),
+            )
+            for tag, e in lock.tags.items()
+        ),
+    )
+
+
+def from_compact(row: Any, source_path: str = "") -> StreamLock:
+    """The lock :func:`compact` wrote (a TypeError or ValueError for anything else)."""
+    namespace, name, entries = row
+    tags = {}
+    for (
+        tag,
+        kind,
+        source,
+        source_namespace,
+        image,
+        reference,
+        spec_hash,
+        created,
+        imported_at,
+        platform,
+        labels,
+        platforms,
+        index_digest,
+        history,
+        chosen,
+        waiting,
+    ) in entries:
+        tags[tag] = LockEntry(
+            TagReference(kind, source, source_namespace),
+            image,
+            reference,
+            spec_hash,
+            created,
+            imported_at,
+            platform,
+            labels,
+            platforms,
+            index_digest,
+            tuple(HistoryItem(*item) for item in history),
+            chosen,
+            None if waiting is None else Waiting(*waiting),
+        )
+    return StreamLock(namespace, name, tags, source_path=source_path)
+
+
+def compact_matches(row: Any, path: str) -> bool:
+    """:func:`matches_path` for a compact lock."""
+    return not path.startswith(f"{LOCKS_DIR}/") or path_key(path) == (row[0], row[1])
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -1132,6 +1132,14 @@ def _message(subject: str, changes: Sequence[TagChange], notes: Mapping[str, str
     return format_message(subject, body, _blocks(changes))
 
 
+def commit_text(
+    changes: Sequence[TagChange], notes: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """Subject and full message of the commit that records ``changes`` (as a pass writes it)."""
+    subject = _subject(changes)
+    return subject, _message(subject, changes, notes or {})
+
+
 def _subject(changes: Sequence[TagChange]) -> str:
     streams = sorted({(c.namespace, c.stream) for c in changes})
     waits = [
@@ -1198,9 +1206,11 @@ def _commits(
                     )
                 )
             continue
-        subject = _subject(changes) if changes else f"{key[0]}/{key[1]}: refresh lock"
+        if changes:
+            subject, message = commit_text(changes, notes)
+        else:
+            subject = f"{key[0]}/{key[1]}: refresh lock"
+            message = _message(subject, changes, notes)
         stream_files = {path: files[path]}
-        commits.append(
-            PlannedCommit(subject, _message(subject, changes, notes), stream_files, tuple(changes))
-        )
+        commits.append(PlannedCommit(subject, message, stream_files, tuple(changes)))
     return tuple(commits)

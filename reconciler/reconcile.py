@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import marshal
 import random
-from collections.abc import Callable, Collection, Mapping, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler import cachefile, lockfile, planner, status, trailers
+from reconciler import __version__, cachefile, lockfile, planner, status, trailers
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.consumers import controller, reader
 from reconciler.errors import GitError, InputError, Problem, PushRejected, ValidationError
@@ -84,31 +86,47 @@ class LockCache:
     matches the path is checked on every load, since the same bytes may sit at another path.
     """
 
-    VERSION = 3  # 1 kept locks without checking them against the schema; 2 had no tag/waiting
+    VERSION = 4  # 1 unchecked locks; 2 no tag/waiting; 3 JSON documents, one object per string
+    # marshal keeps one copy of each shared string (digests, pull specs, times) and reads back
+    # many times faster than JSON; its format is Python's own, so the cache names the version.
+    # It is read only from this checkout's .git, which nothing but this machine writes.
+    FORMAT = f"streamlock-locks/{VERSION}/{sys.version}"
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        # content hash -> compact lock (as read) or the lock built from it (once used)
         self.entries: dict[str, Any] = {}
         self.used: set[str] = set()
         self.dirty = False
+        # The stream files' cache travels with this one (one object for the pass to carry).
+        self.streams = StreamCache(None)
         if path is not None:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                if data.get("version") == self.VERSION:
-                    self.entries = dict(data["locks"])
-            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                found, entries = marshal.loads(path.read_bytes())
+                if found == self.FORMAT and isinstance(entries, dict):
+                    self.entries = entries
+            except (OSError, ValueError, TypeError, EOFError):
                 self.entries = {}
 
     def load(self, data: bytes, relative: str) -> StreamLock:
         """The lock in ``data``; a ValidationError (path:line:col) when it fails its checks."""
         key = hashlib.sha256(data).hexdigest()
-        doc = self.entries.get(key)
-        if doc is None or not lockfile.matches_path(doc, relative):
+        found = self.entries.get(key)
+        lock: StreamLock | None = None
+        if isinstance(found, StreamLock):
+            lock = found if lockfile.compact_matches(found.key, relative) else None
+        elif found is not None and lockfile.compact_matches(found, relative):
+            try:
+                lock = lockfile.from_compact(found, lockfile.header_stream_file(data))
+            except (TypeError, ValueError):
+                lock = None
+        if lock is None:
             doc = lockfile.parse(data, relative)
-            self.entries[key] = doc
+            lock = lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
             self.dirty = True
+        self.entries[key] = lock
         self.used.add(key)
-        return lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
+        return lock
 
     def remember(self, files: Mapping[str, bytes | None], locks: Mapping[Any, StreamLock]) -> None:
         """Add the locks a pass wrote, so the next pass does not parse them again."""
@@ -118,17 +136,70 @@ class LockCache:
                 key = hashlib.sha256(data).hexdigest()
                 self.used.add(key)
                 if key not in self.entries:
-                    self.entries[key] = lockfile.document(by_path[path])
+                    self.entries[key] = by_path[path]
                     self.dirty = True
 
     def save(self) -> None:
         """Keep what this pass used; a cache that cannot be written is only a slower start."""
         if self.path is None or not (self.dirty or set(self.entries) - self.used):
             return
+        keep = {
+            key: lockfile.compact(value) if isinstance(value, StreamLock) else value
+            for key, value in self.entries.items()
+            if key in self.used
+        }
+        cachefile.write_bytes(self.path, marshal.dumps((self.FORMAT, keep)), "lock cache")
+
+
+class StreamCache(MutableMapping[str, Any]):
+    """Parsed stream files by content hash (``imagestream.memo_key``), kept in ``.git/streamlock/``.
+
+    Like :class:`LockCache`: parsing thousands of stream files is most of a pass with nothing to
+    do, and a file's bytes, path and the default namespace fully determine its parse, problems
+    included, so the cache can never be stale. Only what this pass looked up is kept.
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, Any] = {}
+        self.used: set[str] = set()
+        self.dirty = False
+        if path is not None:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data.get("version") == self.VERSION and data.get("by") == __version__:
+                    self.entries = dict(data["files"])
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                self.entries = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.entries[key]
+        self.used.add(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.entries[key] = value
+        self.used.add(key)
+        self.dirty = True
+
+    def __delitem__(self, key: str) -> None:
+        del self.entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def save(self) -> None:
+        """Keep what this pass used; a cache that cannot be written is only a slower start."""
+        if self.path is None or not (self.dirty or set(self.entries) - self.used):
+            return
         keep = {k: v for k, v in self.entries.items() if k in self.used}
-        cachefile.write_text(
-            self.path, json.dumps({"version": self.VERSION, "locks": keep}), "lock cache"
-        )
+        data = {"version": self.VERSION, "by": __version__, "files": keep}
+        cachefile.write_text(self.path, json.dumps(data, separators=(",", ":")), "stream cache")
 
 
 def load_locks(root: Path, cache: LockCache | None = None) -> lockfile.LockSet:
@@ -365,7 +436,8 @@ async def _run(
     now = options.now or datetime.now(UTC).replace(microsecond=0)
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
-    cache = LockCache(git.git_dir / "streamlock" / "locks.json" if git is not None else None)
+    cache = LockCache(git.git_dir / "streamlock" / "locks.bin" if git is not None else None)
+    cache.streams = StreamCache(git.git_dir / "streamlock" / "streams.json" if git else None)
     index = TrailerIndex(git, config.git.author) if git is not None else None
     git_dir = git.git_dir / "streamlock" if git is not None else None
     scans = reader.ScanCache(
@@ -377,6 +449,7 @@ async def _run(
         )
     finally:
         cache.save()
+        cache.streams.save()
         scans.save()
     if git_dir is not None:
         record_failures(git_dir / FAILURES_FILE, result.plan.statuses, now)
@@ -464,7 +537,7 @@ async def _attempts(
     attempts = 0
     while True:
         attempts += 1
-        streamset = load_streams(root, config)
+        streamset = load_streams(root, config, memo=cache.streams)
         locks = load_locks(root, cache)
         bases = index.bases() if index is not None else {}
         observations, listings = await observe_pass(

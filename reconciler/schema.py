@@ -92,6 +92,28 @@ def _validator(name: str) -> Any:
     return _Validator(load_schema(name))
 
 
+@functools.cache
+def _compiled(name: str) -> Any:
+    """The schema compiled to native code: a verdict in microseconds, without messages.
+
+    jsonschema-rs reads ``pattern`` as ECMA-262 does (``$`` only at the very end), like
+    ``_ecma_pattern``; ``is_valid`` answers first and jsonschema words the problems. Imported
+    here: the package loads ``socket`` (for remote ``$ref``s this never uses), which the
+    pure modules must not pull in at import.
+    """
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(load_schema(name))
+
+
+def is_valid(data: Any, schema_name: str) -> bool:
+    """Whether plain data passes a schema (data no schema can hold counts as not valid)."""
+    try:
+        return bool(_compiled(schema_name).is_valid(data))
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def definition_pattern(schema_name: str, definition: str) -> re.Pattern[str]:
     """The compiled ``pattern`` of ``$defs/<definition>``, so code and schema never drift."""
     return _regex(load_schema(schema_name)["$defs"][definition]["pattern"])
@@ -341,6 +363,40 @@ def parse_documents(data: bytes, path: str, *, max_bytes: int = MAX_FILE_BYTES) 
     return documents
 
 
+# What the careful path's limits guard against, or where its data could differ: anchors and
+# aliases, tags, non-empty flow collections, merge keys. Deep nesting needs a long prefix of
+# spaces and dashes on some line.
+_NEEDS_CARE = re.compile(rb"[&*!]|[\[{](?![\]}])|<<|^[ \t-]{32,}", re.MULTILINE)
+
+
+def quick_data(data: bytes, path: str, schema_name: str, *, max_bytes: int = MAX_FILE_BYTES) -> Any:
+    """The plain data of a one-document YAML file that passes ``schema_name``, read fast;
+    None when the file needs :func:`parse_documents` (which locates every problem).
+
+    The careful path records where each value was written and walks the parse events before
+    building anything; that costs more than the parse itself and only matters for a file
+    with a problem. Here ruamel's C loader builds the data and the compiled schema judges it;
+    text with anything the careful path guards against, more lines than its value limit
+    allows, or data it would read differently (an unquoted timestamp, a duplicate key) is
+    left to it, so both paths give the same data for every file this one accepts.
+    """
+    if (
+        len(data) > max_bytes
+        or path.endswith(".json")
+        or data.count(b"\n") > MAX_VALUES // 4
+        or _NEEDS_CARE.search(data)
+    ):
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+        loaded = YAML(typ="safe", pure=False).load(text)
+    except (YAMLError, UnicodeDecodeError, ValueError, TypeError):
+        return None
+    if not isinstance(loaded, dict) or not is_valid(loaded, schema_name):
+        return None
+    return loaded
+
+
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -510,6 +566,8 @@ def _phrase(error: Any) -> str:
 
 def check(document: Document, schema_name: str) -> list[tuple[JsonPath, Problem]]:
     """Every schema error of a document, sorted, each with the data path it is about."""
+    if is_valid(document.data, schema_name):
+        return []
     found: dict[tuple[JsonPath, str], Problem] = {}
     for error in _validator(schema_name).iter_errors(document.data):
         for where, key, message in _messages(error):

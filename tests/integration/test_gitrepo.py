@@ -591,7 +591,7 @@ def test_index_update_reads_only_new_commits(origin: ConfigRepo, repo: GitRepo) 
     """With a cache at an ancestor, a fresh index reads only the commits after it."""
     bump(repo, "prod", digest(1), None)
     bump(repo, "test", digest(5), None)
-    TrailerIndex(repo).bases()
+    TrailerIndex(repo).refresh()
     origin.commit({"README": "human\n"}, "a human edit", push=False)
     bump(repo, "prod", digest(2), digest(1))
     index = TrailerIndex(repo)
@@ -605,7 +605,7 @@ def test_index_cache_lives_in_the_git_dir(origin: ConfigRepo, repo: GitRepo) -> 
     """The cache is written under .git/streamlock and never into the working tree."""
     bump(repo, "prod", digest(1), None)
     index = TrailerIndex(repo)
-    index.bases()
+    index.refresh()
     assert index.path == origin.work.resolve() / ".git" / "streamlock" / "trailer-index.json"
     assert index.path.exists() and repo.is_clean()
 
@@ -614,7 +614,7 @@ def test_index_rescans_rewritten_history(origin: ConfigRepo, repo: GitRepo) -> N
     """When the cached head is no longer an ancestor, everything is read again."""
     first = bump(repo, "prod", digest(1), None)
     bump(repo, "prod", digest(2), digest(1))
-    TrailerIndex(repo).bases()
+    TrailerIndex(repo).refresh()
     repo.reset_hard(first)
     bump(repo, "prod", digest(3), digest(1))
     index = TrailerIndex(repo)

@@ -1,0 +1,51 @@
+"""The lock cache: compact records that read back as the locks they were made from."""
+
+from __future__ import annotations
+
+import marshal
+from dataclasses import replace
+from pathlib import Path
+
+from reconciler.lockfile import compact, dumps, from_compact, loads
+from reconciler.policy.gates import Waiting
+from reconciler.reconcile import LockCache, load_locks
+from tests.unit.test_lockfile import LOCK, preserve_original, sample, write_lock
+
+
+def test_a_compact_lock_reads_back_whole():
+    """Every field survives: platforms, index digest, labels, history, tag and waiting."""
+    waiting = Waiting("sha256:" + "cd" * 32, "2026-11-22T00:00:00Z", "1.1")
+    entry = replace(preserve_original(), tag="1.0", waiting=waiting)
+    lock = replace(sample("streams/shop/app.yaml"), tags={"a": entry, **sample().tags})
+    assert from_compact(compact(lock), "streams/shop/app.yaml") == lock
+
+
+def test_a_lock_from_the_cache_file_is_the_parsed_lock(tmp_path: Path):
+    """Written by one pass and read by the next, the lock equals a fresh parse of its bytes."""
+    data = dumps(sample("streams/shop/app.yaml"))
+    write_lock(tmp_path, LOCK, data)
+    first = LockCache(tmp_path / "locks.bin")
+    load_locks(tmp_path, first)
+    first.save()
+    second = LockCache(tmp_path / "locks.bin")
+    lock = load_locks(tmp_path, second)[("shop", "app")]
+    assert lock == loads(data, LOCK) and lock.stream_file == "streams/shop/app.yaml"
+    assert not second.dirty
+
+
+def test_a_cache_of_another_format_is_ignored(tmp_path: Path):
+    """A cache another Python (or version of the cache) wrote only means a slower start."""
+    path = tmp_path / "locks.bin"
+    path.write_bytes(marshal.dumps(("streamlock-locks/4/another python", {"k": ("x",)})))
+    assert LockCache(path).entries == {}
+
+
+def test_shared_strings_are_one_object(tmp_path: Path):
+    """A tag's current image and its newest history item hold one string, also after a reload."""
+    write_lock(tmp_path, LOCK, dumps(sample()))
+    cache = LockCache(tmp_path / "locks.bin")
+    lock = load_locks(tmp_path, cache)[("shop", "app")]
+    assert lock.tags["a"].image is lock.tags["a"].history[0].image
+    cache.save()
+    again = load_locks(tmp_path, LockCache(tmp_path / "locks.bin"))[("shop", "app")]
+    assert again.tags["a"].image is again.tags["b"].history[0].image
