@@ -15,9 +15,11 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 from ruamel.yaml import YAML
+from ruamel.yaml.representer import SafeRepresenter
+from ruamel.yaml.tag import Tag
 
 from reconciler import schema
 from reconciler.errors import Problem, ValidationError
@@ -153,8 +155,33 @@ class StreamLock:
         return self.source_path or f"streams/{self.namespace}/{self.name}.yaml"
 
 
+class _Representer(SafeRepresenter):
+    """ruamel's safe representer with one ``Tag`` per tag name: it makes a new one for every
+    node otherwise, and working out each one's text was a third of writing a lock."""
+
+    _tags: ClassVar[dict[str, Tag]] = {}
+
+    @classmethod
+    def _tag(cls, tag: Any) -> Any:
+        if not isinstance(tag, str):
+            return tag
+        if tag not in cls._tags:
+            cls._tags[tag] = Tag(suffix=tag)
+        return cls._tags[tag]
+
+    def represent_scalar(self, tag: Any, value: Any, style: Any = None, anchor: Any = None) -> Any:
+        return super().represent_scalar(self._tag(tag), value, style, anchor)
+
+    def represent_sequence(self, tag: Any, sequence: Any, flow_style: Any = None) -> Any:
+        return super().represent_sequence(self._tag(tag), sequence, flow_style)
+
+    def represent_mapping(self, tag: Any, mapping: Any, flow_style: Any = None) -> Any:
+        return super().represent_mapping(self._tag(tag), mapping, flow_style)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="safe")
+    yaml.Representer = _Representer
     yaml.default_flow_style = False
     yaml.width = 4096
     yaml.allow_unicode = True
