@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The real registry (CNCF distribution), skopeo, wrk, the browser for the web view's tests
-# (chromium, chromium-driver) and Graphviz (the promotion diagram) come from Debian's packages.
+# (chromium, chromium-driver), Graphviz (the promotion diagram) and /usr/bin/time (the
+# benchmarks' peak memory of a pass) come from Debian's packages.
 system-deps:
 	@missing=""; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
@@ -25,6 +26,7 @@ system-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	test -x /usr/bin/time || missing="$$missing time"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "✗ missing:$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
 	  echo "installing:$$missing"; \
