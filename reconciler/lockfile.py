@@ -15,9 +15,10 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.representer import SafeRepresenter
 from ruamel.yaml.tag import Tag
 
@@ -156,27 +157,29 @@ class StreamLock:
 
 
 class _Representer(SafeRepresenter):
-    """ruamel's safe representer with one ``Tag`` per tag name: it makes a new one for every
-    node otherwise, and working out each one's text was a third of writing a lock."""
+    """ruamel's safe representer with a short way for the str, dict and list a lock is made of.
 
-    _tags: ClassVar[dict[str, Tag]] = {}
+    It makes the nodes ruamel would (block style, no aliases: a lock's document is built fresh,
+    so no object appears twice) without its per-node type dispatch, alias bookkeeping and new
+    ``Tag`` per node, which were most of the time of writing a lock.
+    """
 
-    @classmethod
-    def _tag(cls, tag: Any) -> Any:
-        if not isinstance(tag, str):
-            return tag
-        if tag not in cls._tags:
-            cls._tags[tag] = Tag(suffix=tag)
-        return cls._tags[tag]
+    def represent_data(self, data: Any) -> Any:
+        kind = type(data)
+        if kind is str:
+            return ScalarNode(_STR, data, style=self.default_style)
+        if kind is dict:
+            items = [(self.represent_data(k), self.represent_data(v)) for k, v in data.items()]
+            return MappingNode(_MAP, items, flow_style=self.default_flow_style)
+        if kind is list:
+            values = [self.represent_data(item) for item in data]
+            return SequenceNode(_SEQ, values, flow_style=self.default_flow_style)
+        return super().represent_data(data)
 
-    def represent_scalar(self, tag: Any, value: Any, style: Any = None, anchor: Any = None) -> Any:
-        return super().represent_scalar(self._tag(tag), value, style, anchor)
 
-    def represent_sequence(self, tag: Any, sequence: Any, flow_style: Any = None) -> Any:
-        return super().represent_sequence(self._tag(tag), sequence, flow_style)
-
-    def represent_mapping(self, tag: Any, mapping: Any, flow_style: Any = None) -> Any:
-        return super().represent_mapping(self._tag(tag), mapping, flow_style)
+_STR = Tag(suffix="tag:yaml.org,2002:str")
+_MAP = Tag(suffix="tag:yaml.org,2002:map")
+_SEQ = Tag(suffix="tag:yaml.org,2002:seq")
 
 
 def _yaml() -> YAML:
