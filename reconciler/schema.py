@@ -20,8 +20,6 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.validators import Draft202012Validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
@@ -74,6 +72,8 @@ def load_schema(name: str) -> Mapping[str, Any]:
 def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
     """``pattern`` with ECMA-262's ``$``: Python's also matches before a final newline."""
     if validator.is_type(instance, "string") and not _regex(pattern).search(instance):
+        import jsonschema
+
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
@@ -84,12 +84,16 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-_Validator = jsonschema.validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
-
-
 @functools.cache
 def _validator(name: str) -> Any:
-    return _Validator(load_schema(name))
+    """jsonschema's validator, which words the problems; imported only when there are some
+    (it is a third of the start-up of a pass that finds none)."""
+    import jsonschema.validators
+
+    extended = jsonschema.validators.extend(
+        jsonschema.validators.Draft202012Validator, {"pattern": _ecma_pattern}
+    )
+    return extended(load_schema(name))
 
 
 @functools.cache
