@@ -7,6 +7,8 @@ git process escapes it: the shells translate their errors into ``reconciler.erro
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import json
 import marshal
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler import __version__, cachefile, lockfile, planner, status, trailers
+from reconciler import __version__, cachefile, lockfile, planner, schema, status, trailers
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.consumers import controller, reader
 from reconciler.errors import GitError, InputError, Problem, PushRejected, ValidationError
@@ -77,6 +79,20 @@ class PassResult:
         return not self.problems and not self.plan.failed
 
 
+@functools.cache
+def code_identity() -> str:
+    """A digest of this package's code and schemas: the caches of parsed files hold what this
+    code made of them, so code that parses differently (an upgrade, a checkout of another
+    revision) must never read them, even where nobody raised a cache's VERSION."""
+    digest = hashlib.sha256(__version__.encode())
+    package = Path(__file__).resolve().parent
+    sources = sorted(package.rglob("*.py")) + sorted(Path(str(schema.schema_dir())).glob("*.json"))
+    for source in sources:
+        with contextlib.suppress(OSError):
+            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class LockCache:
     """Parsed locks by content hash, kept in ``.git/streamlock/``.
 
@@ -90,7 +106,11 @@ class LockCache:
     # marshal keeps one copy of each shared string (digests, pull specs, times) and reads back
     # many times faster than JSON; its format is Python's own, so the cache names the version.
     # It is read only from this checkout's .git, which nothing but this machine writes.
-    FORMAT = f"streamlock-locks/{VERSION}/{sys.version}"
+
+    @property
+    def format(self) -> str:
+        """What wrote the cache: its version, this Python, and the code that parses locks."""
+        return f"streamlock-locks/{self.VERSION}/{sys.version}/{code_identity()}"
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -103,7 +123,7 @@ class LockCache:
         if path is not None:
             try:
                 found, entries = marshal.loads(path.read_bytes())
-                if found == self.FORMAT and isinstance(entries, dict):
+                if found == self.format and isinstance(entries, dict):
                     self.entries = entries
             except (OSError, ValueError, TypeError, EOFError):
                 self.entries = {}
@@ -148,7 +168,7 @@ class LockCache:
             for key, value in self.entries.items()
             if key in self.used
         }
-        cachefile.write_bytes(self.path, marshal.dumps((self.FORMAT, keep)), "lock cache")
+        cachefile.write_bytes(self.path, marshal.dumps((self.format, keep)), "lock cache")
 
 
 class StreamCache(MutableMapping[str, Any]):
@@ -169,7 +189,7 @@ class StreamCache(MutableMapping[str, Any]):
         if path is not None:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-                if data.get("version") == self.VERSION and data.get("by") == __version__:
+                if data.get("version") == self.VERSION and data.get("by") == code_identity():
                     self.entries = dict(data["files"])
             except (OSError, ValueError, TypeError, KeyError, AttributeError):
                 self.entries = {}
@@ -198,7 +218,7 @@ class StreamCache(MutableMapping[str, Any]):
         if self.path is None or not (self.dirty or set(self.entries) - self.used):
             return
         keep = {k: v for k, v in self.entries.items() if k in self.used}
-        data = {"version": self.VERSION, "by": __version__, "files": keep}
+        data = {"version": self.VERSION, "by": code_identity(), "files": keep}
         cachefile.write_text(self.path, json.dumps(data, separators=(",", ":")), "stream cache")
 
 

@@ -49,3 +49,17 @@ def test_shared_strings_are_one_object(tmp_path: Path):
     cache.save()
     again = load_locks(tmp_path, LockCache(tmp_path / "locks.bin"))[("shop", "app")]
     assert again.tags["a"].image is again.tags["b"].history[0].image
+
+
+def test_a_cache_other_code_wrote_is_ignored(tmp_path: Path, monkeypatch):
+    """After an upgrade (or a checkout of another revision) locks are parsed again, so a
+    change in how they are read can never meet a stale parse, even without a VERSION bump."""
+    from reconciler import reconcile
+
+    write_lock(tmp_path, LOCK, dumps(sample()))
+    first = LockCache(tmp_path / "locks.bin")
+    load_locks(tmp_path, first)
+    first.save()
+    assert LockCache(tmp_path / "locks.bin").entries
+    monkeypatch.setattr(reconcile, "code_identity", lambda: "other code")
+    assert LockCache(tmp_path / "locks.bin").entries == {}

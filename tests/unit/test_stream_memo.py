@@ -78,3 +78,16 @@ def test_the_cache_file_serves_the_next_pass(tmp_path: Path):
     again = StreamCache(path)
     assert parse_streams(FILES, Config(), memo=again) == first
     assert not again.dirty and again.used == set(again.entries) and len(again.entries) == 3
+
+
+def test_a_stream_cache_other_code_wrote_is_ignored(tmp_path: Path, monkeypatch):
+    """Parses kept by other code (another revision or release) are parsed again."""
+    from reconciler import reconcile
+
+    path = tmp_path / "streams.json"
+    cache = StreamCache(path)
+    parse_streams(FILES, Config(), memo=cache)
+    cache.save()
+    assert StreamCache(path).entries
+    monkeypatch.setattr(reconcile, "code_identity", lambda: "other code")
+    assert StreamCache(path).entries == {}
