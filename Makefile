@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The real registry (CNCF distribution), skopeo, wrk, the browser for the web view's tests
-# (chromium, chromium-driver), Graphviz (the promotion diagram) and /usr/bin/time (the
+# (chromium, chromium-driver), Graphviz (the promotion diagram), kubectl (kubernetes-client:
+# rendered manifests and deploy/ read back by kubectl's own decoder) and /usr/bin/time (the
 # benchmarks' peak memory of a pass) come from Debian's packages.
 system-deps:
 	@missing=""; \
@@ -26,6 +27,7 @@ system-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
 	test -x /usr/bin/time || missing="$$missing time"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "✗ missing:$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi; \

@@ -6,14 +6,13 @@ image does not exist, and a bump of ``shop/app:1.1`` reverted by ``git revert`` 
 registry still serves it. The same repository is then served by ``streamlock run`` (``/ui/``)
 and written by ``streamlock report --html``; the tests visit both with one browser session.
 
-Without chromium or chromedriver the tests are skipped, except under ``CI=true``, where they
-fail: CI must never pass without having run them.
+Without chromium or chromedriver the tests fail, naming the packages (``make test`` installs
+them first): a run must never pass without having driven the browser.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from tests.fixtures.demo import AMD64, EXAMPLE_DIR, EXAMPLE_HOST, EXAMPLE_IMAGES
 from tests.fixtures.gitremote import ConfigRepo, make_config_repo
 from tests.fixtures.images import Seeder, join_platform
 from tests.fixtures.registry_server import RegistryServer
+from tests.fixtures.tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "webui"
@@ -44,14 +44,7 @@ HOLD_REASON = "<b>frozen</b> for the audit\"'><script>window.__pwned=5</script>"
 
 
 def _browser_binaries() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if chromium and driver:
-        return chromium, driver
-    message = "chromium and chromium-driver are not installed (make system-deps installs them)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    return require("chromium", "chromium"), require("chromedriver", "chromium-driver")
 
 
 @pytest.fixture(scope="module")

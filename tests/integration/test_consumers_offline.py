@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from ruamel.yaml import YAML
 from reconciler.cli import cli
 from reconciler.imagestream import TagReference
 from reconciler.lockfile import LockEntry, StreamLock, dumps
+from tests.fixtures.tools import require
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
@@ -148,13 +147,10 @@ def test_krm_function_resolves_resource_list_items(tree):
     assert data["items"][0]["spec"]["containers"][0]["image"] == PINNED
 
 
-@pytest.mark.skipif(
-    shutil.which("kubectl") is None and os.environ.get("CI") != "true",
-    reason="kubectl is not installed (it ships with the project's machine image; CI needs it)",
-)
 def test_kubectl_reads_the_rendered_stream(tree):
     """kubectl accepts the output: apply --dry-run=client where it can run without a server,
     else its own offline decoder (label --local)."""
+    require("kubectl", "kubernetes-client")
     code, out, _ = render(str(tree / "deploy"), "--repo", str(tree))
     assert code == 0
     apply = subprocess.run(

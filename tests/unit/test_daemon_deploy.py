@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from ruamel.yaml import YAML
 
 from reconciler.cli import cli
 from reconciler.daemon.http import build_app
+from tests.fixtures.tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -129,13 +127,10 @@ def test_containerfile_agrees():
     assert re.search(r'^ENTRYPOINT \["streamlock"\]', text, re.M)
 
 
-@pytest.mark.skipif(
-    shutil.which("kubectl") is None and os.environ.get("CI") != "true",
-    reason="kubectl is not installed (it ships with the project's machine image; CI needs it)",
-)
 def test_kubectl_reads_deploy(tmp_path):
     """kubectl's own decoder accepts every object in deploy/: apply --dry-run=client where it
     runs without a server, else the offline `label --local`, which needs none."""
+    require("kubectl", "kubernetes-client")
     env = {"PATH": "/usr/bin:/bin", "KUBECONFIG": "/nonexistent", "HOME": str(tmp_path)}
     result = subprocess.run(
         ["kubectl", "apply", "--dry-run=client", "--validate=false", "-f", str(DEPLOY)],

@@ -3,8 +3,6 @@ state their Content-Security-Policy; the diagram's SVG is escaped and stripped t
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
@@ -21,6 +19,7 @@ from reconciler.imagestream import (
 )
 from reconciler.lockfile import HistoryItem, LockEntry, StreamLock
 from reconciler.web import graph, model, pages
+from tests.fixtures.tools import require
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "d" * 64
@@ -189,15 +188,9 @@ def _meta_tags(html: str) -> list[list[tuple[str, str]]]:
     return found
 
 
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None and os.environ.get("CI") != "true",
-    reason="Graphviz's dot is not installed (apt-get install graphviz)",
-)
-
-
-@needs_dot
 def test_diagram_escapes_hostile_names():
     """Names in the diagram are text in the SVG, never elements or attributes."""
+    require("dot", "graphviz")
     bad = "shop/x\"><script>window.__pwned=1</script>:y'><img src=x onerror=1>"
     edges = [model.Edge("shop/app:1.0", bad, "follows")]
     svg = graph.diagram(edges, lambda ns, stream, tag: "../x.html")
