@@ -128,6 +128,16 @@ class LockCache:
             except (OSError, ValueError, TypeError, EOFError):
                 self.entries = {}
 
+    @classmethod
+    def of(cls, git_dir: Path | None) -> LockCache:
+        """The caches a checkout keeps in ``.git/streamlock/`` (none without a repository):
+        every reader of locks and stream files shares them."""
+        if git_dir is None:
+            return cls(None)
+        cache = cls(git_dir / "streamlock" / "locks.bin")
+        cache.streams = StreamCache(git_dir / "streamlock" / "streams.json")
+        return cache
+
     def load(self, data: bytes, relative: str) -> StreamLock:
         """The lock in ``data``; a ValidationError (path:line:col) when it fails its checks."""
         key = hashlib.sha256(data).hexdigest()
@@ -456,8 +466,7 @@ async def _run(
     now = options.now or datetime.now(UTC).replace(microsecond=0)
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
-    cache = LockCache(git.git_dir / "streamlock" / "locks.bin" if git is not None else None)
-    cache.streams = StreamCache(git.git_dir / "streamlock" / "streams.json" if git else None)
+    cache = LockCache.of(git.git_dir if git is not None else None)
     index = TrailerIndex(git, config.git.author) if git is not None else None
     git_dir = git.git_dir / "streamlock" if git is not None else None
     scans = reader.ScanCache(

@@ -95,13 +95,13 @@ def _git_side(
         repo = None
     if repo is not None:
         revision = repo.head()
-        cache = LockCache(repo.git_dir / "streamlock" / "locks.json")
+        cache = LockCache.of(repo.git_dir)
         failures = last_failures(repo.git_dir / "streamlock" / FAILURES_FILE)
         if revision is not None:
             # The commits whose trailers count, as the revert rule reads them (author, and
             # signatures when configured); anyone can type trailer lines.
             index = TrailerIndex(repo, config.git.author)
-            commits = index._trusted(revision)
+            commits = index.trusted(revision)
             bases = index.bases()
     locks = load_locks(root, cache)
     if cache is not None:

@@ -106,3 +106,17 @@ def test_ui_refreshes_when_a_pass_ends(app_repo, daemon, seeder, repo_name):
     app_repo.commit({"streams/shop/more.yaml": stream_file("more", tags)}, "add more")
     wait_for(lambda: "streams/shop/more.html" in process.get("/ui/").text, 60, 0.2)
     assert process.get("/ui/streams/shop/more.html").status_code == 200
+
+
+def test_report_reads_locks_through_the_passes_cache(app_repo, tmp_path):
+    """After a pass, the report takes its locks from the cache that pass left, writing no
+    lock cache of its own beside it."""
+    from reconciler.reconcile import LockCache
+
+    cache_dir = app_repo.work / ".git" / "streamlock"
+    before = LockCache.of(app_repo.work / ".git")
+    assert before.entries  # the pass in the fixture left its locks
+    code, _, err = streamlock("report", "--repo", str(app_repo.work), "--html", str(tmp_path / "s"))
+    assert code == 0, err
+    assert not (cache_dir / "locks.json").exists()
+    assert LockCache.of(app_repo.work / ".git").entries.keys() == before.entries.keys()
