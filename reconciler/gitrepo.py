@@ -1213,7 +1213,7 @@ class TrailerIndex:
         self._summary = trailers.TrailerSummary()
         self.last_scan: Scan | None = None
 
-    def _trusted(self, revisions: str) -> list[tuple[str, str]]:
+    def trusted(self, revisions: str) -> list[tuple[str, str]]:
         """``(sha, message)`` of the commits in ``revisions`` whose trailers may count."""
         signed = self.repo.signing_configured() or self.repo.verification_configured()
         return [
@@ -1257,11 +1257,11 @@ class TrailerIndex:
             self.last_scan = Scan(head=head, full=False, commits=0)
             return cached
         if cached_head is not None and self.repo.is_ancestor(cached_head, head):
-            commits = self._trusted(f"{cached_head}..{head}")
+            commits = self.trusted(f"{cached_head}..{head}")
             summary = trailers.summarize(commits).over(cached)
             full = False
         else:
-            commits = self._trusted(head)
+            commits = self.trusted(head)
             summary = trailers.summarize(commits)
             full = True
         self._head, self._summary = head, summary

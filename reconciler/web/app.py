@@ -93,7 +93,7 @@ def _build(inputs: Inputs, repo: Any, author: str | None) -> Site:
     commits: list[tuple[str, str]] = []
     if repo is not None and inputs.revision:
         try:
-            commits = TrailerIndex(repo, author)._trusted(inputs.revision)
+            commits = TrailerIndex(repo, author).trusted(inputs.revision)
         except GitError:
             commits = []
     return build(dataclasses.replace(inputs, commits=commits))
