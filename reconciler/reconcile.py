@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import hashlib
 import json
 import marshal
@@ -93,6 +94,58 @@ def code_identity() -> str:
     return digest.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Build many objects at once without the cyclic collector walking them as they come.
+
+    A pass over 100,000 tags holds millions of small objects (parsed streams and locks, plans,
+    statuses), none of them in a reference cycle. The collector, started every few hundred
+    allocations, walked that growing heap again and again: about 40% of a pass with nothing to
+    do.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def collector_resumed() -> Iterator[None]:
+    """The collector runs inside, where a step makes reference cycles (a parse)."""
+    enabled = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not enabled:
+            gc.disable()
+
+
+@contextlib.contextmanager
+def built_in_bulk(pause: bool = True) -> Iterator[None]:
+    """Keep the objects a step builds out of the collections the rest of the pass makes.
+
+    Everything alive at the end is frozen (``gc.freeze``), so later collections skip the pass's
+    data; the pass unfreezes it when it ends (:func:`release_bulk`), so nothing outlives a pass
+    uncollected. With ``pause``, the step itself runs without the collector
+    (:func:`collector_paused`): only for steps that make no reference cycles, since a cycle
+    made there lives until the pass ends.
+    """
+    with collector_paused() if pause else contextlib.nullcontext():
+        try:
+            yield
+        finally:
+            gc.freeze()
+
+
+def release_bulk() -> None:
+    """Hand what :func:`built_in_bulk` froze back to the collector (at the end of a pass)."""
+    gc.unfreeze()
+
+
 class LockCache:
     """Parsed locks by content hash, kept in ``.git/streamlock/``.
 
@@ -122,7 +175,9 @@ class LockCache:
         self.streams = StreamCache(None)
         if path is not None:
             try:
-                found, entries = marshal.loads(path.read_bytes())
+                data = path.read_bytes()
+                with collector_paused():
+                    found, entries = marshal.loads(data)
                 if found == self.format and isinstance(entries, dict):
                     self.entries = entries
             except (OSError, ValueError, TypeError, EOFError):
@@ -151,8 +206,9 @@ class LockCache:
             except (TypeError, ValueError):
                 lock = None
         if lock is None:
-            doc = lockfile.parse(data, relative)
-            lock = lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
+            with collector_resumed():
+                doc = lockfile.parse(data, relative)
+                lock = lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
             self.dirty = True
         self.entries[key] = lock
         self.used.add(key)
@@ -198,7 +254,9 @@ class StreamCache(MutableMapping[str, Any]):
         self.dirty = False
         if path is not None:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
+                with collector_paused():
+                    data = json.loads(text)
                 if data.get("version") == self.VERSION and data.get("by") == code_identity():
                     self.entries = dict(data["files"])
             except (OSError, ValueError, TypeError, KeyError, AttributeError):
@@ -466,20 +524,25 @@ async def _run(
     now = options.now or datetime.now(UTC).replace(microsecond=0)
     resolver = resolver_factory(config, root)
     git = repo if repo is not None else _open_quietly(root)
-    cache = LockCache.of(git.git_dir if git is not None else None)
     index = TrailerIndex(git, config.git.author) if git is not None else None
     git_dir = git.git_dir / "streamlock" if git is not None else None
     scans = reader.ScanCache(
         git_dir / "consumers.json" if git_dir is not None else None, config.default_namespace
     )
     try:
-        result = await _attempts(
-            root, config, options, now, repo, target, resolver, cache, index, scans
-        )
+        # The caches' records are read once and make no cycles: no collection walks them again.
+        with built_in_bulk():
+            cache = LockCache.of(git.git_dir if git is not None else None)
+        try:
+            result = await _attempts(
+                root, config, options, now, repo, target, resolver, cache, index, scans
+            )
+        finally:
+            cache.save()
+            cache.streams.save()
+            scans.save()
     finally:
-        cache.save()
-        cache.streams.save()
-        scans.save()
+        release_bulk()
     if git_dir is not None:
         record_failures(git_dir / FAILURES_FILE, result.plan.statuses, now)
     return result
@@ -566,25 +629,30 @@ async def _attempts(
     attempts = 0
     while True:
         attempts += 1
-        streamset = load_streams(root, config, memo=cache.streams)
-        locks = load_locks(root, cache)
+        # Parsing files (a cache miss) makes cycles, so the collector runs while the caches are
+        # read; only the locks built from the cache are made without it.
+        with built_in_bulk(pause=False):
+            streamset = load_streams(root, config, memo=cache.streams)
+        with built_in_bulk():
+            locks = load_locks(root, cache)
         bases = index.bases() if index is not None else {}
         observations, listings = await observe_pass(
             resolver, streamset.streams, locks, config, now, options, seen, listed
         )
-        plan = planner.plan(
-            streamset.streams,
-            locks,
-            bases,
-            observations,
-            config,
-            now,
-            last_checked=options.last_checked,
-            forced=options.forced,
-            prune=not streamset.problems,
-            scope=options.scope,
-            listings=listings,
-        )
+        with built_in_bulk():
+            plan = planner.plan(
+                streamset.streams,
+                locks,
+                bases,
+                observations,
+                config,
+                now,
+                last_checked=options.last_checked,
+                forced=options.forced,
+                prune=not streamset.problems,
+                scope=options.scope,
+                listings=listings,
+            )
         plan, consumer_problems = follow_consumers(root, config, plan, locks, repo, scans)
         # Stream files that did not load, locks set aside and consumers that cannot follow,
         # sorted by file and line.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -61,3 +62,11 @@ def test_a_revert_is_kept_from_a_fresh_clone(config_repo, seeder, repo_name, tmp
     assert "RevertRespected" in out
     assert (clone / "locks/shop/app.lock.yaml").read_text() == first
     assert (clone / INDEX).exists()
+
+
+def test_a_pass_hands_what_it_built_back_to_the_collector(config_repo, seeder, repo_name):
+    """After a pass the cyclic collector runs again and nothing the pass built stays frozen."""
+    repo = _pinned(config_repo, seeder, repo_name)
+    _reconcile(repo.work)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
