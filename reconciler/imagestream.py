@@ -109,6 +109,9 @@ class TagSpec:
     reference_policy: str = SOURCE
     annotations: Mapping[str, str] = field(default_factory=dict)
     line: int = field(default=0, compare=False)
+    # (namespace, spec hash) of the last spec_hash asked: a pass asks for each tag's several
+    # times, always with its stream's namespace.
+    _hashed: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def hold(self) -> str | None:
@@ -118,18 +121,26 @@ class TagSpec:
 
     def spec_hash(self, namespace: str) -> str:
         """Hash of the fields whose change forces a re-import (DESIGN.md §11)."""
-        chosen = tuple(
-            sorted((k, v) for k, v in self.annotations.items() if k in CHOICE_ANNOTATIONS)
+        hashed = self._hashed
+        if hashed is not None and hashed[0] == namespace:
+            return hashed[1]
+        annotations = self.annotations
+        chosen = (
+            tuple(sorted((k, v) for k, v in annotations.items() if k in CHOICE_ANNOTATIONS))
+            if annotations
+            else ()
         )
-        return _spec_hash(
+        value = _spec_hash(
             self.source.kind,
             self.source.name,
             self.source.namespace or namespace,
             self.reference,
             self.import_mode,
-            self.annotations.get(REIMPORT_ANNOTATION),
+            annotations.get(REIMPORT_ANNOTATION),
             chosen,
         )
+        object.__setattr__(self, "_hashed", (namespace, value))
+        return value
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -183,16 +194,21 @@ class ImageStream:
     annotations: Mapping[str, str] = field(default_factory=dict)
     path: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
+    # Tags by name, made on the first look-up: followers look their targets up by name.
+    _by_name: dict[str, TagSpec] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
 
     def tag(self, name: str) -> TagSpec | None:
-        for tag in self.tags:
-            if tag.name == name:
-                return tag
-        return None
+        by_name = self._by_name
+        if by_name is None:
+            by_name = {}
+            for tag in self.tags:
+                by_name.setdefault(tag.name, tag)  # the first of a name, as a scan finds it
+            object.__setattr__(self, "_by_name", by_name)
+        return by_name.get(name)
 
 
 # --- loading stream files ----------------------------------------------------------------------

@@ -512,12 +512,15 @@ class _Pass:
         if old is not None and action != status.FAILED and reason != status.HELD:
             source_ref = self.source_ref_of_kept(spec, old)
             reference = self.docker_image_reference(stream, spec, source_ref)
-            entry = replace(old, docker_image_reference=reference)
+            if reference != old.docker_image_reference:
+                entry = replace(old, docker_image_reference=reference)
         image = old.image if old else None
         return _Resolved(entry, source_ref, _status(stream, spec, action, reason, message, image))
 
     def source_ref_of_kept(self, spec: TagSpec, old: LockEntry) -> str:
         if spec.source.kind == DOCKER_IMAGE and old.source == spec.source:
+            if _pinned_as_written(spec.source.name, old.image) == old.docker_image_reference:
+                return old.docker_image_reference  # what either branch below gives
             try:
                 return ImageReference.parse(spec.source.name).with_digest(old.image)
             except InputError:  # validated earlier; fall back to what the lock says
@@ -536,6 +539,8 @@ class _Pass:
         """An entry pinned to ``image``; history grows only when the digest changes."""
         reference = self.docker_image_reference(stream, spec, source_ref)
         created = _utf8(image.created)
+        if old is not None and _same_pin(old, spec, stream.namespace, image, reference, tag):
+            return old  # the entry below would equal it field for field
         base = dict(
             source=spec.source,
             image=image.digest,
@@ -1034,6 +1039,37 @@ def plan(
     commits = _commits(per_stream, files, locks, new_locks, config, state.notes)
     problems = tuple(sorted(p for found in skipped.values() for p in found))
     return Plan(new_locks, files, commits, tuple(changes), tuple(statuses), problems)
+
+
+def _pinned_as_written(name: str, digest: str) -> str:
+    """``ImageReference.parse(name).with_digest(digest)`` for a ``name`` that parses: the
+    repository as written is the name without its digest and tag."""
+    repository = name.split("@", 1)[0]
+    colon = repository.rfind(":")
+    if colon > repository.rfind("/"):
+        repository = repository[:colon]
+    return f"{repository}@{digest}"
+
+
+def _same_pin(
+    old: LockEntry, spec: TagSpec, namespace: str, image: Image, reference: str, tag: str | None
+) -> bool:
+    """Whether ``_Pass.new_entry`` would build an entry equal to ``old``: the same digest and
+    every field alike, so a tag that did not move keeps its entry (a no-op pass builds none)."""
+    return (
+        old.image == image.digest
+        and old.waiting is None
+        and old.docker_image_reference == reference
+        and old.tag == tag
+        and old.index_digest == image.index_digest
+        and old.source == spec.source
+        and old.spec_hash == spec.spec_hash(namespace)
+        and old.created == _utf8(image.created)
+        and old.platform == _utf8(image.platform)
+        and old.labels == {_utf8(k): _utf8(v) for k, v in image.labels.items()}
+        and old.platforms
+        == (None if image.platforms is None else {_utf8(k): v for k, v in image.platforms.items()})
+    )
 
 
 def _utf8(text: str | None) -> str | None:

@@ -59,3 +59,13 @@ def test_a_tag_policy_is_part_of_the_hash():
         annotations={"streamlock.dev/tag-filter": "^1", "streamlock.dev/policy": "semver"},
     )
     assert one.spec_hash("ns") == other.spec_hash("ns") != plain.spec_hash("ns")
+
+
+def test_a_spec_asked_for_another_namespace_hashes_for_that_namespace():
+    """The remembered hash of a tag is only reused for the namespace it was taken for."""
+    source = TagReference("ImageStreamTag", "app:latest")
+    spec = TagSpec(name="t", source=source)
+    first, second = spec.spec_hash("shop"), spec.spec_hash("bank")
+    assert first == TagSpec(name="t", source=source).spec_hash("shop")
+    assert second == TagSpec(name="t", source=source).spec_hash("bank")
+    assert first != second
