@@ -259,3 +259,12 @@ def test_a_symlink_loop_is_reported_not_raised(tmp_path: Path) -> None:
     assert (files, problems) == (["streams/shop/a.yaml", "streams/shop/b.yaml"], [])
     with pytest.raises(ValidationError, match=r"a\.yaml:1:1: not a regular file"):
         schema.read_repo_file(tmp_path, "streams/shop/a.yaml")
+
+
+def test_read_repo_file_refuses_a_path_that_climbs_out(tmp_path: Path) -> None:
+    """A relative path through ``..`` that leaves the repository is not read."""
+    (tmp_path / "secret.yaml").write_text("token")
+    (tmp_path / "repo/streams").mkdir(parents=True)
+    with pytest.raises(ValidationError, match="symlink points outside the repo"):
+        schema.read_repo_file(tmp_path / "repo", "streams/../../secret.yaml")
+
