@@ -11,8 +11,9 @@ problem located as ``path:line:col``. A lock that fails is set aside for its own
 from __future__ import annotations
 
 import io
+import marshal
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -87,7 +88,7 @@ class LockEntry:
     labels: Mapping[str, str] = field(default_factory=dict)
     platforms: Mapping[str, str] | None = None
     index_digest: str | None = None
-    history: tuple[HistoryItem, ...] = ()
+    history: Sequence[HistoryItem] = ()  # a tuple, or a CachedHistory read from the lock cache
     # The tag a policy chose (``from.name`` names a repository), and a newer digest that waits
     # for its minimum age: the time it was first seen lives here, in Git.
     tag: str | None = None
@@ -351,8 +352,73 @@ def from_document(doc: Any, path: str = "<lock>", source_path: str = "") -> Stre
     )
 
 
+class CachedHistory(Sequence[HistoryItem]):
+    """A tag's history as the lock cache keeps it: one marshal blob, made into items when read.
+
+    A pass reads a tag's history only when the tag moves (or an ``ImageStreamImage`` pin looks
+    an old digest up), while a year-old repository holds five history items for each of its
+    100,000 tags: building them all was most of reading the locks from the cache. It reads,
+    compares and hashes as the tuple of items it stands for.
+    """
+
+    __slots__ = ("_items", "blob")
+
+    def __init__(self, blob: bytes) -> None:
+        if type(blob) is not bytes:
+            raise TypeError("a cached history is a marshal blob")
+        self.blob = blob
+        self._items: tuple[HistoryItem, ...] | None = None
+
+    @property
+    def items(self) -> tuple[HistoryItem, ...]:
+        if self._items is None:
+            self._items = tuple(HistoryItem(*row) for row in marshal.loads(self.blob))
+        return self._items
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.items[index]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[HistoryItem]:
+        return iter(self.items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CachedHistory):
+            return self.blob == other.blob or self.items == other.items
+        if isinstance(other, tuple):
+            return self.items == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.items)
+
+    def __repr__(self) -> str:
+        return repr(self.items)
+
+
+def _history_blob(history: Sequence[HistoryItem]) -> bytes:
+    """The marshal blob of a history; strings are interned, so each digest and time is one
+    string in memory also across the blobs of a cache."""
+    if isinstance(history, CachedHistory):
+        return history.blob
+    rows = tuple(
+        (
+            _shared(h.image),
+            _shared(h.docker_image_reference),
+            _shared(h.created),
+            _shared(h.imported_at),
+        )
+        for h in history
+    )
+    return marshal.dumps(rows)
+
+
 def compact(lock: StreamLock) -> tuple[Any, ...]:
-    """The lock as nested tuples of plain values, for a parse cache (:func:`from_compact`)."""
+    """The lock as nested tuples of plain values, for a parse cache (:func:`from_compact`).
+
+    Each tag's history is one marshal blob (:class:`CachedHistory`)."""
     return (
         lock.namespace,
         lock.name,
@@ -362,18 +428,16 @@ def compact(lock: StreamLock) -> tuple[Any, ...]:
                 e.source.kind,
                 e.source.name,
                 e.source.namespace,
-                e.image,
-                e.docker_image_reference,
+                _shared(e.image),
+                _shared(e.docker_image_reference),
                 e.spec_hash,
-                e.created,
-                e.imported_at,
+                _shared(e.created),
+                _shared(e.imported_at),
                 e.platform,
                 dict(e.labels),
                 None if e.platforms is None else dict(e.platforms),
                 e.index_digest,
-                tuple(
-                    (h.image, h.docker_image_reference, h.created, h.imported_at) for h in e.history
-                ),
+                _history_blob(e.history),
                 e.tag,
                 None
                 if e.waiting is None
@@ -417,11 +481,14 @@ def from_compact(row: Any, source_path: str = "") -> StreamLock:
             labels,
             platforms,
             index_digest,
-            tuple(HistoryItem(*item) for item in history),
+            CachedHistory(history) if history != _NO_HISTORY else (),
             chosen,
             None if waiting is None else Waiting(*waiting),
         )
     return StreamLock(namespace, name, tags, source_path=source_path)
+
+
+_NO_HISTORY = marshal.dumps(())
 
 
 def compact_matches(row: Any, path: str) -> bool:

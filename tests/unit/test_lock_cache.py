@@ -6,7 +6,7 @@ import marshal
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.lockfile import compact, dumps, from_compact, loads
+from reconciler.lockfile import CachedHistory, compact, dumps, from_compact, loads
 from reconciler.policy.gates import Waiting
 from reconciler.reconcile import LockCache, load_locks
 from tests.unit.test_lockfile import LOCK, preserve_original, sample, write_lock
@@ -63,3 +63,29 @@ def test_a_cache_other_code_wrote_is_ignored(tmp_path: Path, monkeypatch):
     assert LockCache(tmp_path / "locks.bin").entries
     monkeypatch.setattr(reconcile, "code_identity", lambda: "other code")
     assert LockCache(tmp_path / "locks.bin").entries == {}
+
+
+def test_a_cached_history_is_the_tuple_it_stands_for():
+    """A history read from the cache compares, hashes, slices and prints as its tuple."""
+    history = sample().tags["a"].history
+    assert history, "the sample lock needs a history"
+    cached = from_compact(compact(sample())).tags["a"].history
+    assert isinstance(cached, CachedHistory)
+    assert cached == history and history == cached
+    assert cached != history + history and (*history, *history) != cached
+    assert hash(cached) == hash(history)
+    assert cached[0:] == history[0:] and cached[0] == history[0] and len(cached) == len(history)
+    assert repr(cached) == repr(history)
+
+
+def test_a_cache_written_from_cached_locks_reads_back_whole(tmp_path: Path):
+    """Locks that came from the cache are kept again with their histories unread and intact."""
+    data = dumps(sample("streams/shop/app.yaml"))
+    write_lock(tmp_path, LOCK, data)
+    for _ in range(3):
+        cache = LockCache(tmp_path / "locks.bin")
+        lock = load_locks(tmp_path, cache)[("shop", "app")]
+        cache.dirty = True  # keep it again, from the locks as read
+        cache.save()
+    assert lock == loads(data, LOCK)
+    assert isinstance(lock.tags["a"].history, CachedHistory)
