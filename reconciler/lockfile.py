@@ -11,7 +11,6 @@ problem located as ``path:line:col``. A lock that fails is set aside for its own
 from __future__ import annotations
 
 import io
-import marshal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -353,7 +352,7 @@ def from_document(doc: Any, path: str = "<lock>", source_path: str = "") -> Stre
 
 
 class CachedHistory(Sequence[HistoryItem]):
-    """A tag's history as the lock cache keeps it: one marshal blob, made into items when read.
+    """A tag's history as the lock cache keeps it: plain rows, made into items when read.
 
     A pass reads a tag's history only when the tag moves (or an ``ImageStreamImage`` pin looks
     an old digest up), while a year-old repository holds five history items for each of its
@@ -361,32 +360,32 @@ class CachedHistory(Sequence[HistoryItem]):
     compares and hashes as the tuple of items it stands for.
     """
 
-    __slots__ = ("_items", "blob")
+    __slots__ = ("_items", "rows")
 
-    def __init__(self, blob: bytes) -> None:
-        if type(blob) is not bytes:
-            raise TypeError("a cached history is a marshal blob")
-        self.blob = blob
+    def __init__(self, rows: tuple[tuple[str, str, str | None, str | None], ...]) -> None:
+        if type(rows) is not tuple:
+            raise TypeError("a cached history is a tuple of rows")
+        self.rows = rows
         self._items: tuple[HistoryItem, ...] | None = None
 
     @property
     def items(self) -> tuple[HistoryItem, ...]:
         if self._items is None:
-            self._items = tuple(HistoryItem(*row) for row in marshal.loads(self.blob))
+            self._items = tuple(HistoryItem(*row) for row in self.rows)
         return self._items
 
     def __getitem__(self, index: Any) -> Any:
         return self.items[index]
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.rows)
 
     def __iter__(self) -> Iterator[HistoryItem]:
         return iter(self.items)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, CachedHistory):
-            return self.blob == other.blob or self.items == other.items
+            return self.rows == other.rows
         if isinstance(other, tuple):
             return self.items == other
         return NotImplemented
@@ -398,27 +397,15 @@ class CachedHistory(Sequence[HistoryItem]):
         return repr(self.items)
 
 
-def _history_blob(history: Sequence[HistoryItem]) -> bytes:
-    """The marshal blob of a history; strings are interned, so each digest and time is one
-    string in memory also across the blobs of a cache."""
+def _history_rows(history: Sequence[HistoryItem]) -> tuple[Any, ...]:
+    """A history as the rows :class:`CachedHistory` reads."""
     if isinstance(history, CachedHistory):
-        return history.blob
-    rows = tuple(
-        (
-            _shared(h.image),
-            _shared(h.docker_image_reference),
-            _shared(h.created),
-            _shared(h.imported_at),
-        )
-        for h in history
-    )
-    return marshal.dumps(rows)
+        return history.rows
+    return tuple((h.image, h.docker_image_reference, h.created, h.imported_at) for h in history)
 
 
 def compact(lock: StreamLock) -> tuple[Any, ...]:
-    """The lock as nested tuples of plain values, for a parse cache (:func:`from_compact`).
-
-    Each tag's history is one marshal blob (:class:`CachedHistory`)."""
+    """The lock as nested tuples of plain values, for a parse cache (:func:`from_compact`)."""
     return (
         lock.namespace,
         lock.name,
@@ -428,16 +415,16 @@ def compact(lock: StreamLock) -> tuple[Any, ...]:
                 e.source.kind,
                 e.source.name,
                 e.source.namespace,
-                _shared(e.image),
-                _shared(e.docker_image_reference),
+                e.image,
+                e.docker_image_reference,
                 e.spec_hash,
-                _shared(e.created),
-                _shared(e.imported_at),
+                e.created,
+                e.imported_at,
                 e.platform,
                 dict(e.labels),
                 None if e.platforms is None else dict(e.platforms),
                 e.index_digest,
-                _history_blob(e.history),
+                _history_rows(e.history),
                 e.tag,
                 None
                 if e.waiting is None
@@ -481,14 +468,12 @@ def from_compact(row: Any, source_path: str = "") -> StreamLock:
             labels,
             platforms,
             index_digest,
-            CachedHistory(history) if history != _NO_HISTORY else (),
+            CachedHistory(history) if history else (),
             chosen,
             None if waiting is None else Waiting(*waiting),
         )
     return StreamLock(namespace, name, tags, source_path=source_path)
 
-
-_NO_HISTORY = marshal.dumps(())
 
 
 def compact_matches(row: Any, path: str) -> bool:

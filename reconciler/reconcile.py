@@ -155,8 +155,7 @@ class LockCache:
     matches the path is checked on every load, since the same bytes may sit at another path.
     """
 
-    VERSION = 5  # 1 unchecked locks; 2 no tag/waiting; 3 JSON documents, one object per string;
-    # 4 marshal; 5 each tag's history one blob, read when used
+    VERSION = 4  # 1 unchecked locks; 2 no tag/waiting; 3 JSON documents, one object per string
     # marshal keeps one copy of each shared string (digests, pull specs, times) and reads back
     # many times faster than JSON; its format is Python's own, so the cache names the version.
     # It is read only from this checkout's .git, which nothing but this machine writes.
