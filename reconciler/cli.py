@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import operator
 import os
 import shutil
 import sys
@@ -218,10 +219,15 @@ def short(digest: str | None) -> str:
 REPAIRED = "repaired"  # a lock rewritten although none of its tags changed
 
 
-def shown_statuses(result: PassResult) -> list[TagStatus]:
-    """Every tag's status, sorted as every output lists them, plus one ``repaired`` line per
-    lock the pass rewrites or deletes without any tag of it changing (nothing is invisible)."""
+_LISTED = operator.attrgetter("namespace", "stream", "tag")  # the order every output lists
+
+
+def _statuses(result: PassResult) -> list[TagStatus]:
+    """Every tag's status, plus one ``repaired`` line per lock the pass rewrites or deletes
+    without any tag of it changing (nothing is invisible); unsorted."""
     items = list(result.plan.statuses)
+    if not result.plan.files:
+        return items
     changed = {
         (s.namespace, s.stream)
         for s in items
@@ -235,16 +241,28 @@ def shown_statuses(result: PassResult) -> list[TagStatus]:
         items.append(
             TagStatus(key[0], key[1], "-", REPAIRED, status.IMPORT_SUCCEEDED, f"{what}: {path}")
         )
-    return sorted(items, key=lambda s: (s.namespace, s.stream, s.tag))
+    return items
+
+
+def shown_statuses(result: PassResult) -> list[TagStatus]:
+    """Every tag's status and the ``repaired`` lines, sorted as every output lists them."""
+    return sorted(_statuses(result), key=_LISTED)
+
+
+def _noteworthy(item: TagStatus) -> bool:
+    """A line the table shows without ``-A``: a change, a failure or a wait."""
+    return (
+        item.action in (status.ADDED, status.UPDATED, status.REMOVED, REPAIRED)
+        or not item.ready
+        or item.reason in (status.WAITING_MIN_AGE, status.WAITING_PROMOTION)
+    )
 
 
 def status_rows(result: PassResult, everything: bool) -> list[list[str]]:
     rows = []
-    for item in shown_statuses(result):
-        changed = item.action in (status.ADDED, status.UPDATED, status.REMOVED, REPAIRED)
-        waiting = item.reason in (status.WAITING_MIN_AGE, status.WAITING_PROMOTION)
-        if not everything and not changed and item.ready and not waiting:
-            continue
+    # Picked before sorting: a pass with nothing new sorts nothing.
+    items = _statuses(result) if everything else list(filter(_noteworthy, _statuses(result)))
+    for item in sorted(items, key=_LISTED):
         image = short(item.image)
         if item.action == status.UPDATED and item.previous and item.previous != item.image:
             image = f"{short(item.previous)} → {short(item.image)}"
@@ -354,7 +372,7 @@ def plural(count: int, noun: str) -> str:
 def summary(result: PassResult) -> str:
     """One line on stderr: tags by what happened to them, then locks, consumers, problems and
     commits, each counted apart."""
-    items = shown_statuses(result)
+    items = _statuses(result)  # counted, so in any order
     tags = [s for s in items if s.action != REPAIRED]
     counts: dict[str, int] = {}
     for item in tags:

@@ -622,7 +622,7 @@ def memo_key(path: str, data: bytes, config: Config) -> str:
     return digest.hexdigest()
 
 
-def _tag_record(tag: TagSpec) -> list[Any]:
+def _tag_record(tag: TagSpec, namespace: str) -> list[Any]:
     source = tag.source
     return [
         tag.name,
@@ -634,6 +634,7 @@ def _tag_record(tag: TagSpec) -> list[Any]:
         tag.reference_policy,
         dict(tag.annotations),
         tag.line,
+        tag.spec_hash(namespace),  # a pass asks for it of every tag; hashing is most of that
     ]
 
 
@@ -642,7 +643,7 @@ def _file_record(
 ) -> dict[str, Any]:
     streams = [
         [
-            [s.namespace, s.name, [_tag_record(t) for t in s.tags], s.lookup_local],
+            [s.namespace, s.name, [_tag_record(t, s.namespace) for t in s.tags], s.lookup_local],
             [dict(s.annotations), s.line],
             list(doc.position((*base, "metadata", "name"))),
         ]
@@ -656,13 +657,15 @@ def _from_record(
 ) -> tuple[list[tuple[ImageStream, schema.Document, JsonPath]], list[Problem]]:
     found: list[tuple[ImageStream, schema.Document, JsonPath]] = []
     for (namespace, name, tags, lookup), (notes, line), where in record["streams"]:
+        specs = []
+        for n, source, ref, sched, unsafe, mode, kind, marks, at, hashed in tags:
+            spec = TagSpec(n, TagReference(*source), ref, sched, unsafe, mode, kind, marks, at)
+            object.__setattr__(spec, "_hashed", (namespace, hashed))
+            specs.append(spec)
         stream = ImageStream(
             namespace=namespace,
             name=name,
-            tags=tuple(
-                TagSpec(n, TagReference(*source), ref, sched, unsafe, mode, kind, marks, at)
-                for n, source, ref, sched, unsafe, mode, kind, marks, at in tags
-            ),
+            tags=tuple(specs),
             lookup_local=lookup,
             annotations=notes,
             path=path,

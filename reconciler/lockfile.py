@@ -475,7 +475,6 @@ def from_compact(row: Any, source_path: str = "") -> StreamLock:
     return StreamLock(namespace, name, tags, source_path=source_path)
 
 
-
 def compact_matches(row: Any, path: str) -> bool:
     """:func:`matches_path` for a compact lock."""
     return not path.startswith(f"{LOCKS_DIR}/") or path_key(path) == (row[0], row[1])

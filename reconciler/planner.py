@@ -221,9 +221,14 @@ def _is_repository(spec: TagSpec) -> bool:
     return ref.tag is None and ref.digest is None
 
 
+def _has_rules(spec: TagSpec) -> bool:
+    """Whether a tag has ``streamlock.dev/*`` annotations (else its rules are the defaults)."""
+    return bool(spec.annotations) and any(k.startswith(rules_of.PREFIX) for k in spec.annotations)
+
+
 def tag_rules(spec: TagSpec) -> TagRules:
     """The ``streamlock.dev/*`` rules of a tag (none for a tag without such annotations)."""
-    if not any(k.startswith(rules_of.PREFIX) for k in spec.annotations):
+    if not _has_rules(spec):
         return TagRules()
     return rules_of.rules(spec.annotations, spec.source.kind, repository=_is_repository(spec))
 
@@ -330,7 +335,11 @@ def _due_tags(
     forced: Collection[str],
     skipped: Broken,
     scope: Collection[str] | None = None,
+    *,
+    policies_only: bool = False,
 ) -> Iterator[tuple[ImageStream, TagSpec, LockEntry | None]]:
+    """The registry tags a pass looks up; ``policies_only``: of those, only the ones that may
+    choose by a policy (a tag with no ``streamlock.dev/*`` annotation never does)."""
     by_key = {stream.key: stream for stream in streams}
     for stream in streams:
         if stream.key in skipped:
@@ -338,6 +347,8 @@ def _due_tags(
         lock = locks.get(stream.key)
         for spec in stream.tags:
             if not _needs_registry(spec):
+                continue
+            if policies_only and not _has_rules(spec):
                 continue
             entry = lock.tags.get(spec.name) if lock else None
             key = tag_key(stream.namespace, stream.name, spec.name)
@@ -367,13 +378,18 @@ def listing_requests(
 ) -> list[str]:
     """The repositories whose tags this pass lists: one listing per repository, however many
     due policy tags choose in it."""
-    found = {
-        spec.source.name
-        for _, spec, _ in _due_tags(
-            streams, locks, config, now, last_checked or {}, forced, _broken(locks, broken), scope
-        )
-        if _policy_of(spec) is not None
-    }
+    due = _due_tags(
+        streams,
+        locks,
+        config,
+        now,
+        last_checked or {},
+        forced,
+        _broken(locks, broken),
+        scope,
+        policies_only=True,
+    )
+    found = {spec.source.name for _, spec, _ in due if _policy_of(spec) is not None}
     return sorted(found)
 
 

@@ -245,7 +245,7 @@ class StreamCache(MutableMapping[str, Any]):
     included, so the cache can never be stale. Only what this pass looked up is kept.
     """
 
-    VERSION = 1
+    VERSION = 2  # 2: each tag's spec hash
 
     def __init__(self, path: Path | None) -> None:
         self.path = path

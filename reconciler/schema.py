@@ -670,9 +670,7 @@ def repo_files(
                 if entry.is_symlink():
                     real = _real(Path(entry.path))
                     if not real.is_relative_to(real_root):
-                        problems.append(
-                            Problem(rel, 1, 1, "symlink points outside the repository")
-                        )
+                        problems.append(Problem(rel, 1, 1, "symlink points outside the repository"))
                         continue
                     is_dir = real.is_dir()  # False for a link loop, which is then read as a file
                 elif entry.is_dir(follow_symlinks=False):

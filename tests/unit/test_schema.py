@@ -267,4 +267,3 @@ def test_read_repo_file_refuses_a_path_that_climbs_out(tmp_path: Path) -> None:
     (tmp_path / "repo/streams").mkdir(parents=True)
     with pytest.raises(ValidationError, match="symlink points outside the repo"):
         schema.read_repo_file(tmp_path / "repo", "streams/../../secret.yaml")
-

@@ -91,3 +91,16 @@ def test_a_stream_cache_other_code_wrote_is_ignored(tmp_path: Path, monkeypatch)
     assert StreamCache(path).entries
     monkeypatch.setattr(reconcile, "code_identity", lambda: "other code")
     assert StreamCache(path).entries == {}
+
+
+def test_a_remembered_tag_hashes_as_a_parsed_one():
+    """The spec hash a remembered tag carries is the one its parse computes, in any namespace."""
+    memo: dict[str, object] = {}
+    parse_streams(FILES, Config(), memo=memo)
+    again = parse_streams(FILES, Config(), memo=memo)
+    plain = parse_streams(FILES, Config())
+    for namespace in (None, "elsewhere"):
+        hashes = [[t.spec_hash(namespace or s.namespace) for t in s.tags] for s in again.streams]
+        assert hashes == [
+            [t.spec_hash(namespace or s.namespace) for t in s.tags] for s in plain.streams
+        ]
