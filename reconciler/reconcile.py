@@ -639,7 +639,8 @@ async def _attempts(
         observations, listings = await observe_pass(
             resolver, streamset.streams, locks, config, now, options, seen, listed
         )
-        with built_in_bulk():
+        # Writing a lock makes cycles (the YAML emitter's), so the collector runs while planning.
+        with built_in_bulk(pause=False):
             plan = planner.plan(
                 streamset.streams,
                 locks,
