@@ -630,11 +630,16 @@ async def _attempts(
     while True:
         attempts += 1
         # Parsing files (a cache miss) makes cycles, so the collector runs while the caches are
-        # read; only the locks built from the cache are made without it.
+        # read, only the locks built from the cache are made without it, and the parses' last
+        # cycles are collected before the rest is frozen.
         with built_in_bulk(pause=False):
             streamset = load_streams(root, config, memo=cache.streams)
+            if cache.streams.dirty:
+                gc.collect()
         with built_in_bulk():
             locks = load_locks(root, cache)
+            if cache.dirty:
+                gc.collect()
         bases = index.bases() if index is not None else {}
         observations, listings = await observe_pass(
             resolver, streamset.streams, locks, config, now, options, seen, listed
