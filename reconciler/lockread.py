@@ -11,11 +11,12 @@ a file that changed in between has another hash and is parsed again too.
 from __future__ import annotations
 
 import hashlib
+import json
 import marshal
-import multiprocessing
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from reconciler import lockfile
 from reconciler.errors import ValidationError
 
 PARALLEL_BYTES = 16 * 1024 * 1024  # below this, starting workers costs more than it saves
-CHUNKS_PER_WORKER = 4  # smaller pieces so workers finish together
+WORKER_TIMEOUT = 600.0  # seconds; a worker that takes longer leaves its locks to the pass
 
 
 def parse_rows(files: Sequence[tuple[str, str]]) -> bytes:
@@ -43,48 +44,76 @@ def parse_rows(files: Sequence[tuple[str, str]]) -> bytes:
         if len(data) > lockfile.MAX_LOCK_BYTES:
             continue
         try:
-            lock = lockfile.from_document(
-                lockfile.parse(data, relative), relative, lockfile.header_stream_file(data)
-            )
+            row = lockfile.compact_document(lockfile.parse(data, relative))
         except ValidationError:
             continue
-        rows[hashlib.sha256(data).hexdigest()] = lockfile.compact(lock)
+        rows[hashlib.sha256(data).hexdigest()] = row
     return marshal.dumps(rows)
 
 
 class Parsing:
-    """Lock files being parsed by worker processes; :meth:`rows` waits for them."""
+    """Lock files being parsed by worker processes; :meth:`rows` waits for them.
+
+    Each worker is ``python -m reconciler.lockread``, handed its files as JSON on stdin: a
+    plain child process, not multiprocessing's, which would import the caller's main script
+    again and could inherit a lock held by one of the daemon's threads.
+    """
 
     def __init__(self, files: Sequence[tuple[str, str, int]], workers: int) -> None:
-        # spawn, not fork: the pass may run beside threads (the daemon's), and a forked child
-        # could inherit a lock one of them holds.
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        self._futures: list[Future[bytes]] = []
-        buckets: list[list[tuple[str, str]]] = [[] for _ in range(workers * CHUNKS_PER_WORKER)]
-        sizes = [0] * len(buckets)
+        buckets: list[list[tuple[str, str]]] = [[] for _ in range(workers)]
+        sizes = [0] * workers
         for relative, path, size in sorted(files, key=lambda f: -f[2]):
             smallest = sizes.index(min(sizes))
             buckets[smallest].append((relative, path))
             sizes[smallest] += size
+        package = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join([package, *filter(None, [os.environ.get("PYTHONPATH")])])
+        env = {**os.environ, "PYTHONPATH": path}
+        self._workers: list[subprocess.Popen[bytes]] = []
         try:
-            self._futures = [self._pool.submit(parse_rows, b) for b in buckets if b]
+            for bucket in filter(None, buckets):
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "reconciler.lockread"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                )
+                self._workers.append(worker)
+                assert worker.stdin is not None
+                with worker.stdin:
+                    worker.stdin.write(json.dumps(bucket).encode())
+                worker.stdin = None  # sent and closed: communicate() must not flush it again
         except BaseException:
-            self._pool.shutdown(cancel_futures=True)
+            self.stop()
             raise
 
     def rows(self) -> dict[str, Any]:
         """Content hash → compact row, for every lock the workers parsed. A worker that failed
-        (killed, out of memory) only leaves its locks to the caller."""
+        (killed, out of memory, too slow) only leaves its locks to the caller."""
         found: dict[str, Any] = {}
         try:
-            for future in self._futures:
+            for worker in self._workers:
                 try:
-                    found.update(marshal.loads(future.result()))
-                except Exception:  # the caller parses whatever is missing
+                    out, _ = worker.communicate(timeout=WORKER_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    continue
+                if worker.returncode != 0:
+                    continue
+                try:
+                    found.update(marshal.loads(out))
+                except (ValueError, EOFError, TypeError):
                     continue
         finally:
-            self._pool.shutdown(cancel_futures=True)
+            self.stop()
         return found
+
+    def stop(self) -> None:
+        """End every worker still running and close its pipe."""
+        for worker in self._workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.communicate()
 
 
 def cpus() -> int:
@@ -104,5 +133,9 @@ def start(
         return None
     try:
         return Parsing(files, workers)
-    except (OSError, RuntimeError):
-        return None  # no processes to be had: parse here
+    except OSError:
+        return None  # no processes (or a worker that died at once): parse here
+
+
+if __name__ == "__main__":
+    sys.stdout.buffer.write(parse_rows(json.load(sys.stdin.buffer)))

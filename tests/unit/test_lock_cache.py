@@ -6,7 +6,15 @@ import marshal
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.lockfile import compact, dumps, from_compact, loads
+from reconciler.lockfile import (
+    compact,
+    compact_document,
+    dumps,
+    from_compact,
+    from_document,
+    loads,
+    parse,
+)
 from reconciler.policy.gates import Waiting
 from reconciler.reconcile import LockCache, load_locks
 from tests.unit.test_lockfile import LOCK, preserve_original, sample, write_lock
@@ -63,3 +71,12 @@ def test_a_cache_other_code_wrote_is_ignored(tmp_path: Path, monkeypatch):
     assert LockCache(tmp_path / "locks.bin").entries
     monkeypatch.setattr(reconcile, "code_identity", lambda: "other code")
     assert LockCache(tmp_path / "locks.bin").entries == {}
+
+
+def test_a_documents_compact_row_is_the_compact_lock():
+    """Rows made straight from parsed data equal rows made from the built lock, every field."""
+    waiting = Waiting("sha256:" + "cd" * 32, "2026-11-22T00:00:00Z", "1.1")
+    entry = replace(preserve_original(), tag="1.0", waiting=waiting)
+    lock = replace(sample("streams/shop/app.yaml"), tags={"a": entry, **sample().tags})
+    doc = parse(dumps(lock), LOCK)
+    assert compact_document(doc) == compact(from_document(doc, LOCK)) == compact(lock)
