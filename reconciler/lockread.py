@@ -10,12 +10,14 @@ a file that changed in between has another hash and is parsed again too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import marshal
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,9 +56,10 @@ def parse_rows(files: Sequence[tuple[str, str]]) -> bytes:
 class Parsing:
     """Lock files being parsed by worker processes; :meth:`rows` waits for them.
 
-    Each worker is ``python -m reconciler.lockread``, handed its files as JSON on stdin: a
-    plain child process, not multiprocessing's, which would import the caller's main script
-    again and could inherit a lock held by one of the daemon's threads.
+    Each worker is ``python -m reconciler.lockread FILE``, handed its files in a JSON file (a
+    pipe would hold the caller until the worker had imported everything and read it): a plain
+    child process, not multiprocessing's, which would import the caller's main script again
+    and could inherit a lock held by one of the daemon's threads.
     """
 
     def __init__(self, files: Sequence[tuple[str, str, int]], workers: int) -> None:
@@ -70,20 +73,22 @@ class Parsing:
         path = os.pathsep.join([package, *filter(None, [os.environ.get("PYTHONPATH")])])
         env = {**os.environ, "PYTHONPATH": path}
         self._workers: list[subprocess.Popen[bytes]] = []
+        self._lists: list[str] = []
         try:
             for bucket in filter(None, buckets):
-                worker = subprocess.Popen(
-                    [sys.executable, "-m", "reconciler.lockread"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    env=env,
+                handle, listed = tempfile.mkstemp(prefix="streamlock-locks-", suffix=".json")
+                self._lists.append(listed)
+                with os.fdopen(handle, "w", encoding="utf-8") as out:
+                    json.dump(bucket, out)
+                self._workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "reconciler.lockread", listed],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                        env=env,
+                    )
                 )
-                self._workers.append(worker)
-                assert worker.stdin is not None
-                with worker.stdin:
-                    worker.stdin.write(json.dumps(bucket).encode())
-                worker.stdin = None  # sent and closed: communicate() must not flush it again
         except BaseException:
             self.stop()
             raise
@@ -109,11 +114,14 @@ class Parsing:
         return found
 
     def stop(self) -> None:
-        """End every worker still running and close its pipe."""
+        """End every worker still running, close its pipe and remove its list."""
         for worker in self._workers:
             if worker.poll() is None:
                 worker.kill()
             worker.communicate()
+        for listed in self._lists:
+            with contextlib.suppress(OSError):
+                os.unlink(listed)
 
 
 def cpus() -> int:
@@ -138,4 +146,4 @@ def start(
 
 
 if __name__ == "__main__":
-    sys.stdout.buffer.write(parse_rows(json.load(sys.stdin.buffer)))
+    sys.stdout.buffer.write(parse_rows(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))

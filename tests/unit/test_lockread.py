@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,8 +38,12 @@ def test_workers_read_the_same_locks_and_problems_as_the_pass(tmp_path: Path):
 
 
 def test_the_locks_are_parsed_by_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """With workers, the pass itself parses none of the good locks: their rows fill its cache."""
+    """With workers, the pass itself parses none of the good locks: their rows fill its cache,
+    and the workers' file lists are gone afterwards."""
     _checkout(tmp_path)
+    lists = tmp_path / "tmp"
+    lists.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(lists))
     cache = LockCache(None)
     parses: list[str] = []
     original = lockfile.parse
@@ -48,6 +53,7 @@ def test_the_locks_are_parsed_by_the_workers(tmp_path: Path, monkeypatch: pytest
     locks = read_locks(tmp_path, cache, min_bytes=0, workers=2)()
     assert len(locks) == 12 and cache.dirty
     assert sorted(parses) == ["locks/shop/bad.lock.yaml", "locks/shop/other.lock.yaml"]
+    assert list(lists.iterdir()) == []
 
 
 def test_a_small_or_cached_checkout_starts_no_workers(
