@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -161,6 +162,47 @@ def _run(
     if check and result.returncode != 0:
         raise GitError(f"git {args[0]} failed: {_stderr(result)}")
     return result
+
+
+def _stream(args: Sequence[str], *, cwd: Path | None, size: int = 1 << 20) -> Iterator[list[str]]:
+    """The NUL-separated fields ``git args`` prints, in lists as they arrive (the last field of
+    the output, after its final NUL, is dropped); a failure or a timeout is a GitError, as in
+    :func:`_run`. The caller may stop early: git is then killed."""
+    try:
+        proc = subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(False),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc.strerror}", hint="install git") from exc
+    assert proc.stdout is not None and proc.stderr is not None
+    timer = threading.Timer(LOCAL_TIMEOUT, _kill_group, [proc])
+    timer.start()
+    finished = False
+    try:
+        tail = b""
+        while block := proc.stdout.read(size):
+            *whole, tail = (tail + block).split(b"\x00")
+            yield [field.decode("utf-8", "replace") for field in whole]
+        stderr = proc.stderr.read()
+        proc.wait()
+        finished = True
+    finally:
+        timer.cancel()
+        if not finished:
+            _kill_group(proc)
+        proc.stdout.close()
+        proc.stderr.close()
+    if proc.returncode == -signal.SIGKILL:
+        raise GitError(f"git {args[0]} did not finish within {LOCAL_TIMEOUT:.0f}s")
+    if proc.returncode != 0:
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, b"", stderr)
+        raise GitError(f"git {args[0]} failed: {_stderr(result)}")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -377,29 +419,38 @@ class GitRepo:
         The check is git's ``%G?``: ``G`` only for a good signature by a key that
         ``gpg.ssh.allowedSignersFile`` allows for the signer's identity.
         """
-        out = self._git(
-            "log",
-            "--topo-order",
-            "--encoding=UTF-8",
-            *(["--fixed-strings", "--regexp-ignore-case", f"--grep={grep}"] if grep else []),
-            "--format=%H%x00%an%x00%ae%x00%cn%x00%ce%x00%G?%x00%B%x00",
-            revisions,
-            "--",
-        ).stdout.decode("utf-8", "replace")
-        fields = out.split("\x00")
-        found = []
-        for i in range(0, len(fields) - 7, 7):
-            sha, an, ae, cn, ce, check, message = fields[i : i + 7]
-            found.append(
-                SignedMessage(
+        return list(self.iter_signed_messages(revisions, grep))
+
+    def iter_signed_messages(
+        self, revisions: str, grep: str | None = None
+    ) -> Iterator[SignedMessage]:
+        """:meth:`signed_messages` as git prints them: a year of history is tens of thousands
+        of messages, and a caller that summarises them need not hold them all at once."""
+        fields: list[str] = []
+        for chunk in _stream(
+            [
+                "log",
+                "--topo-order",
+                "--encoding=UTF-8",
+                *(["--fixed-strings", "--regexp-ignore-case", f"--grep={grep}"] if grep else []),
+                "--format=%H%x00%an%x00%ae%x00%cn%x00%ce%x00%G?%x00%B%x00",
+                revisions,
+                "--",
+            ],
+            cwd=self.root,
+        ):
+            fields.extend(chunk)
+            whole = len(fields) - len(fields) % 7
+            for i in range(0, whole, 7):
+                sha, an, ae, cn, ce, check, message = fields[i : i + 7]
+                yield SignedMessage(
                     sha=sha.strip(),
                     author=(an, ae),
                     committer=(cn, ce),
                     signature=check,
                     message=message,
                 )
-            )
-        return found
+            del fields[:whole]
 
     def changed_files(self, base: str, head: str) -> list[tuple[str, str]]:
         """``(status, path)`` of what ``head`` changes against the merge base with ``base``
@@ -1184,6 +1235,19 @@ class Scan:
     commits: int
 
 
+class _Counted(Iterator[tuple[str, str]]):
+    """An iterator that counts what it gave (for :class:`Scan`), so it need not be a list."""
+
+    def __init__(self, items: Iterator[tuple[str, str]]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __next__(self) -> tuple[str, str]:
+        item = next(self._items)
+        self.count += 1
+        return item
+
+
 class TrailerIndex:
     """Bases of the revert rule from ``git log``, cached in ``.git/streamlock/``.
 
@@ -1215,13 +1279,17 @@ class TrailerIndex:
 
     def trusted(self, revisions: str) -> list[tuple[str, str]]:
         """``(sha, message)`` of the commits in ``revisions`` whose trailers may count."""
+        return list(self._trusted(revisions))
+
+    def _trusted(self, revisions: str) -> _Counted:
+        """:meth:`trusted` as git prints them: a year of history is never held at once."""
         signed = self.repo.signing_configured() or self.repo.verification_configured()
-        return [
+        return _Counted(
             (commit.sha, commit.message)
-            for commit in self.repo.signed_messages(revisions, grep=f"{trailers.TAG_KEY}:")
+            for commit in self.repo.iter_signed_messages(revisions, grep=f"{trailers.TAG_KEY}:")
             if (self.author is None or commit.author == self.author)
             and (not signed or commit.signature == "G")
-        ]
+        )
 
     def _mode(self) -> str:
         """What the cached summary was computed under: the author and whether signed."""
@@ -1257,15 +1325,15 @@ class TrailerIndex:
             self.last_scan = Scan(head=head, full=False, commits=0)
             return cached
         if cached_head is not None and self.repo.is_ancestor(cached_head, head):
-            commits = self.trusted(f"{cached_head}..{head}")
+            commits = self._trusted(f"{cached_head}..{head}")
             summary = trailers.summarize(commits).over(cached)
             full = False
         else:
-            commits = self.trusted(head)
+            commits = self._trusted(head)
             summary = trailers.summarize(commits)
             full = True
         self._head, self._summary = head, summary
-        self.last_scan = Scan(head=head, full=full, commits=len(commits))
+        self.last_scan = Scan(head=head, full=full, commits=commits.count)
         self._store(head, summary)
         return summary
 

@@ -435,6 +435,49 @@ def compact(lock: StreamLock) -> tuple[Any, ...]:
     )
 
 
+def compact_document(doc: Any) -> tuple[Any, ...]:
+    """``compact(from_document(doc))``, without building the lock on the way: worker processes
+    parsing a fresh clone's locks send rows (:mod:`reconciler.lockread`)."""
+    shared = _shared
+    rows = []
+    for tag, entry in (doc.get("tags") or {}).items():
+        source = entry["from"]
+        platforms = entry.get("platforms")
+        waiting = entry.get("waiting")
+        rows.append(
+            (
+                str(tag),
+                source["kind"],
+                shared(source["name"]),
+                source.get("namespace"),
+                shared(entry["image"]),
+                shared(entry["dockerImageReference"]),
+                shared(str(entry.get("specHash", ""))),
+                shared(_text(entry.get("created"))),
+                shared(_text(entry.get("importedAt"))),
+                shared(entry.get("platform")),
+                dict(entry.get("labels") or {}),
+                None if platforms is None else dict(platforms),
+                entry.get("indexDigest"),
+                tuple(
+                    (
+                        shared(item["image"]),
+                        shared(item["dockerImageReference"]),
+                        shared(_text(item.get("created"))),
+                        shared(_text(item.get("importedAt"))),
+                    )
+                    for item in entry.get("history") or ()
+                ),
+                entry.get("tag"),
+                None
+                if waiting is None
+                else (waiting["image"], str(waiting["firstSeen"]), waiting.get("tag")),
+            )
+        )
+    meta = doc["metadata"]
+    return (meta["namespace"], meta["name"], tuple(rows))
+
+
 def from_compact(row: Any, source_path: str = "") -> StreamLock:
     """The lock :func:`compact` wrote (a TypeError or ValueError for anything else)."""
     namespace, name, entries = row

@@ -23,7 +23,16 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler import __version__, cachefile, lockfile, planner, schema, status, trailers
+from reconciler import (
+    __version__,
+    cachefile,
+    lockfile,
+    lockread,
+    planner,
+    schema,
+    status,
+    trailers,
+)
 from reconciler.config import CONFIG_FILE, Config, load_config
 from reconciler.consumers import controller, reader
 from reconciler.errors import GitError, InputError, Problem, PushRejected, ValidationError
@@ -171,6 +180,7 @@ class LockCache:
         self.entries: dict[str, Any] = {}
         self.used: set[str] = set()
         self.dirty = False
+        self.parsed = 0  # locks this process parsed (cache misses)
         # The stream files' cache travels with this one (one object for the pass to carry).
         self.streams = StreamCache(None)
         if path is not None:
@@ -210,6 +220,7 @@ class LockCache:
                 doc = lockfile.parse(data, relative)
                 lock = lockfile.from_document(doc, relative, lockfile.header_stream_file(data))
             self.dirty = True
+            self.parsed += 1
         self.entries[key] = lock
         self.used.add(key)
         return lock
@@ -296,23 +307,51 @@ def load_locks(root: Path, cache: LockCache | None = None) -> lockfile.LockSet:
     A lock that cannot be read or fails its checks is set aside under the stream its path names,
     with located problems; the others load. The planner skips the streams set aside.
     """
+    return read_locks(root, cache)()
+
+
+def read_locks(
+    root: Path,
+    cache: LockCache | None = None,
+    *,
+    min_bytes: int = lockread.PARALLEL_BYTES,
+    workers: int | None = None,
+) -> Callable[[], lockfile.LockSet]:
+    """:func:`load_locks` begun: with nothing cached and at least ``min_bytes`` of locks (a
+    fresh clone of a large repository), worker processes parse them while the caller goes on
+    (to the stream files); calling the result gives the locks."""
     cache = cache or LockCache(None)
-    locks: dict[tuple[str, str], StreamLock] = {}
-    broken: dict[tuple[str, str], tuple[Problem, ...]] = {}
     base = root / lockfile.LOCKS_DIR
-    if not base.is_dir():
-        return lockfile.LockSet()
-    for path in sorted(base.glob(f"*/*{lockfile.LOCK_SUFFIX}")):
-        relative = path.relative_to(root).as_posix()
-        key = lockfile.path_key(relative)
-        assert key is not None  # the glob only finds locks/<ns>/<name>.lock.yaml
-        try:
-            lock = cache.load(_read_lock(path, relative), relative)
-        except ValidationError as exc:
-            broken[key] = tuple(exc.problems)
-            continue
-        locks[lock.key] = lock
-    return lockfile.LockSet(locks, broken)
+    paths = sorted(base.glob(f"*/*{lockfile.LOCK_SUFFIX}")) if base.is_dir() else []
+    parsing = None
+    if paths and not cache.entries:
+        files = []
+        for path in paths:
+            with contextlib.suppress(OSError):
+                files.append((path.relative_to(root).as_posix(), str(path), path.lstat().st_size))
+        parsing = lockread.start(files, min_bytes, workers)
+
+    def finish() -> lockfile.LockSet:
+        if parsing is not None:
+            rows = parsing.rows()
+            if rows:
+                cache.entries.update(rows)
+                cache.dirty = True
+        locks: dict[tuple[str, str], StreamLock] = {}
+        broken: dict[tuple[str, str], tuple[Problem, ...]] = {}
+        for path in paths:
+            relative = path.relative_to(root).as_posix()
+            key = lockfile.path_key(relative)
+            assert key is not None  # the glob only finds locks/<ns>/<name>.lock.yaml
+            try:
+                lock = cache.load(_read_lock(path, relative), relative)
+            except ValidationError as exc:
+                broken[key] = tuple(exc.problems)
+                continue
+            locks[lock.key] = lock
+        return lockfile.LockSet(locks, broken)
+
+    return finish
 
 
 def _read_lock(path: Path, relative: str) -> bytes:
@@ -629,16 +668,17 @@ async def _attempts(
     attempts = 0
     while True:
         attempts += 1
-        # Parsing files (a cache miss) makes cycles, so the collector runs while the caches are
-        # read, only the locks built from the cache are made without it, and the parses' last
-        # cycles are collected before the rest is frozen.
+        locks_read = read_locks(root, cache)  # in workers, when many and none cached
+        # Parsing files (a cache miss) makes cycles, so the collector runs while the stream
+        # files are read, the locks built from the cache are made without it, and the last
+        # cycles of parses in this process are collected before the rest is frozen.
         with built_in_bulk(pause=False):
             streamset = load_streams(root, config, memo=cache.streams)
             if cache.streams.dirty:
                 gc.collect()
         with built_in_bulk():
-            locks = load_locks(root, cache)
-            if cache.dirty:
+            locks = locks_read()
+            if cache.parsed:
                 gc.collect()
         bases = index.bases() if index is not None else {}
         observations, listings = await observe_pass(

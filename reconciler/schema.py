@@ -370,8 +370,86 @@ def parse_documents(data: bytes, path: str, *, max_bytes: int = MAX_FILE_BYTES) 
 
 # What the careful path's limits guard against, or where its data could differ: anchors and
 # aliases, tags, non-empty flow collections, merge keys. Deep nesting needs a long prefix of
-# spaces and dashes on some line.
-_NEEDS_CARE = re.compile(rb"[&*!]|[\[{](?![\]}])|<<|^[ \t-]{32,}", re.MULTILINE)
+# spaces and dashes on some line. Each is a fast byte search; one regex with all of them in
+# alternation scanned every position and cost more than the YAML parse it saves.
+_CARE_BYTES = (b"&", b"*", b"!", b"<<")
+_FLOW = re.compile(rb"[\[{](?![\]}])")
+_DEEP = re.compile(rb"\n[ \t-]{32}")
+
+
+def _needs_care(data: bytes) -> bool:
+    return (
+        any(part in data for part in _CARE_BYTES)
+        or ((b"[" in data or b"{" in data) and _FLOW.search(data) is not None)
+        or _DEEP.search(b"\n" + data[:40]) is not None
+        or _DEEP.search(data) is not None
+    )
+
+
+# Plain scalars that YAML 1.2 may read as a number, a timestamp or "=" start with one of these
+# characters, as a value after ": " or as the first thing on a line (a key, a sequence item).
+# ruamel and ryaml read some of them differently (ruamel: 014 is 14, 2026-01-01 a date; ryaml:
+# strings), so a file where ruamel's resolver reads any of them as a non-string is left to
+# ruamel; booleans and nulls both read alike. Searches with a literal start: one regex with
+# alternatives at its start tried every position and cost more than the parse.
+# The scalar is cut at its first space, ": " or " #": numbers have no spaces, and a timestamp,
+# which may (on one line or over two), starts with a date (_DATE). A "/" or "@" makes it a string
+# (an image reference: most values), so those never leave the regex engine.
+_WORD = r"([0-9+.=~<-][^\s/@:#]*+(?::(?!\s)[^\s/@:#]*+)*+)(?![/@])"
+_AFTER_COLON = re.compile(r": [ \t]*" + _WORD)
+_AFTER_COLON_TAB = re.compile(r":\t[ \t]*" + _WORD)
+_LINE_START = re.compile(r"\n[ \t-]*([0-9+.=~<?])")
+_PLAIN_WORD = re.compile(_WORD)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
+
+
+@functools.cache
+def _non_strings() -> dict[str, tuple[Any, ...]]:
+    """ruamel's YAML 1.2 implicit resolvers by first character, those that build no string."""
+    from ruamel.yaml.resolver import VersionedResolver
+
+    table = VersionedResolver(version=(1, 2)).versioned_resolver
+    return {first: tuple(rx for tag, rx in found if tag != _STR) for first, found in table.items()}
+
+
+def _plain_strings_only(text: str) -> bool:
+    """Whether every plain scalar of ``text`` that could read as a number, a timestamp or "="
+    reads as a string by ruamel's YAML 1.2 rules (a ``%YAML`` directive could change the rules,
+    and a complex key is rare: neither here)."""
+    text = "\n" + text
+    if "\n%" in text:
+        return False
+    words = [match.group(1) for match in _AFTER_COLON.finditer(text)]
+    if ":\t" in text:
+        words += [match.group(1) for match in _AFTER_COLON_TAB.finditer(text)]
+    for match in _LINE_START.finditer(text):
+        start = match.start(1)
+        if text[start] == "?":
+            return False
+        if text[start - 1] == "-":
+            start -= 1  # "-5": a sequence item's dash is followed by a space
+        word = _PLAIN_WORD.match(text, start)
+        if word is not None:
+            words.append(word.group(1))
+    resolvers = _non_strings()
+    return not any(
+        _DATE.match(word) or any(rx.match(word) for rx in resolvers.get(word[0], ()))
+        for word in words
+    )
+
+
+def _load_plain(text: str) -> Any:
+    """The data of a one-document YAML text with ruamel's reading.
+
+    ryaml (Rust, serde-yaml over a libyaml port) builds the data about eight times faster than
+    ruamel's C loader, whose resolver and constructor run in Python. The two scan alike; they
+    resolve a few plain scalars differently, and those are left to ruamel.
+    """
+    if _plain_strings_only(text):
+        import ryaml
+
+        return ryaml.loads(text)
+    return YAML(typ="safe", pure=False).load(text)
 
 
 def quick_data(data: bytes, path: str, schema_name: str, *, max_bytes: int = MAX_FILE_BYTES) -> Any:
@@ -380,21 +458,21 @@ def quick_data(data: bytes, path: str, schema_name: str, *, max_bytes: int = MAX
 
     The careful path records where each value was written and walks the parse events before
     building anything; that costs more than the parse itself and only matters for a file
-    with a problem. Here ruamel's C loader builds the data and the compiled schema judges it;
-    text with anything the careful path guards against, more lines than its value limit
-    allows, or data it would read differently (an unquoted timestamp, a duplicate key) is
-    left to it, so both paths give the same data for every file this one accepts.
+    with a problem. Here a compiled loader builds the data (:func:`_load_plain`) and the
+    compiled schema judges it; text with anything the careful path guards against, more lines
+    than its value limit allows, or data it would read differently (an unquoted timestamp, a
+    duplicate key) is left to it, so both paths give the same data for every file this one
+    accepts.
     """
     if (
         len(data) > max_bytes
         or path.endswith(".json")
         or data.count(b"\n") > MAX_VALUES // 4
-        or _NEEDS_CARE.search(data)
+        or _needs_care(data)
     ):
         return None
     try:
-        text = data.decode("utf-8-sig")
-        loaded = YAML(typ="safe", pure=False).load(text)
+        loaded = _load_plain(data.decode("utf-8-sig"))
     except (YAMLError, UnicodeDecodeError, ValueError, TypeError):
         return None
     if not isinstance(loaded, dict) or not is_valid(loaded, schema_name):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import gitrepo
 from reconciler.errors import GitError, InputError
 from reconciler.gitrepo import GitRepo, TrailerIndex, review_branch
 from reconciler.trailers import TrailerBlock, format_message
@@ -717,3 +718,34 @@ def test_commits_in_a_chain_and_off_it_hold_exactly_their_parents_files(
     }
     assert {"locks/a.yaml", "locks/b.yaml"} <= files[second]
     assert "locks/a.yaml" not in files[aside] and "locks/c.yaml" in files[aside]
+
+
+def test_streamed_messages_are_whole_however_git_output_is_cut(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages read in 7-byte pieces are the messages read at once, newest first."""
+    shas = [bump(repo, "prod", digest(n), digest(n - 1) if n else None) for n in range(3)]
+    whole = repo.signed_messages("HEAD", grep="Streamlock-Tag:")
+    original = gitrepo._stream
+    monkeypatch.setattr(gitrepo, "_stream", lambda args, cwd: original(args, cwd=cwd, size=7))
+    cut = repo.signed_messages("HEAD", grep="Streamlock-Tag:")
+    assert cut == whole and [m.sha for m in cut] == shas[::-1]
+    assert all("Streamlock-Image: " + digest(n) in cut[2 - n].message for n in range(3))
+
+
+def test_a_failing_streamed_log_is_a_git_error(repo: GitRepo) -> None:
+    """git's refusal of a revision reaches the caller as a GitError, not as no history."""
+    with pytest.raises(GitError, match="git log failed"):
+        repo.signed_messages("no-such-revision")
+
+
+def test_a_full_scan_reads_history_without_holding_a_list(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index's first scan consumes the log as a stream, and counts what it read."""
+    for n in range(3):
+        bump(repo, "prod", digest(n), digest(n - 1) if n else None)
+    monkeypatch.setattr(GitRepo, "signed_messages", lambda *a, **k: pytest.fail("held a list"))
+    index = TrailerIndex(repo, BOT)
+    assert index.last_commits()["shop/app:prod"][1] == digest(2)
+    assert index.last_scan is not None and index.last_scan.commits == 3 and index.last_scan.full

@@ -6,7 +6,16 @@ import marshal
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.lockfile import CachedHistory, compact, dumps, from_compact, loads
+from reconciler.lockfile import (
+    CachedHistory,
+    compact,
+    compact_document,
+    dumps,
+    from_compact,
+    from_document,
+    loads,
+    parse,
+)
 from reconciler.policy.gates import Waiting
 from reconciler.reconcile import LockCache, load_locks
 from tests.unit.test_lockfile import LOCK, preserve_original, sample, write_lock
@@ -89,3 +98,12 @@ def test_a_cache_written_from_cached_locks_reads_back_whole(tmp_path: Path):
         cache.save()
     assert lock == loads(data, LOCK)
     assert isinstance(lock.tags["a"].history, CachedHistory)
+
+
+def test_a_documents_compact_row_is_the_compact_lock():
+    """Rows made straight from parsed data equal rows made from the built lock, every field."""
+    waiting = Waiting("sha256:" + "cd" * 32, "2026-11-22T00:00:00Z", "1.1")
+    entry = replace(preserve_original(), tag="1.0", waiting=waiting)
+    lock = replace(sample("streams/shop/app.yaml"), tags={"a": entry, **sample().tags})
+    doc = parse(dumps(lock), LOCK)
+    assert compact_document(doc) == compact(from_document(doc, LOCK)) == compact(lock)
