@@ -10,6 +10,7 @@ problem located as ``path:line:col``. A lock that fails is set aside for its own
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.representer import SafeRepresenter
+from ruamel.yaml.resolver import Resolver
 from ruamel.yaml.tag import Tag
 
 from reconciler import schema
@@ -176,10 +178,37 @@ class _Representer(SafeRepresenter):
             return SequenceNode(_SEQ, values, flow_style=self.default_flow_style)
         return super().represent_data(data)
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """What a scalar would read as unquoted, as ruamel's resolver says, with one ``Tag`` per
+        tag: ruamel's C dumper mixes this class with its resolver and asks twice a scalar, and
+        its resolver made a new ``Tag`` (and decoded it) on each answer."""
+        if kind is ScalarNode and implicit[0]:
+            for tag, match in _implicit(value[:1]):
+                if match(value):
+                    return _tag(tag)
+        return _DEFAULT[kind]
+
 
 _STR = Tag(suffix="tag:yaml.org,2002:str")
 _MAP = Tag(suffix="tag:yaml.org,2002:map")
 _SEQ = Tag(suffix="tag:yaml.org,2002:seq")
+_DEFAULT = {ScalarNode: _STR, SequenceNode: _SEQ, MappingNode: _MAP}
+
+
+@functools.cache
+def _implicit(first: str) -> tuple[tuple[str, Any], ...]:
+    """The implicit resolvers ruamel's YAML 1.2 resolver tries on a scalar starting so, each
+    as (tag, its pattern's ``match``): ruamel compiles the patterns lazily, behind a proxy
+    that every call went through."""
+    table = Resolver.yaml_implicit_resolvers
+    return tuple(
+        (tag, regexp.match) for tag, regexp in (*table.get(first, ()), *table.get(None, ()))
+    )
+
+
+@functools.cache
+def _tag(suffix: str) -> Tag:
+    return Tag(suffix=suffix)
 
 
 def _yaml() -> YAML:
