@@ -527,7 +527,7 @@ class _BlockLines:
         self.root: tuple[int, int] | None = None
         self.children: dict[JsonPath, Any] = {}  # a mapping's {key: place}, a list's [place]
         self.unsure = False  # the lines were found not to say: the careful path answers
-        self.found: dict[JsonPath, Position | None] = {}
+        self.found: dict[JsonPath, Position | None] = {}  # what find answered
         self.read = False
 
     def _read(self) -> None:
@@ -636,12 +636,10 @@ class _BlockLines:
     def find(self, where: JsonPath) -> Position | None:
         """Where the value at ``where`` starts (1-based), or None when the lines do not say
         (or there is no such value)."""
-        if self.unsure:
-            return None
-        if where in self.found:
-            return self.found[where]
-        self.found[where] = found = self._find(where)
-        return found
+        found = self.found.get(where, False)
+        if found is False:
+            found = self.found[where] = None if self.unsure else self._find(where)
+        return found  # type: ignore[return-value]
 
     def _find(self, where: JsonPath) -> Position | None:
         try:
@@ -716,12 +714,18 @@ class _QuickValues(Mapping[JsonPath, Position]):
         return isinstance(where, tuple) and _exists(self.lines.data, where)
 
     def __getitem__(self, where: JsonPath) -> Position:
+        found = self.get(where)
+        if found is None:
+            raise KeyError(where)
+        return found
+
+    def get(self, where: JsonPath, default: Any = None) -> Any:
         found = self.lines.find(where)
         if found is not None:
             return found
         if not _exists(self.lines.data, where):
-            raise KeyError(where)
-        return self.careful.get().values[where]
+            return default
+        return self.careful.get().values.get(where, default)
 
     def __iter__(self) -> Iterator[JsonPath]:
         return iter(self.careful.get().values)
