@@ -179,20 +179,24 @@ class _Representer(SafeRepresenter):
         return super().represent_data(data)
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        """What a scalar would read as unquoted, as ruamel's resolver says, with one ``Tag`` per
-        tag: ruamel's C dumper mixes this class with its resolver and asks twice a scalar, and
-        its resolver made a new ``Tag`` (and decoded it) on each answer."""
+        """What a scalar would read as unquoted, as ruamel's YAML 1.2 resolver says, as text.
+
+        ruamel's C dumper mixes this class with its resolver and asks it twice a scalar, only
+        to compare the answer with the node's tag; its resolver made a new ``Tag`` for every
+        answer, and the comparison went through ``Tag.__eq__``.
+        """
         if kind is ScalarNode and implicit[0]:
             for tag, match in _implicit(value[:1]):
                 if match(value):
-                    return _tag(tag)
+                    return tag
         return _DEFAULT[kind]
 
 
 _STR = Tag(suffix="tag:yaml.org,2002:str")
 _MAP = Tag(suffix="tag:yaml.org,2002:map")
 _SEQ = Tag(suffix="tag:yaml.org,2002:seq")
-_DEFAULT = {ScalarNode: _STR, SequenceNode: _SEQ, MappingNode: _MAP}
+# What the resolver answers when no implicit pattern matches: its default tags, as text.
+_DEFAULT = {ScalarNode: str(_STR), SequenceNode: str(_SEQ), MappingNode: str(_MAP)}
 
 
 @functools.cache
@@ -204,11 +208,6 @@ def _implicit(first: str) -> tuple[tuple[str, Any], ...]:
     return tuple(
         (tag, regexp.match) for tag, regexp in (*table.get(first, ()), *table.get(None, ()))
     )
-
-
-@functools.cache
-def _tag(suffix: str) -> Tag:
-    return Tag(suffix=suffix)
 
 
 def _yaml() -> YAML:
