@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -811,12 +810,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point.
-
-    What start-up imported lives as long as the process, so it is moved out of the garbage
-    collector's sight first: a full collection during a pass would walk all of it again.
-    """
-    gc.freeze()
+    """Console-script entry point."""
     cli.main(args=None if argv is None else list(argv), prog_name="streamlock")
 
 

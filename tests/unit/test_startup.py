@@ -61,23 +61,3 @@ def test_rich_stays_importable_after_the_cli() -> None:
         check=True,
     )
     assert done.stdout.strip() == "True"
-
-
-def test_a_command_keeps_what_start_up_imported_out_of_the_collectors_walks() -> None:
-    """The command freezes what start-up built, so no full collection walks it again."""
-    code = (
-        "import atexit, gc, sys\n"
-        "atexit.register(lambda: print(gc.get_freeze_count()))\n"
-        "sys.argv = ['streamlock', '--help']\n"
-        "from reconciler.cli import main\n"
-        "main()\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=False,
-    )
-    assert int(done.stdout.strip().splitlines()[-1]) > 10_000
