@@ -20,6 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import stamina
+
+if "structlog" not in sys.modules and "rich" not in sys.modules:
+    # structlog looks for rich when first imported (to draw tracebacks), and importing rich
+    # costs a quarter of the command's start-up where another tool installed it. streamlock
+    # does not depend on rich and logs plain text, so rich is hidden for that one import.
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        import structlog
+    finally:
+        del sys.modules["rich"]
+
 import structlog
 
 from reconciler import __version__, status

@@ -544,11 +544,20 @@ def _objects(doc: schema.Document) -> list[JsonPath]:
 def _parse_file(
     data: bytes, path: str, config: Config
 ) -> tuple[list[tuple[ImageStream, schema.Document, JsonPath]], list[Problem]]:
-    """The valid streams of one file (with where each is), and the problems of the rest."""
-    try:
-        documents = schema.parse_documents(data, path)
-    except ValidationError as exc:
-        return [], list(exc.problems)
+    """The valid streams of one file (with where each is), and the problems of the rest.
+
+    A one-document file that passes the schema is read quickly (the compiled loader and
+    positions read from its lines, :func:`schema.quick_document`); any other file, and any
+    question the quick read cannot answer for sure, goes through the careful path.
+    """
+    quick = schema.quick_document(data, path, schema.IMAGESTREAM_SCHEMA)
+    if quick is not None:
+        documents = [quick]
+    else:
+        try:
+            documents = schema.parse_documents(data, path)
+        except ValidationError as exc:
+            return [], list(exc.problems)
     folder = folder_namespace(path)
     found: list[tuple[ImageStream, schema.Document, JsonPath]] = []
     problems: list[Problem] = []

@@ -10,6 +10,7 @@ problem located as ``path:line:col``. A lock that fails is set aside for its own
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.representer import SafeRepresenter
+from ruamel.yaml.resolver import Resolver
 from ruamel.yaml.tag import Tag
 
 from reconciler import schema
@@ -176,10 +178,36 @@ class _Representer(SafeRepresenter):
             return SequenceNode(_SEQ, values, flow_style=self.default_flow_style)
         return super().represent_data(data)
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """What a scalar would read as unquoted, as ruamel's YAML 1.2 resolver says, as text.
+
+        ruamel's C dumper mixes this class with its resolver and asks it twice a scalar, only
+        to compare the answer with the node's tag; its resolver made a new ``Tag`` for every
+        answer, and the comparison went through ``Tag.__eq__``.
+        """
+        if kind is ScalarNode and implicit[0]:
+            for tag, match in _implicit(value[:1]):
+                if match(value):
+                    return tag
+        return _DEFAULT[kind]
+
 
 _STR = Tag(suffix="tag:yaml.org,2002:str")
 _MAP = Tag(suffix="tag:yaml.org,2002:map")
 _SEQ = Tag(suffix="tag:yaml.org,2002:seq")
+# What the resolver answers when no implicit pattern matches: its default tags, as text.
+_DEFAULT = {ScalarNode: str(_STR), SequenceNode: str(_SEQ), MappingNode: str(_MAP)}
+
+
+@functools.cache
+def _implicit(first: str) -> tuple[tuple[str, Any], ...]:
+    """The implicit resolvers ruamel's YAML 1.2 resolver tries on a scalar starting so, each
+    as (tag, its pattern's ``match``): ruamel compiles the patterns lazily, behind a proxy
+    that every call went through."""
+    table = Resolver.yaml_implicit_resolvers
+    return tuple(
+        (tag, regexp.match) for tag, regexp in (*table.get(first, ()), *table.get(None, ()))
+    )
 
 
 def _yaml() -> YAML:

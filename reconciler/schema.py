@@ -154,8 +154,9 @@ class Document:
         if key and where in self.keys:
             return self.keys[where]
         for end in range(len(where), -1, -1):
-            if where[:end] in self.values:
-                return self.values[where[:end]]
+            found = self.values.get(where[:end])
+            if found is not None:
+                return found
         return (1, 1)
 
     def problem(self, where: JsonPath, message: str, *, key: bool = False) -> Problem:
@@ -558,6 +559,294 @@ class _Builder:
             return self.constructor.construct_object(node)
         self._problem(node, where, f"unsupported YAML value of type {node.tag}")
         return None
+
+
+# --- the quick path with positions ------------------------------------------------------------
+# Stream files need the data and where a few values start (each stream, each tag, the name).
+# For a file that passes quick_data, every value written in block style starts where its lines
+# say: a mapping's keys are the lines at its column, a sequence's items the dashes at its own.
+# Reading that from the lines costs a fraction of composing nodes; anything the lines cannot
+# say for sure (a quoted scalar over several lines, a tab before a value, a key that is not
+# plainly written) is answered by the careful path, so positions never differ between them.
+
+_SQ = r"'(?:[^'\n]|'')*'"
+_DQ = r'"(?:[^"\\\n]|\\.)*"'
+_PL = r"[^\s'\"#](?:[^'\"\n#]|(?<=\S)#)*"
+_TOKEN = rf"(?:{_SQ}|{_DQ}|{_PL})"
+# A line whose every quoted scalar ends on it (checked on lines with a quote only).
+_CLOSED_LINE = re.compile(
+    rf"[ \t]*(?:-[ \t]+)*(?:{_TOKEN}(?:[ \t]*:(?:[ \t]+{_TOKEN}?)?)?)?[ \t]*(?:(?<![^ \t])#.*)?"
+)
+_QUOTED = re.compile(r"^.*['\"].*$", re.MULTILINE)
+# Line breaks other than \n (YAML counts them as lines too).
+_OTHER_BREAKS = re.compile("[\r\x85\u2028\u2029]")
+_PLAIN_KEY = re.compile(r"([^\s#'\"?\-\[\]{},&*!|>%@`:](?:[^#\n]|(?<=\S)#)*?)[ \t]*:(?=[ \t]|$)")
+_QUOTED_KEY = re.compile(r"(?:'([^'\n]*)'|\"([^\"\\\n]*)\")[ \t]*:(?=[ \t]|$)")
+
+
+class _Unsure(Exception):
+    """The lines alone do not say where a value starts."""
+
+
+def _content_line(line: str) -> bool:
+    return line.strip(" \t")[:1] not in ("", "#")
+
+
+class _BlockLines:
+    """Where each value of a block-style YAML document starts, read from its lines.
+
+    A place is ``(k, column)``: the ``k``-th line with content (not blank, not only a
+    comment) and the column there, both 0-based, until :meth:`find` returns it.
+    """
+
+    def __init__(self, text: str, data: Any) -> None:
+        self.lines = text.split("\n")
+        self.data = data
+        self.content: list[tuple[int, int]] = []  # (line number, column) of each content line
+        self.root: tuple[int, int] | None = None
+        self.children: dict[JsonPath, Any] = {}  # a mapping's {key: place}, a list's [place]
+        self.unsure = False  # the lines were found not to say: the careful path answers
+        self.found: dict[JsonPath, Position | None] = {}  # what find answered
+        self.read = False
+
+    def _read(self) -> None:
+        """The content lines, from after a ``---`` marker to a ``...`` marker."""
+        started = False
+        for number, line in enumerate(self.lines):
+            stripped = line.lstrip(" ")
+            if not stripped or stripped[0] == "#":
+                continue
+            if stripped[0] == "\t":
+                if not stripped.strip() or stripped.lstrip()[0] == "#":
+                    continue
+                raise _Unsure  # a tab before content: indentation YAML may read otherwise
+            if line.startswith(("---", "...")) and line[3:4] in ("", " ", "\t"):
+                if line[3:].strip(" \t")[:1] not in ("", "#"):
+                    raise _Unsure  # a value on the marker's line
+                if line[0] == "-" and not started and not self.content:
+                    started = True
+                    continue
+                if any(_content_line(rest) for rest in self.lines[number + 1 :]):
+                    raise _Unsure  # another document
+                break
+            self.content.append((number, len(line) - len(stripped)))
+        self.root = (0, self.content[0][1]) if self.content else None
+
+    def _dash(self, k: int, column: int) -> bool:
+        """Whether a sequence item's ``-`` is written at ``column`` of content line ``k``."""
+        line = self.lines[self.content[k][0]]
+        return line.startswith("-", column) and line[column + 1 : column + 2] in ("", " ", "\t")
+
+    def _after(self, k: int, column: int, parent: int) -> tuple[int, int] | None:
+        """Where a value starts that follows an indicator ending at ``column`` of content line
+        ``k``, in a collection at column ``parent``: on that line, else on the next."""
+        line = self.lines[self.content[k][0]]
+        rest = len(line) - len(line[column:].lstrip(" \t"))
+        if rest < len(line) and line[rest] != "#":
+            return k, rest
+        if k + 1 < len(self.content):
+            start = self.content[k + 1][1]
+            if start > parent or (start == parent and self._dash(k + 1, start)):
+                return k + 1, start
+        return None  # an empty value: null
+
+    def _key(self, k: int, column: int) -> tuple[str, int]:
+        """The key written at ``column`` of content line ``k`` and where its ':' ends."""
+        line = self.lines[self.content[k][0]]
+        if line.startswith(("---", "..."), column):
+            raise _Unsure
+        quoted = _QUOTED_KEY.match(line, column)
+        if quoted is not None:
+            key = quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
+            return key, quoted.end()
+        plain = _PLAIN_KEY.match(line, column)
+        if plain is None:
+            raise _Unsure
+        return plain.group(1), plain.end()
+
+    def _mapping(self, k: int, column: int) -> dict[str, tuple[int, int] | None]:
+        content = self.content
+        entries: dict[str, tuple[int, int] | None] = {}
+        while True:
+            key, end = self._key(k, column)
+            if key in entries:
+                raise _Unsure
+            entries[key] = self._after(k, end, column)
+            k += 1
+            while k < len(content) and (
+                content[k][1] > column or (content[k][1] == column and self._dash(k, column))
+            ):
+                k += 1
+            if k == len(content) or content[k][1] < column:
+                return entries
+
+    def _sequence(self, k: int, column: int) -> list[tuple[int, int] | None]:
+        content = self.content
+        items: list[tuple[int, int] | None] = []
+        while True:
+            if not self._dash(k, column):
+                raise _Unsure
+            items.append(self._after(k, column + 1, column))
+            k += 1
+            while k < len(content) and content[k][1] > column:
+                k += 1
+            if k == len(content) or content[k][1] < column:
+                return items
+
+    def _children(self, here: JsonPath, place: tuple[int, int], data: Any) -> Any:
+        """Where each entry of the collection at ``here`` starts, read once (checked against
+        the data: the same keys, as many items)."""
+        known = self.children.get(here)
+        if known is None:
+            self.children[here] = _Unsure  # until read: a collection the lines do not say
+            if isinstance(data, dict):
+                known = self._mapping(*place)
+                if len(known) != len(data) or any(key not in data for key in known):
+                    raise _Unsure
+            else:
+                known = self._sequence(*place)
+                if len(known) != len(data):
+                    raise _Unsure
+            self.children[here] = known
+        elif known is _Unsure:
+            raise _Unsure
+        return known
+
+    def find(self, where: JsonPath) -> Position | None:
+        """Where the value at ``where`` starts (1-based), or None when the lines do not say
+        (or there is no such value)."""
+        found = self.found.get(where, False)
+        if found is False:
+            found = self.found[where] = None if self.unsure else self._find(where)
+        return found  # type: ignore[return-value]
+
+    def _find(self, where: JsonPath) -> Position | None:
+        try:
+            if not self.read:
+                self.read = True
+                self.unsure = True  # until the lines are read
+                self._read()
+                self.unsure = False
+            place = self.root
+            data = self.data
+            for end, part in enumerate(where):
+                if place is None:
+                    return None
+                place = self._children(where[:end], place, data)[part]
+                data = data[part]
+        except (_Unsure, KeyError, IndexError, TypeError):
+            return None
+        if place is None:
+            return None
+        return self.content[place[0]][0] + 1, place[1] + 1
+
+
+def _block_lines(text: str, data: Any) -> _BlockLines | None:
+    """The lines of a document's text that quick_data read as ``data``, when they can tell
+    where values start: no line break but LF (YAML counts CR and others too), and no quoted scalar
+    that goes on over the next line (its lines could look like keys or items)."""
+    if _OTHER_BREAKS.search(text):
+        return None
+    if ("'" in text or '"' in text) and any(
+        _CLOSED_LINE.fullmatch(line) is None for line in _QUOTED.findall(text)
+    ):
+        return None
+    return _BlockLines(text, data)
+
+
+def _exists(data: Any, where: JsonPath) -> bool:
+    for part in where:
+        if isinstance(data, dict):
+            if not isinstance(part, str) or part not in data:
+                return False
+        elif not (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)):
+            return False
+        data = data[part]
+    return True
+
+
+class _Careful:
+    """The careful path's document of the same file, parsed the first time it is asked for."""
+
+    def __init__(self, data: bytes, path: str, max_bytes: int) -> None:
+        self.source = (data, path, max_bytes)
+        self.document: Document | None = None
+
+    def get(self) -> Document:
+        if self.document is None:
+            data, path, max_bytes = self.source
+            try:
+                self.document = parse_documents(data, path, max_bytes=max_bytes)[0]
+            except (ValidationError, IndexError):  # not for a file quick_data accepts
+                self.document = Document(path, None, {}, {})
+        return self.document
+
+
+class _QuickValues(Mapping[JsonPath, Position]):
+    """``Document.values`` of a quick document: from the lines, else from the careful path."""
+
+    def __init__(self, lines: _BlockLines, careful: _Careful) -> None:
+        self.lines = lines
+        self.careful = careful
+
+    def __contains__(self, where: object) -> bool:
+        return isinstance(where, tuple) and _exists(self.lines.data, where)
+
+    def __getitem__(self, where: JsonPath) -> Position:
+        found = self.get(where)
+        if found is None:
+            raise KeyError(where)
+        return found
+
+    def get(self, where: JsonPath, default: Any = None) -> Any:
+        found = self.lines.find(where)
+        if found is not None:
+            return found
+        if not _exists(self.lines.data, where):
+            return default
+        return self.careful.get().values.get(where, default)
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        return iter(self.careful.get().values)
+
+    def __len__(self) -> int:
+        return len(self.careful.get().values)
+
+
+class _CarefulKeys(Mapping[JsonPath, Position]):
+    """``Document.keys`` of a quick document: only problems ask, so the careful path answers."""
+
+    def __init__(self, careful: _Careful) -> None:
+        self.careful = careful
+
+    def __getitem__(self, where: JsonPath) -> Position:
+        return self.careful.get().keys[where]
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        return iter(self.careful.get().keys)
+
+    def __len__(self) -> int:
+        return len(self.careful.get().keys)
+
+
+def quick_document(
+    data: bytes, path: str, schema_name: str, *, max_bytes: int = MAX_FILE_BYTES
+) -> Document | None:
+    """The one document of a YAML file that passes ``schema_name``, read fast; None when the
+    file needs :func:`parse_documents`.
+
+    The data is :func:`quick_data`'s; positions are read from the lines where they say for
+    sure, and otherwise (and for keys, which only problems ask about) taken from the careful
+    path when first asked for, so the document answers exactly as the careful one would.
+    """
+    plain = quick_data(data, path, schema_name, max_bytes=max_bytes)
+    if plain is None:
+        return None
+    lines = _block_lines(data.decode("utf-8-sig"), plain)
+    if lines is None:
+        return None
+    careful = _Careful(data, path, max_bytes)
+    return Document(path, plain, _QuickValues(lines, careful), _CarefulKeys(careful))
 
 
 # --- schema checks ---------------------------------------------------------------------------

@@ -11,8 +11,10 @@ a plain :class:`asyncio.Protocol`. HTTP itself stays httpcore's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +28,7 @@ if "httpcore" not in sys.modules and "trio" not in sys.modules:
     finally:
         del sys.modules["trio"]
 
+import h11
 import httpcore
 
 _HIGH_WATER = 1024 * 1024  # pause reading when this much is buffered and unread
@@ -143,6 +146,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             if protocol.error is not None:
                 raise httpcore.WriteError(str(protocol.error)) from protocol.error
 
+    def close_now(self) -> None:
+        """Close without waiting for the socket to go."""
+        self._transport.close()
+
     async def aclose(self) -> None:
         """Close and wait until the socket is really gone (a TLS close takes a round trip)."""
         self._transport.close()
@@ -239,13 +246,130 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
+class BodyTooLarge(Exception):
+    """A response body longer than the caller's limit; the connection is closed."""
+
+
+_READ_SIZE = 64 * 1024  # bytes asked for per read, as httpcore asks
+_MAX_HEAD = 100 * 1024  # bytes of a response's status line and headers, as httpcore allows
+
+
+class HTTP11Connection:
+    """One keep-alive HTTP/1.1 connection, lent by :class:`OriginPool` to one request at a time.
+
+    h11 speaks HTTP here as it does inside httpcore; this class only drives it. httpcore's
+    connection wraps each step in a trace, takes an anyio lock (which yields to the event loop)
+    twice a request and builds request and response models; without them a request costs a
+    fifth less CPU. Failures are httpcore's exception types, as httpcore would raise them.
+    """
+
+    def __init__(
+        self, origin: httpcore.Origin, stream: AsyncioStream, *, keepalive_expiry: float | None
+    ) -> None:
+        self._stream = stream
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self._keepalive_expiry = keepalive_expiry
+        self._expire_at: float | None = None
+        self._closed = False
+        default = 443 if origin.scheme == b"https" else 80
+        self._host = (
+            origin.host if origin.port in (None, default) else b"%b:%d" % (origin.host, origin.port)
+        )
+
+    def is_idle(self) -> bool:
+        return not self._closed and self._h11.our_state is h11.IDLE
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def has_expired(self) -> bool:
+        """Idle too long, or the server spoke (or closed) while nobody asked."""
+        if self._expire_at is not None and time.monotonic() > self._expire_at:
+            return True
+        return bool(self._stream.get_extra_info("is_readable"))
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._stream.aclose()
+
+    async def exchange(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        limit: int,
+        *,
+        read_timeout: float | None,
+        write_timeout: float | None,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Status, headers and body of one request (without a body of its own); BodyTooLarge
+        past ``limit`` bytes of body. Any failure closes the connection."""
+        try:
+            if not any(name.lower() == b"host" for name, _ in headers):
+                headers = [(b"Host", self._host), *headers]
+            try:
+                request = h11.Request(method=method, target=target, headers=headers)
+                data = self._h11.send(request) + self._h11.send(h11.EndOfMessage())
+            except h11.LocalProtocolError as exc:
+                raise httpcore.LocalProtocolError(str(exc)) from exc
+            # A server may answer and close before reading the request: read its answer.
+            with contextlib.suppress(httpcore.WriteError):
+                await self._stream.write(data, write_timeout)
+            event = await self._next(read_timeout)
+            while isinstance(event, h11.InformationalResponse):
+                event = await self._next(read_timeout)
+            if not isinstance(event, h11.Response):
+                raise httpcore.RemoteProtocolError(f"expected a response, got {event!r}")
+            chunks = []
+            size = 0
+            while not isinstance(body := await self._next(read_timeout), h11.EndOfMessage):
+                if not isinstance(body, h11.Data):
+                    raise httpcore.RemoteProtocolError(f"expected a body, got {body!r}")
+                size += len(body.data)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(body.data)
+        except BaseException:
+            self._close_now()
+            raise
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            self._h11.start_next_cycle()
+            if self._keepalive_expiry is not None:
+                self._expire_at = time.monotonic() + self._keepalive_expiry
+        else:
+            self._close_now()
+        return event.status_code, event.headers.raw_items(), b"".join(chunks)
+
+    async def _next(self, read_timeout: float | None) -> Any:
+        """h11's next event, reading as much as it needs."""
+        try:
+            while (event := self._h11.next_event()) is h11.NEED_DATA:
+                data = await self._stream.read(_READ_SIZE, read_timeout)
+                if not data and self._h11.their_state is h11.SEND_RESPONSE:
+                    raise httpcore.RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
+                self._h11.receive_data(data)
+        except h11.RemoteProtocolError as exc:
+            raise httpcore.RemoteProtocolError(str(exc)) from exc
+        if event is h11.PAUSED:
+            raise httpcore.RemoteProtocolError("the server switched protocols")
+        return event
+
+    def _close_now(self) -> None:
+        """Closed without waiting (a cancelled request cannot wait): never lent again."""
+        self._closed = True
+        self._stream.close_now()
+
+
 class OriginPool:
     """Keep-alive HTTP/1.1 connections to one origin, one request per connection at a time.
 
     httpcore's general pool re-examines every connection on each request (quadratic in the pool
     size) and wraps each connection in another lock; the registry client already bounds
-    concurrency per registry with a semaphore, so a stack of idle httpcore HTTP/1.1 connections is
-    all the pooling it needs.
+    concurrency per registry with a semaphore, so a stack of idle HTTP/1.1 connections is all the
+    pooling it needs.
     """
 
     def __init__(
@@ -265,10 +389,10 @@ class OriginPool:
         self._backend = backend
         self._keepalive_expiry = keepalive_expiry
         self._max_idle = max_idle
-        self._idle: list[httpcore.AsyncHTTP11Connection] = []
+        self._idle: list[HTTP11Connection] = []
         self._closed = False
 
-    async def acquire(self, connect_timeout: float | None) -> httpcore.AsyncHTTP11Connection:
+    async def acquire(self, connect_timeout: float | None) -> HTTP11Connection:
         """A live idle connection, or a newly connected one."""
         while self._idle:
             connection = self._idle.pop()
@@ -283,11 +407,9 @@ class OriginPool:
             stream = await stream.start_tls(
                 self._ssl_context, server_hostname=self._host, timeout=connect_timeout
             )
-        return httpcore.AsyncHTTP11Connection(
-            self.origin, stream, keepalive_expiry=self._keepalive_expiry
-        )
+        return HTTP11Connection(self.origin, stream, keepalive_expiry=self._keepalive_expiry)  # type: ignore[arg-type]
 
-    async def release(self, connection: httpcore.AsyncHTTP11Connection) -> None:
+    async def release(self, connection: HTTP11Connection) -> None:
         """Back to the stack if it can serve another request; closed otherwise."""
         if (
             not self._closed

@@ -29,6 +29,7 @@ from reconciler.errors import (
 )
 from reconciler.manifest import load_json
 from reconciler.reference import redact
+from reconciler.transport import BodyTooLarge
 
 if TYPE_CHECKING:
     from reconciler.registry.endpoints import Endpoint
@@ -161,6 +162,8 @@ class Exchanger:
             }
         }
         self._observer = observer
+        self._read_timeout = timeouts.read
+        self._write_timeout = timeouts.write
         self._connect_timeout = timeouts.connect
         self._attempt_timeout = timeouts.attempt
 
@@ -294,15 +297,19 @@ class Exchanger:
             pool = endpoint.connections
             connection = await pool.acquire(self._connect_timeout)
         try:
-            response = await connection.handle_async_request(
-                httpcore.Request(
-                    method, endpoint.url(target), headers=headers, extensions=self._extensions
-                )
+            return await connection.exchange(
+                method,
+                target.encode(),
+                headers,
+                limit,
+                read_timeout=self._read_timeout,
+                write_timeout=self._write_timeout,
             )
-            body = await read_body(response, limit, target)
+        except BodyTooLarge as exc:
+            # No query: a signed storage URL's query is a credential of its own.
+            raise TooLarge(f"response to {safe_url(target)} larger than {limit} bytes") from exc
         finally:
             await pool.release(connection)
-        return response.status, response.headers, body
 
     async def _exchange_other(
         self,

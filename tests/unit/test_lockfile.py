@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import replace
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import lockfile
 from reconciler.errors import InputError, ValidationError
 from reconciler.imagestream import TagReference
 from reconciler.lockfile import HistoryItem, LockEntry, StreamLock, dumps, loads, path_key
@@ -303,3 +305,29 @@ def test_oversized_lock_is_set_aside_located(tmp_path: Path):
     write_lock(tmp_path, LOCK, dumps(sample()) + b"#" * (16 * 1024 * 1024))
     locks = load_locks(tmp_path)
     assert [str(p) for p in locks.problems] == [f"{LOCK}:1:1: larger than 16777216 bytes"]
+
+
+AWKWARD = [
+    *("yes", "No", "on", "null", "~", "NULL", "true", "FALSE", ""),
+    *("1", "1.10", "-2", "+3", "0o17", "0x1F", "1e3", ".inf", "-.Inf", ".NaN", "1_000"),
+    *("2026-11-20", "2026-11-20T10:00:00Z", "2001-12-14 21:59:43.10 -5", "12:30:45"),
+    *("a: b", "a #b", "#c", "&x", "*y", "!z", "- d", "? e", "[f]", "{g}", "|", ">", "%h", "@i"),
+    *("'q'", '"r"', " lead", "trail ", "ünïcødé", "\u2028", "x\ty", "=", "<<"),
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_dumps_writes_what_ruamels_own_safe_dumper_writes(value: str):
+    """Every label value is written as ruamel's own safe dumper writes it, quoting and all."""
+    from ruamel.yaml import YAML
+
+    entry = replace(sample().tags["a"], labels={"org.opencontainers.image.version": value})
+    lock = replace(sample(), tags={"a": entry})
+    reference = YAML(typ="safe")
+    reference.default_flow_style = False
+    reference.width = 4096
+    reference.allow_unicode = True
+    reference.sort_base_mapping_type_on_output = False
+    written = io.StringIO()
+    reference.dump(lockfile.document(lock), written)
+    assert dumps(lock).decode().split("\n", 1)[1] == written.getvalue()
