@@ -84,7 +84,9 @@ def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
     bidi overrides, line and paragraph separators, lone surrogates, unassigned code points,
     spaces other than ASCII's) is shown as an escape; longer text is cut with ``…``.
     """
-    out = "".join(c if c.isprintable() else _escape(c) for c in text)
+    out = (
+        text if text.isprintable() else "".join(c if c.isprintable() else _escape(c) for c in text)
+    )
     return out if len(out) <= limit else out[: max(limit - 1, 0)] + "…"
 
 
@@ -95,7 +97,8 @@ def _safe_line(line: str) -> str:
 
 def _is_value(text: str) -> bool:
     """Trailer values are single printable words: git would fold or split anything else."""
-    return bool(text) and text.isprintable() and not any(c.isspace() for c in text)
+    # Printable text holds no whitespace but the ASCII space (other spaces are escaped).
+    return bool(text) and text.isprintable() and " " not in text
 
 
 def block_problem(block: TrailerBlock) -> str | None:

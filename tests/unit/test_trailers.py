@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler import trailers
 from reconciler.trailers import (
     TrailerBlock,
     TrailerSummary,
@@ -360,4 +361,15 @@ def test_body_lines_like_trailer_lines_are_quoted_others_kept() -> None:
     message = format_message("s", body, [])
     assert message == (
         "s\n\nstreamlock-test: DockerImage x\n> STREAMLOCK-IMAGE : sha256:1\nplain\n"
+    )
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_printable_text_is_kept_as_it_is_and_only_space_splits_a_value(left: str, right: str):
+    """The fast paths agree with escaping each character and with looking for any whitespace."""
+    text = left + right
+    expected = "".join(c if c.isprintable() else trailers._escape(c) for c in text)
+    assert one_line(text, limit=10_000) == expected
+    assert trailers._is_value(text) == (
+        bool(text) and text.isprintable() and not any(c.isspace() for c in text)
     )
