@@ -73,6 +73,9 @@ class PassOptions:
     last_checked: Mapping[str, datetime] = field(default_factory=dict)
     push_attempts: int = PUSH_ATTEMPTS
     lock_wait: float = RUN_LOCK_WAIT  # seconds a second run on one checkout waits
+    # (remote, branch, tip) the caller fetched and checked out just before (the daemon's
+    # workdir): a pass pushing there starts at that tip without fetching again.
+    synced: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +465,7 @@ async def run_pass(
                 "(a lock edit acts as a pin), drop the others with 'git restore --staged "
                 "--worktree -- PATH' (streamlock plan works on a dirty tree)",
             )
-        if target is not None:
+        if target is not None and options.synced != (*target, repo.head()):
             start_from_remote(repo, config, *target)
         return await _run(root, config, options, repo, target, resolver_factory)
 

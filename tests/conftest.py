@@ -8,7 +8,9 @@ using ``repo_name`` (unique per test) for every repository they push.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,3 +185,21 @@ def config_repo(tmp_path: Path) -> Callable[..., ConfigRepo]:
         return make_config_repo(tmp_path / f"{name}{suffix}", files or {})
 
     return factory
+
+
+COUNTING_GIT = """#!/bin/sh
+echo "$1" >> "$GIT_CALLS"
+exec "$REAL_GIT" "$@"
+"""
+
+
+@pytest.fixture
+def counting_git(tmp_path: Path) -> dict[str, str]:
+    """Environment under which every git process appends its subcommand to ``GIT_CALLS``."""
+    real = shutil.which("git")
+    assert real is not None
+    bin_dir = tmp_path / "counting-bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(COUNTING_GIT)
+    (bin_dir / "git").chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "REAL_GIT": real}

@@ -285,7 +285,9 @@ class Daemon:
         }  # fmt: skip
         # Not truncated: due times are compared to it (lock times are written in whole seconds).
         now = datetime.now(UTC)
-        options = PassOptions(now=now, last_checked=snapshot.last_checked)
+        options = PassOptions(
+            now=now, last_checked=snapshot.last_checked, synced=(workdir.REMOTE, o.branch, tip)
+        )
 
         def factory(cfg: Config, root: Path) -> Resolver:
             return _ShardResolver(cfg, root, self.metrics, allowed, o.auth)

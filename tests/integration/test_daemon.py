@@ -18,6 +18,7 @@ from .test_reconcile import docker_tag, follow_tag, stream_file
 
 LOCK = "locks/shop/app.lock.yaml"
 FAST = "apiVersion: streamlock/v1\nkind: Config\nimportInterval: 1s\n"
+RESULTS = ("success", "failed", "error")
 
 
 @pytest.fixture
@@ -369,3 +370,14 @@ def test_unusable_config_makes_it_unready_until_fixed(app, daemon, seeder, repo_
     second = seeder.push_image(repo_name, "1.0", salt="after-fix")
     wait_for(lambda: process.get("/readyz").status_code == 200)
     wait_for(lambda: pinned(repo) == second)
+
+
+def test_each_pass_fetches_the_remote_once(app, daemon, counting_git, tmp_path: Path):
+    """The workdir's sync fetches before a pass; the pass itself starts at that tip."""
+    repo, _ = app
+    calls = tmp_path / "git-calls.log"
+    process = daemon(repo, env={**counting_git, "GIT_CALLS": str(calls)})
+    wait_for(lambda: process.metric("streamlock_pass_total", result="success") >= 3)
+    passes = sum(process.metric("streamlock_pass_total", result=r) for r in RESULTS)
+    fetches = calls.read_text().split().count("fetch")
+    assert passes >= 3 and fetches <= passes + 1  # one more: a pass may have begun since

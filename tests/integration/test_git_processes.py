@@ -6,37 +6,23 @@ commits few streams and one that commits many must be equal (counts, never times
 
 from __future__ import annotations
 
+import asyncio
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.gitremote import ConfigRepo
+from reconciler.cli import registry_factory
+from reconciler.daemon import workdir
+from reconciler.reconcile import PassOptions, run_pass
+from tests.fixtures.gitremote import BRANCH, ConfigRepo
 from tests.fixtures.images import Seeder
 
 from .test_reconcile import docker_tag, stream_file
 
 SCRIPT = Path(sys.executable).parent / "streamlock"
-
-COUNTING_GIT = """#!/bin/sh
-echo "$1" >> "$GIT_CALLS"
-exec "$REAL_GIT" "$@"
-"""
-
-
-@pytest.fixture
-def counting_git(tmp_path: Path) -> dict[str, str]:
-    """Environment under which every git process appends its subcommand to ``GIT_CALLS``."""
-    real = shutil.which("git")
-    assert real is not None
-    bin_dir = tmp_path / "counting-bin"
-    bin_dir.mkdir()
-    (bin_dir / "git").write_text(COUNTING_GIT)
-    (bin_dir / "git").chmod(0o755)
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "REAL_GIT": real}
 
 
 def git_calls(
@@ -77,3 +63,27 @@ def test_git_processes_of_a_pass_do_not_grow_with_its_commits(
 
     assert many == few
     assert few.count("fast-import") == 1 and few.count("update-ref") == 1
+
+
+def _fetches(work: Path, env: dict[str, str], options: PassOptions) -> list[str]:
+    """The git subcommands of one pass in ``work`` (nothing to import: stream files only)."""
+    log = work.parent / "git-calls.log"
+    log.unlink(missing_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {**env, "GIT_CALLS": str(log)}.items():
+            patch.setenv(key, value)
+        asyncio.run(run_pass(work, registry_factory, options))
+    return log.read_text().split()
+
+
+def test_a_daemon_pass_fetches_once(config_repo, counting_git: dict[str, str], tmp_path: Path):
+    """After the daemon's workdir sync has fetched, the pass starts at that tip; a pass given
+    another tip (or none) fetches for itself."""
+    origin: ConfigRepo = config_repo({"streams/shop/app.yaml": stream_file("app", "  []\n")})
+    repo = workdir.prepare(str(origin.remote), tmp_path / "daemon", BRANCH)
+    tip = workdir.sync(repo, BRANCH)
+    synced = PassOptions(synced=(workdir.REMOTE, BRANCH, tip))
+    assert _fetches(repo.root, counting_git, synced).count("fetch") == 0
+    stale = PassOptions(synced=(workdir.REMOTE, BRANCH, "0" * 40))
+    assert _fetches(repo.root, counting_git, stale).count("fetch") == 1
+    assert _fetches(repo.root, counting_git, PassOptions()).count("fetch") == 1
