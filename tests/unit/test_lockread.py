@@ -70,3 +70,19 @@ def test_a_small_or_cached_checkout_starts_no_workers(
     assert started == []
     read_locks(tmp_path, LockCache(None), min_bytes=0, workers=2)
     assert started == [2]
+
+
+def test_a_failing_worker_leaves_its_locks_to_the_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Workers that die (here: an interpreter that exits at once) cost time, not locks."""
+    _checkout(tmp_path)
+    dying = tmp_path / "dying-python"
+    dying.write_text("#!/bin/sh\nexit 3\n")
+    dying.chmod(0o755)
+    monkeypatch.setattr(lockread.sys, "executable", str(dying))
+    alone = load_locks(tmp_path, LockCache(None))
+    cache = LockCache(None)
+    together = read_locks(tmp_path, cache, min_bytes=0, workers=2)()
+    assert dict(together) == dict(alone) and together.broken == alone.broken
+    assert cache.parsed == 12  # every good lock parsed by the pass itself
