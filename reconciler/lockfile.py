@@ -169,14 +169,32 @@ class _Representer(SafeRepresenter):
     def represent_data(self, data: Any) -> Any:
         kind = type(data)
         if kind is str:
-            return ScalarNode(_STR, data, style=self.default_style)
+            return _node(ScalarNode, _STR_TEXT, data, self.default_style)
         if kind is dict:
-            items = [(self.represent_data(k), self.represent_data(v)) for k, v in data.items()]
-            return MappingNode(_MAP, items, flow_style=self.default_flow_style)
+            style = self.default_style
+            items = [
+                (
+                    _node(ScalarNode, _STR_TEXT, k, style)
+                    if type(k) is str
+                    else self.represent_data(k),
+                    _node(ScalarNode, _STR_TEXT, v, style)
+                    if type(v) is str
+                    else self.represent_data(v),
+                )
+                for k, v in data.items()
+            ]
+            return _node(MappingNode, _MAP_TEXT, items, self.default_flow_style)
         if kind is list:
             values = [self.represent_data(item) for item in data]
-            return SequenceNode(_SEQ, values, flow_style=self.default_flow_style)
+            return _node(SequenceNode, _SEQ_TEXT, values, self.default_flow_style)
         return super().represent_data(data)
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        """Nothing to track: a lock's scalars resolve by their text alone (no path resolvers),
+        and ruamel's C dumper calls this, and :meth:`ascend_resolver`, for every node."""
+
+    def ascend_resolver(self) -> None:
+        """See :meth:`descend_resolver`."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         """What a scalar would read as unquoted, as ruamel's YAML 1.2 resolver says, as text.
@@ -195,6 +213,26 @@ class _Representer(SafeRepresenter):
 _STR = Tag(suffix="tag:yaml.org,2002:str")
 _MAP = Tag(suffix="tag:yaml.org,2002:map")
 _SEQ = Tag(suffix="tag:yaml.org,2002:seq")
+_STR_TEXT = str(_STR)
+_MAP_TEXT = str(_MAP)
+_SEQ_TEXT = str(_SEQ)
+
+
+def _node(kind: type[Any], tag: str, value: Any, style: Any) -> Any:
+    """The node ruamel's own constructor would make, made without its two ``__init__`` calls
+    and with the tag as text: the dumper reads ``node.tag`` (``str`` of it) for every node, and a
+    lock of 20 tags with their histories has about 900 nodes."""
+    node = kind.__new__(kind)
+    node.ctag = tag
+    node.value = value
+    node.start_mark = node.end_mark = node.comment = node.anchor = None
+    if kind is ScalarNode:
+        node.style = style
+    else:
+        node.flow_style = style
+    return node
+
+
 # What the resolver answers when no implicit pattern matches: its default tags, as text.
 _DEFAULT = {ScalarNode: str(_STR), SequenceNode: str(_SEQ), MappingNode: str(_MAP)}
 
