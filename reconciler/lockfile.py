@@ -201,12 +201,11 @@ class _Representer(SafeRepresenter):
 
         ruamel's C dumper mixes this class with its resolver and asks it twice a scalar, only
         to compare the answer with the node's tag; its resolver made a new ``Tag`` for every
-        answer, and the comparison went through ``Tag.__eq__``.
+        answer, and the comparison went through ``Tag.__eq__``. A pass writes the same digests,
+        times and keys many times over, so answers are remembered.
         """
         if kind is ScalarNode and implicit[0]:
-            for tag, match in _implicit(value[:1]):
-                if match(value):
-                    return tag
+            return _plain_tag(value)
         return _DEFAULT[kind]
 
 
@@ -246,6 +245,15 @@ def _implicit(first: str) -> tuple[tuple[str, Any], ...]:
     return tuple(
         (tag, regexp.match) for tag, regexp in (*table.get(first, ()), *table.get(None, ()))
     )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _plain_tag(value: str) -> str:
+    """The tag ruamel's YAML 1.2 resolver gives ``value`` written plain, as text."""
+    for tag, match in _implicit(value[:1]):
+        if match(value):
+            return tag
+    return _STR_TEXT
 
 
 def _yaml() -> YAML:
