@@ -319,7 +319,7 @@ def read_locks(
     *,
     min_bytes: int = lockread.PARALLEL_BYTES,
     workers: int | None = None,
-) -> Callable[[], lockfile.LockSet]:
+) -> PendingLocks:
     """:func:`load_locks` begun: with nothing cached and at least ``min_bytes`` of locks (a
     fresh clone of a large repository), worker processes parse them while the caller goes on
     (to the stream files); calling the result gives the locks."""
@@ -333,17 +333,36 @@ def read_locks(
             with contextlib.suppress(OSError):
                 files.append((path.relative_to(root).as_posix(), str(path), path.lstat().st_size))
         parsing = lockread.start(files, min_bytes, workers)
+    return PendingLocks(root, paths, cache, parsing)
 
-    def finish() -> lockfile.LockSet:
-        if parsing is not None:
-            rows = parsing.rows()
+
+@dataclass(slots=True)
+class PendingLocks:
+    """Locks being read (:func:`read_locks`): call it for them, or :meth:`cancel` it."""
+
+    root: Path
+    paths: Sequence[Path]
+    cache: LockCache
+    parsing: lockread.Parsing | None
+
+    def cancel(self) -> None:
+        """Stop the workers, if any (the caller failed before it needed the locks)."""
+        if self.parsing is not None:
+            self.parsing.stop()
+            self.parsing = None
+
+    def __call__(self) -> lockfile.LockSet:
+        cache = self.cache
+        if self.parsing is not None:
+            rows = self.parsing.rows()
+            self.parsing = None
             if rows:
                 cache.entries.update(rows)
                 cache.dirty = True
         locks: dict[tuple[str, str], StreamLock] = {}
         broken: dict[tuple[str, str], tuple[Problem, ...]] = {}
-        for path in paths:
-            relative = path.relative_to(root).as_posix()
+        for path in self.paths:
+            relative = path.relative_to(self.root).as_posix()
             key = lockfile.path_key(relative)
             assert key is not None  # the glob only finds locks/<ns>/<name>.lock.yaml
             try:
@@ -353,8 +372,6 @@ def read_locks(
                 continue
             locks[lock.key] = lock
         return lockfile.LockSet(locks, broken)
-
-    return finish
 
 
 def _read_lock(path: Path, relative: str) -> bytes:
@@ -675,10 +692,14 @@ async def _attempts(
         # Parsing files (a cache miss) makes cycles, so the collector runs while the stream
         # files are read, the locks built from the cache are made without it, and the last
         # cycles of parses in this process are collected before the rest is frozen.
-        with built_in_bulk(pause=False):
-            streamset = load_streams(root, config, memo=cache.streams)
-            if cache.streams.dirty:
-                gc.collect()
+        try:
+            with built_in_bulk(pause=False):
+                streamset = load_streams(root, config, memo=cache.streams)
+                if cache.streams.dirty:
+                    gc.collect()
+        except BaseException:
+            locks_read.cancel()
+            raise
         with built_in_bulk():
             locks = locks_read()
             if cache.parsed:

@@ -86,3 +86,17 @@ def test_a_failing_worker_leaves_its_locks_to_the_pass(
     together = read_locks(tmp_path, cache, min_bytes=0, workers=2)()
     assert dict(together) == dict(alone) and together.broken == alone.broken
     assert cache.parsed == 12  # every good lock parsed by the pass itself
+
+
+def test_cancelled_reading_ends_its_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A pass that fails before it needs the locks leaves no worker running and no list."""
+    _checkout(tmp_path)
+    lists = tmp_path / "tmp"
+    lists.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(lists))
+    pending = read_locks(tmp_path, LockCache(None), min_bytes=0, workers=2)
+    assert pending.parsing is not None
+    workers = list(pending.parsing._workers)
+    pending.cancel()
+    assert all(worker.returncode is not None for worker in workers)
+    assert list(lists.iterdir()) == []
