@@ -119,6 +119,24 @@ def network_timeout() -> float:
     return value
 
 
+def _start(
+    args: Sequence[str], cwd: Path | None, env: Mapping[str, str], *, stdin: bool
+) -> subprocess.Popen[bytes]:
+    """``git args`` started in its own process group (see :func:`_run`), output piped."""
+    try:
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc.strerror}", hint="install git") from exc
+
+
 def _run(
     args: Sequence[str],
     *,
@@ -138,18 +156,7 @@ def _run(
     if env:
         full_env.update(env)
     timeout = network_timeout() if network else LOCAL_TIMEOUT
-    try:
-        proc = subprocess.Popen(
-            ["git", *args],
-            cwd=cwd,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=full_env,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc.strerror}", hint="install git") from exc
+    proc = _start(args, cwd, full_env, stdin=input is not None)
     try:
         stdout, stderr = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -168,18 +175,7 @@ def _stream(args: Sequence[str], *, cwd: Path | None, size: int = 1 << 20) -> It
     """The NUL-separated fields ``git args`` prints, in lists as they arrive (the last field of
     the output, after its final NUL, is dropped); a failure or a timeout is a GitError, as in
     :func:`_run`. The caller may stop early: git is then killed."""
-    try:
-        proc = subprocess.Popen(
-            ["git", *args],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_env(False),
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc.strerror}", hint="install git") from exc
+    proc = _start(args, cwd, _env(False), stdin=False)
     assert proc.stdout is not None and proc.stderr is not None
     timer = threading.Timer(LOCAL_TIMEOUT, _kill_group, [proc])
     timer.start()
