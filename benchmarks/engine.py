@@ -104,7 +104,7 @@ def earlier_history(count: int) -> bytes:
 
 # Runs the CLI and reports the streamlock process's own peak RSS at exit; os.wait4 gives the
 # largest process of the whole tree, git's processes included.
-_WRAPPER = (
+RSS_WRAPPER = (
     "import atexit, resource, sys\n"
     "atexit.register(lambda: print('streamlock-maxrss-kb', "
     "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
@@ -123,7 +123,7 @@ class PassRun:
 
 def run_pass(work: Path, label: str) -> PassRun:
     """Time and peak memory of one ``streamlock reconcile`` process."""
-    cmd = [sys.executable, "-c", _WRAPPER, "reconcile", "--repo", str(work), "-o", "json"]
+    cmd = [sys.executable, "-c", RSS_WRAPPER, "reconcile", "--repo", str(work), "-o", "json"]
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)

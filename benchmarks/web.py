@@ -179,21 +179,15 @@ def make_repository(root: Path) -> None:
         path.write_text(_stream_yaml(namespace, name, index % STREAMS_PER_NAMESPACE))
     _write_locks(root)
     _git(root, "init", "--quiet", "-b", "main")
-    _git(
-        root,
-        "-c",
-        "user.name=bench",
-        "-c",
-        "user.email=bench@example.com",
-        "commit",
-        "--quiet",
-        "--allow-empty",
-        "-m",
-        "start",
-    )
+    _commit(root, "--allow-empty", "-m", "start")
     _git(root, "fast-import", "--quiet", stdin=_history())
     _git(root, "reset", "--quiet", "main")
     _git(root, "add", "--all")
+    _commit(root, "-m", "streams and locks")
+
+
+def _commit(root: Path, *args: str) -> None:
+    """A commit by the benchmark's own identity (none needs to be configured)."""
     _git(
         root,
         "-c",
@@ -202,8 +196,7 @@ def make_repository(root: Path) -> None:
         "user.email=bench@example.com",
         "commit",
         "--quiet",
-        "-m",
-        "streams and locks",
+        *args,
     )
 
 

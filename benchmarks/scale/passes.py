@@ -12,17 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The CLI as a child process that reports its own peak RSS at exit; os.wait4 reports the
-# largest process of its tree (git's included). Linux keeps a process's peak RSS across
-# execve, and a child forked from this process (which holds the whole world) would start
-# from its size: /usr/bin/time, small, forks the pass instead.
-_WRAPPER = (
-    "import atexit, resource, sys\n"
-    "atexit.register(lambda: print('streamlock-maxrss-kb', "
-    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
-    "from reconciler.cli import main\n"
-    "main(sys.argv[1:])\n"
-)
+from benchmarks.engine import RSS_WRAPPER
+
+# The CLI runs as a child process that reports its own peak RSS at exit (RSS_WRAPPER). Linux
+# keeps a process's peak RSS across execve, and a child forked from this process (which holds
+# the whole world) would start from its size: /usr/bin/time, small, forks the pass instead.
 TIME = "/usr/bin/time"
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -78,10 +72,10 @@ def run_pass(work: Path, label: str, profile: Path | None = None) -> PassRun:
     if profile is not None:
         cmd += ["-m", "cProfile", "-o", str(profile)]
         wrapper = Path(tempfile.gettempdir()) / "streamlock-scale-wrapper.py"
-        wrapper.write_text(_WRAPPER)
+        wrapper.write_text(RSS_WRAPPER)
         cmd += [str(wrapper)]
     else:
-        cmd += ["-c", _WRAPPER]
+        cmd += ["-c", RSS_WRAPPER]
     # The table a person or CI sees (JSON lists all 100,000 tags and costs a second more).
     cmd += ["reconcile", "--repo", str(work), "--no-push"]
     before = int(git(work, "rev-list", "--count", "HEAD"))

@@ -11,18 +11,9 @@ from reconciler.cli import cli
 from tests.fixtures.gitremote import ConfigRepo
 from tests.fixtures.images import Seeder
 
+from .test_consumers_pass import stream_file
+
 INDEX = Path(".git/streamlock/trailer-index.json")
-
-
-def _stream(ref: str) -> str:
-    return (
-        "apiVersion: image.openshift.io/v1\nkind: ImageStream\n"
-        "metadata:\n  name: app\n  namespace: shop\n"
-        "spec:\n  tags:\n"
-        f"  - name: test\n    from:\n      kind: DockerImage\n      name: {ref}\n"
-        "    importPolicy:\n      scheduled: true\n"
-        "  - name: latest\n    from:\n      kind: ImageStreamTag\n      name: test\n"
-    )
 
 
 def _reconcile(work: Path, *args: str) -> str:
@@ -35,7 +26,7 @@ def _reconcile(work: Path, *args: str) -> str:
 
 def _pinned(config_repo, seeder: Seeder, repo_name: str) -> ConfigRepo:
     seeder.push_image(repo_name, "1.0", salt="one")
-    repo = config_repo({"streams/shop/app.yaml": _stream(seeder.ref(repo_name, "1.0"))})
+    repo = config_repo({"streams/shop/app.yaml": stream_file(seeder.ref(repo_name, "1.0"))})
     _reconcile(repo.work)
     return repo
 
