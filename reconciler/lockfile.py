@@ -10,7 +10,6 @@ problem located as ``path:line:col``. A lock that fails is set aside for its own
 
 from __future__ import annotations
 
-import functools
 import io
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +20,6 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.representer import SafeRepresenter
-from ruamel.yaml.resolver import Resolver
 from ruamel.yaml.tag import Tag
 
 from reconciler import schema
@@ -201,11 +199,11 @@ class _Representer(SafeRepresenter):
 
         ruamel's C dumper mixes this class with its resolver and asks it twice a scalar, only
         to compare the answer with the node's tag; its resolver made a new ``Tag`` for every
-        answer, and the comparison went through ``Tag.__eq__``. A pass writes the same digests,
-        times and keys many times over, so answers are remembered.
+        answer, and the comparison went through ``Tag.__eq__`` (:func:`schema.plain_tag`
+        answers with text, and remembers).
         """
         if kind is ScalarNode and implicit[0]:
-            return _plain_tag(value)
+            return schema.plain_tag(value)
         return _DEFAULT[kind]
 
 
@@ -234,26 +232,6 @@ def _node(kind: type[Any], tag: str, value: Any, style: Any) -> Any:
 
 # What the resolver answers when no implicit pattern matches: its default tags, as text.
 _DEFAULT = {ScalarNode: str(_STR), SequenceNode: str(_SEQ), MappingNode: str(_MAP)}
-
-
-@functools.cache
-def _implicit(first: str) -> tuple[tuple[str, Any], ...]:
-    """The implicit resolvers ruamel's YAML 1.2 resolver tries on a scalar starting so, each
-    as (tag, its pattern's ``match``): ruamel compiles the patterns lazily, behind a proxy
-    that every call went through."""
-    table = Resolver.yaml_implicit_resolvers
-    return tuple(
-        (tag, regexp.match) for tag, regexp in (*table.get(first, ()), *table.get(None, ()))
-    )
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _plain_tag(value: str) -> str:
-    """The tag ruamel's YAML 1.2 resolver gives ``value`` written plain, as text."""
-    for tag, match in _implicit(value[:1]):
-        if match(value):
-            return tag
-    return _STR_TEXT
 
 
 def _yaml() -> YAML:

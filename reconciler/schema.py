@@ -32,6 +32,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.resolver import Resolver
 
 from reconciler.errors import Problem, ValidationError
 
@@ -405,12 +406,25 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
 
 
 @functools.cache
-def _non_strings() -> dict[str, tuple[Any, ...]]:
-    """ruamel's YAML 1.2 implicit resolvers by first character, those that build no string."""
-    from ruamel.yaml.resolver import VersionedResolver
+def _implicit(first: str) -> tuple[tuple[str, Any], ...]:
+    """The implicit resolvers ruamel's YAML 1.2 resolver tries on a scalar starting so, each
+    as (tag, its pattern's ``match``): ruamel compiles the patterns lazily, behind a proxy
+    that every call went through."""
+    table = Resolver.yaml_implicit_resolvers
+    return tuple(
+        (tag, regexp.match) for tag, regexp in (*table.get(first, ()), *table.get(None, ()))
+    )
 
-    table = VersionedResolver(version=(1, 2)).versioned_resolver
-    return {first: tuple(rx for tag, rx in found if tag != _STR) for first, found in table.items()}
+
+@functools.lru_cache(maxsize=1 << 16)
+def plain_tag(value: str) -> str:
+    """The tag ruamel's YAML 1.2 resolver gives ``value`` written plain, as text: what the
+    quick loader must agree with, and what writing a lock asks to decide on quotes (a pass
+    writes the same digests, times and keys many times, so answers are remembered)."""
+    for tag, match in _implicit(value[:1]):
+        if match(value):
+            return tag
+    return _STR
 
 
 def _plain_strings_only(text: str) -> bool:
@@ -432,11 +446,7 @@ def _plain_strings_only(text: str) -> bool:
         word = _PLAIN_WORD.match(text, start)
         if word is not None:
             words.append(word.group(1))
-    resolvers = _non_strings()
-    return not any(
-        _DATE.match(word) or any(rx.match(word) for rx in resolvers.get(word[0], ()))
-        for word in words
-    )
+    return not any(_DATE.match(word) or plain_tag(word) != _STR for word in words)
 
 
 def _load_plain(text: str) -> Any:
