@@ -42,8 +42,9 @@ def gather(root: Path, links: Links, now: datetime | None = None) -> Inputs:
     """The inputs of a site from the repository at ``root`` (its working tree and Git).
 
     In a large repository the stream files are parsed in a forked second process while this
-    one reads the locks and the commits: both are pure CPU work, and most of the report's
-    time. (Forked, not spawned: a spawned child would run ``python -m reconciler`` again.)
+    one reads the locks (with workers of their own in a fresh clone, see ``lockread``) and the
+    commits: both are pure CPU work, and most of the report's time. (Forked: the child starts
+    with everything imported, and the command runs no other threads.)
     """
     config = load_config(root)
     streams_dir = root / STREAMS_DIR
